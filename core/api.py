@@ -1,0 +1,187 @@
+"""The Python calls behind every CLI command (and, later, every dashboard action).
+
+`train` validates everything it can before it writes anything: a bad dataset or model name leaves
+the runs directory exactly as it was.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.config import RunConfig
+from core.datasets import LabeledData
+from core.engine import Callback, Engine, TrainingCancelled, pick_device, predict_logits, seed_everything
+from core.errors import DataError
+from core.finetune import count_params, get_method
+from core.metrics import classification_report, softmax
+from core.models import ModelBundle, build_model, load_bundle, resolve_model_name
+from core.runs import RunWriter, default_runs_dir, new_run_id, resolve_run
+
+
+class MetricsFile(Callback):
+    """Appends every logged row to the run's metrics.jsonl."""
+
+    def __init__(self, run: RunWriter) -> None:
+        self.run = run
+
+    def on_log(self, row: dict[str, Any]) -> None:
+        self.run.append_metrics({**row, "time": time.time()})
+
+
+def load_data(cfg: RunConfig) -> LabeledData:
+    from core.data import load_dataset
+
+    d = cfg.data
+    return load_dataset(d.source, text_column=d.text_column, label_column=d.label_column,
+                        split_column=d.split_column, seed=cfg.train.seed, val_fraction=d.val_fraction,
+                        test_fraction=d.test_fraction, max_samples=d.max_samples,
+                        max_text_tokens_hint=cfg.model.max_length)
+
+
+def _prediction_frame(data: pd.DataFrame, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    pred = probs.argmax(axis=1)
+    df = pd.DataFrame({
+        "input": data["input"].astype(str).to_numpy(),
+        "label": data["label"].to_numpy(),
+        "label_id": data["label_id"].to_numpy(),
+        "pred": [labels[i] for i in pred],
+        "pred_id": pred,
+        "confidence": probs.max(axis=1),
+        "correct": pred == data["label_id"].to_numpy(),
+    })
+    for i, name in enumerate(labels):
+        df[f"prob_{name}"] = probs[:, i]
+    return df
+
+
+def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequence[Callback] = (),
+          run_id: str | None = None) -> Path:
+    """Fine-tune, evaluate on the test split, save the run; return its directory."""
+    data = load_data(cfg)
+    seed_everything(cfg.train.seed)
+    method = get_method(cfg.train.method)
+    m = cfg.model
+    bundle = build_model(m.name, data.task, data.num_labels, pretrained=m.pretrained,
+                         max_length=m.max_length, image_size=m.image_size, pooling=m.pooling)
+    method.apply(bundle.model, cfg.train)
+    trainable, total = count_params(bundle.model)
+    engine = Engine(bundle, cfg.train, method)  # picks and checks the device before any write
+
+    runs_root = Path(runs_dir) if runs_dir else default_runs_dir()
+    model_name = resolve_model_name(m.name, data.task)
+    run = RunWriter.create(runs_root, run_id or new_run_id(data.name, Path(model_name).name, cfg.train.method))
+    engine.callbacks = [*callbacks, MetricsFile(run)]
+    run.write_json("config.json", {
+        **cfg.to_dict(), "task": data.task, "model_name": model_name, "dataset_name": data.name,
+        "resolved": {"lr": cfg.train.learning_rate(data.task), "device": str(engine.device),
+                     "precision": engine.precision, "pooling": getattr(bundle.model, "pooling", None)},
+    })
+    run.set_status("running")
+    try:
+        fit = engine.fit(data)
+        bundle.model = method.finalize(bundle.model)
+        engine.model = bundle.model
+        test = data.split("test")
+        probs = softmax(engine.predict_logits(test["input"].tolist(), split="test"))
+        report = classification_report(probs, test["label_id"].to_numpy(), data.labels)
+        from core.models import save_bundle
+        from core.runs import atomic_dir
+
+        atomic_dir(run.model_dir, lambda d: save_bundle(bundle, d, data.labels, {
+            "method": cfg.train.method, "seed": cfg.train.seed}))
+        run.write_predictions(_prediction_frame(test, probs, data.labels))
+        summary = {
+            "run_id": run.id, "task": data.task, "model": model_name, "model_source": bundle.card.source,
+            "model_licence": bundle.card.licence, "method": cfg.train.method,
+            "dataset": {"name": data.name, "source": data.source, "sizes": data.sizes(),
+                        "warnings": data.warnings},
+            "num_labels": data.num_labels, "labels": data.labels,
+            "trainable_params": trainable, "total_params": total,
+            "epochs": cfg.train.epochs, "epochs_run": len(fit.history), "best_epoch": fit.best_epoch,
+            "steps": fit.steps, "stopped_early": fit.stopped_early,
+            "train_seconds": fit.train_seconds, "train_samples_per_second": fit.samples_per_second,
+            "device": fit.device, "precision": fit.precision, "peak_memory_mb": fit.peak_memory_mb,
+            "seed": cfg.train.seed, "lr": cfg.train.learning_rate(data.task),
+            "host": platform.node(), "finished": time.time(),
+            "validation": {k: v for k, v in fit.best_val.items() if k != "per_class"},
+            "test": report,
+        }
+        run.write_json("summary.json", summary)
+        run.set_status("succeeded")
+    except TrainingCancelled:
+        run.set_status("cancelled", "Cancelled by request.")
+        raise
+    except BaseException as exc:
+        run.set_status("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    return run.path
+
+
+# -- using trained runs --------------------------------------------------------------------------
+
+_LOADED: OrderedDict[str, tuple[ModelBundle, list[str]]] = OrderedDict()
+MAX_LOADED_MODELS = 4
+
+
+def load_run_model(run: str | Path, runs_dir: str | Path | None = None) -> tuple[ModelBundle, list[str]]:
+    """Load a run's model once per process; keep the few most recently used (memory bound)."""
+    r = resolve_run(run, Path(runs_dir) if runs_dir else default_runs_dir())
+    key = str(r.path.resolve())
+    if key in _LOADED:
+        _LOADED.move_to_end(key)
+        return _LOADED[key]
+    if not (r.model_dir / "tunescope_model.json").is_file():
+        state = r.status().get("state", "unknown")
+        from core.errors import RunError
+
+        raise RunError(f"Run {r.id} has no saved model (state: {state}); only finished runs can predict.")
+    loaded = load_bundle(r.model_dir)
+    _LOADED[key] = loaded
+    while len(_LOADED) > MAX_LOADED_MODELS:
+        _LOADED.popitem(last=False)
+    return loaded
+
+
+def predict(run: str | Path, inputs: Sequence[Any], runs_dir: str | Path | None = None,
+            device: str = "cpu") -> list[dict[str, Any]]:
+    """Label and class probabilities for each text (or image path / PIL image)."""
+    bundle, labels = load_run_model(run, runs_dir)
+    dev = pick_device(device)
+    bundle.model.to(dev)
+    items = bundle.preprocessor.encode(list(inputs))
+    if not items:
+        return []
+    probs = softmax(predict_logits(bundle, items, 32, dev))
+    out = []
+    for p in probs:
+        i = int(p.argmax())
+        out.append({"label": labels[i], "confidence": float(p[i]),
+                    "probabilities": {name: float(p[j]) for j, name in enumerate(labels)}})
+    return out
+
+
+def evaluate(run: str | Path, source: str | Path, runs_dir: str | Path | None = None,
+             text_column: str | None = None, label_column: str | None = None,
+             device: str = "cpu") -> dict[str, Any]:
+    """Metrics of a trained run on another labelled file (every row is test data)."""
+    from core.data import load_labeled_file
+
+    bundle, labels = load_run_model(run, runs_dir)
+    data = load_labeled_file(source, labels=labels, text_column=text_column, label_column=label_column)
+    if data.task != bundle.task:
+        raise DataError(f"{source} is {data.task} data but run {Path(str(run)).name} is a {bundle.task} model.")
+    test = data.split("test")
+    dev = pick_device(device)
+    bundle.model.to(dev)
+    items = bundle.preprocessor.encode(test["input"].tolist())
+    probs = softmax(predict_logits(bundle, items, 64, dev))
+    # load_labeled_file indexes labels against the run's own label list, so ids line up.
+    return classification_report(probs, test["label_id"].to_numpy(), labels)

@@ -1,0 +1,417 @@
+"""The training loop: our own, because it is small, measurably faster than `transformers.Trainer`
+on CPU, and handles text and images the same way.
+
+AdamW with warmup + linear decay, gradient clipping and accumulation, evaluation each epoch, best
+epoch kept by a validation metric, early stopping, bf16 autocast on CUDA only, and callbacks for
+progress, metric logging and cancellation. With a frozen backbone (linear probe) the backbone's
+features are computed once and only the head trains on them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.config import TrainConfig
+from core.datasets import LabeledData
+from core.errors import ConfigError, TunescopeError
+from core.finetune import Method
+from core.metrics import classification_report, softmax
+from core.models import ModelBundle
+
+
+class TrainingCancelled(TunescopeError):
+    """Raised between steps when a callback asks to stop."""
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    total_steps: int = 0
+    epoch: float = 0.0
+    epochs: int = 0
+    samples_seen: int = 0
+    elapsed_s: float = 0.0
+    loss: float = float("nan")
+    lr: float = 0.0
+    samples_per_second: float = 0.0
+    phase: str = "starting"
+    best_epoch: int | None = None
+    best_metric: float | None = None
+
+
+class Callback:
+    """Hooks the engine calls; the CLI shows a bar, the job system writes progress and cancels."""
+
+    def on_start(self, state: TrainState) -> None: ...
+
+    def on_step(self, state: TrainState) -> None: ...
+
+    def on_log(self, row: dict[str, Any]) -> None: ...
+
+    def on_phase(self, state: TrainState, phase: str, done: int, total: int) -> None: ...
+
+    def on_end(self, state: TrainState) -> None: ...
+
+    def should_stop(self) -> bool:
+        return False
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val: dict[str, Any] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    samples_per_second: float = 0.0
+    steps: int = 0
+    stopped_early: bool = False
+    device: str = "cpu"
+    precision: str = "fp32"
+    peak_memory_mb: float | None = None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {requested} was asked for but no CUDA GPU is visible; use --device cpu.")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("--device mps was asked for but Apple's MPS is not available; use --device cpu.")
+    return torch.device(requested)
+
+
+def pick_precision(device: torch.device, requested: str) -> str:
+    if requested == "auto":
+        # bf16 autocast is tens of times slower than fp32 on many CPUs; only CUDA gains from it.
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if requested in ("bf16", "fp16") and device.type != "cuda":
+        raise ConfigError(f"--precision {requested} needs a CUDA GPU; use fp32 on {device.type}.")
+    return requested
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return torch.autocast(device_type=device.type, enabled=False)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random,
+                           group: bool) -> list[list[int]]:
+    """Shuffle, then sort within windows of 50 batches by length so padding stays small while
+    the batch order stays random."""
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    if group:
+        window = batch_size * 50
+        idx = [i for s in range(0, len(idx), window)
+               for i in sorted(idx[s:s + window], key=lambda j: lengths[j])]
+    batches = [idx[s:s + batch_size] for s in range(0, len(idx), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        # BatchNorm cannot train on a batch of one; fold the straggler into its neighbour.
+        batches[-2].extend(batches.pop())
+    if group:
+        rng.shuffle(batches)
+    return batches
+
+
+def _eval_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    order = sorted(range(len(lengths)), key=lambda j: lengths[j])
+    return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_linear(total_steps: int, warmup_steps: int):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
+
+
+class Engine:
+    """Trains one model on one dataset; predicts with it afterwards."""
+
+    def __init__(self, bundle: ModelBundle, cfg: TrainConfig, method: Method,
+                 callbacks: Sequence[Callback] = ()) -> None:
+        self.bundle = bundle
+        self.cfg = cfg
+        self.method = method
+        self.callbacks = list(callbacks)
+        self.device = pick_device(cfg.device)
+        self.precision = pick_precision(self.device, cfg.precision)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.model = bundle.model.to(self.device)
+        self.state = TrainState(epochs=cfg.epochs)
+        self._items: dict[str, list[Any]] = {}
+        self._features: dict[str, torch.Tensor] = {}
+        self.use_feature_cache = method.frozen_backbone and not (bundle.task == "image" and cfg.augment)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(*args)
+
+    def _check_cancel(self) -> None:
+        if any(cb.should_stop() for cb in self.callbacks):
+            raise TrainingCancelled("Training was cancelled.")
+
+    def _encode(self, split: str, inputs: Sequence[Any]) -> list[Any]:
+        if split not in self._items:
+            self._items[split] = self.bundle.preprocessor.encode(list(inputs))
+        return self._items[split]
+
+    def _collate(self, items: Sequence[Any], augment: bool = False, rng: random.Random | None = None
+                 ) -> dict[str, torch.Tensor]:
+        pre = self.bundle.preprocessor
+        if augment:
+            return pre.collate(items, augment=True, rng=rng)  # type: ignore[call-arg]
+        return pre.collate(items)
+
+    def _set_train_mode(self) -> None:
+        self.model.train()
+        for m in self.model.modules():
+            params = list(m.parameters(recurse=False))
+            # Frozen BatchNorm keeps its pretrained statistics; frozen backbones run as in inference.
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and params and not params[0].requires_grad:
+                m.eval()
+        if self.method.frozen_backbone:
+            self.model.eval()
+            for m in self.model.head_modules():
+                m.train()
+
+    # -- features for frozen backbones ------------------------------------------------------------
+
+    @torch.no_grad()
+    def _features_for(self, split: str, items: list[Any]) -> torch.Tensor:
+        if split in self._features:
+            return self._features[split]
+        self.model.eval()
+        lengths = [self.bundle.preprocessor.length(x) for x in items]
+        batches = _eval_batches(lengths, self.cfg.eval_batch_size)
+        out: list[torch.Tensor | None] = [None] * len(items)
+        done = 0
+        for b in batches:
+            self._check_cancel()
+            with _autocast(self.device, self.precision):
+                f = self.model.features(**_to(self._collate([items[i] for i in b]), self.device))
+            for j, i in enumerate(b):
+                out[i] = f[j].float()
+            done += len(b)
+            self._emit("on_phase", self.state, f"features:{split}", done, len(items))
+        self._features[split] = torch.stack(out)  # type: ignore[arg-type]
+        return self._features[split]
+
+    # -- training -------------------------------------------------------------------------------
+
+    def fit(self, data: LabeledData) -> FitResult:
+        cfg = self.cfg
+        train, val = data.split("train"), data.split("validation")
+        train_items = self._encode("train", train["input"].tolist())
+        val_items = self._encode("validation", val["input"].tolist())
+        y_train = torch.tensor(train["label_id"].to_numpy(), dtype=torch.long)
+        lengths = [self.bundle.preprocessor.length(x) for x in train_items]
+        group = self.bundle.task == "text"
+        batches_per_epoch = math.ceil(len(train_items) / cfg.batch_size)
+        steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
+        total = steps_per_epoch * cfg.epochs
+        if cfg.max_steps is not None:
+            total = min(total, cfg.max_steps)
+        self.state.total_steps = total
+        lr = cfg.learning_rate(self.bundle.task)
+        params = _param_groups(self.model, cfg.weight_decay)
+        opt_kwargs: dict[str, Any] = {"lr": lr}
+        if self.device.type == "cuda":
+            opt_kwargs["fused"] = True
+        optimizer = torch.optim.AdamW(params, **opt_kwargs)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_linear(total, int(round(total * cfg.warmup_ratio))))
+        rng = random.Random(cfg.seed)
+        result = FitResult(device=str(self.device), precision=self.precision)
+        best_state: dict[str, torch.Tensor] | None = None
+        bad_epochs = 0
+        self._emit("on_start", self.state)
+
+        train_feats = self._features_for("train", train_items) if self.use_feature_cache else None
+        if self.use_feature_cache:
+            self._features_for("validation", val_items)
+
+        t0 = time.perf_counter()
+        train_time = 0.0
+        samples = 0
+        window_loss, window_n = 0.0, 0
+        step = 0
+        for epoch in range(cfg.epochs):
+            self._set_train_mode()
+            self.state.phase = "train"
+            batches = length_grouped_batches(lengths, cfg.batch_size, rng, group)
+            epoch_loss, epoch_n = 0.0, 0
+            t_epoch = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            for bi, b in enumerate(batches):
+                self._check_cancel()
+                y = y_train[b].to(self.device)
+                with _autocast(self.device, self.precision):
+                    if train_feats is not None:
+                        logits = self.model.head_forward(train_feats[b].to(self.device))
+                    else:
+                        batch = self._collate([train_items[i] for i in b], augment=cfg.augment, rng=rng)
+                        logits = self.model(**_to(batch, self.device))
+                    loss = nn.functional.cross_entropy(logits.float(), y)
+                (loss / cfg.grad_accum).backward()
+                lv = float(loss.detach())
+                epoch_loss += lv * len(b)
+                epoch_n += len(b)
+                window_loss += lv * len(b)
+                window_n += len(b)
+                samples += len(b)
+                if (bi + 1) % cfg.grad_accum and bi + 1 != len(batches):
+                    continue
+                if cfg.max_grad_norm > 0:
+                    nn.utils.clip_grad_norm_([p for g in params for p in g["params"]], cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                elapsed = train_time + time.perf_counter() - t_epoch
+                st = self.state
+                st.step, st.epoch = step, epoch + (bi + 1) / len(batches)
+                st.samples_seen, st.elapsed_s = samples, time.perf_counter() - t0
+                st.samples_per_second = samples / elapsed if elapsed > 0 else 0.0
+                st.lr = scheduler.get_last_lr()[0]
+                st.loss = window_loss / max(1, window_n)
+                self._emit("on_step", st)
+                if step % cfg.log_every == 0 or step == total:
+                    self._emit("on_log", {"type": "step", "step": step, "epoch": round(st.epoch, 4),
+                                          "loss": st.loss, "lr": st.lr,
+                                          "samples_per_second": st.samples_per_second,
+                                          "elapsed_s": st.elapsed_s})
+                    window_loss, window_n = 0.0, 0
+                if cfg.max_steps is not None and step >= cfg.max_steps:
+                    break
+            train_time += time.perf_counter() - t_epoch
+
+            self.state.phase = "eval"
+            val_report = self.evaluate("validation", val["input"].tolist(), val["label_id"].to_numpy(),
+                                       data.labels)
+            metric = self._selection_value(val_report)
+            improved = self.state.best_metric is None or metric > self.state.best_metric
+            row = {"type": "epoch", "epoch": epoch + 1, "step": step,
+                   "train_loss": epoch_loss / max(1, epoch_n),
+                   **{f"val_{k}": val_report[k] for k in ("loss", "accuracy", "macro_f1", "weighted_f1", "ece")},
+                   "elapsed_s": time.perf_counter() - t0, "is_best": improved}
+            result.history.append(row)
+            self._emit("on_log", row)
+            if improved:
+                self.state.best_metric, self.state.best_epoch = metric, epoch + 1
+                result.best_epoch, result.best_val = epoch + 1, val_report
+                best_state = self._snapshot()
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+                if cfg.patience is not None and bad_epochs >= cfg.patience:
+                    result.stopped_early = True
+                    break
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                break
+
+        if best_state is not None:
+            self.model.load_state_dict(best_state, strict=False)
+        self.state.phase = "done"
+        result.steps = step
+        result.train_seconds = train_time
+        result.samples_per_second = samples / train_time if train_time > 0 else 0.0
+        if self.device.type == "cuda":
+            result.peak_memory_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        self._emit("on_end", self.state)
+        return result
+
+    def _selection_value(self, report: dict[str, Any]) -> float:
+        m = self.cfg.selection_metric
+        return -report["loss"] if m == "loss" else report[m]
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        keep = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        keep |= {n for n, _ in self.model.named_buffers()}
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items() if k in keep}
+
+    # -- inference ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict_logits(self, inputs: Sequence[Any], split: str | None = None) -> np.ndarray:
+        """Logits in input order. `split` names a cache key so a split is encoded only once."""
+        self.model.eval()
+        items = self._encode(split, inputs) if split else self.bundle.preprocessor.encode(list(inputs))
+        if self.use_feature_cache and split:
+            feats = self._features_for(split, items)
+            chunks = [self.model.head_forward(feats[s:s + 4096].to(self.device)).float().cpu()
+                      for s in range(0, len(items), 4096)]
+            return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0))
+        return predict_logits(self.bundle, items, self.cfg.eval_batch_size, self.device, self.precision,
+                              on_progress=lambda d, t: self._emit("on_phase", self.state,
+                                                                   f"predict:{split}", d, t))
+
+    def evaluate(self, split: str, inputs: Sequence[Any], y: np.ndarray, labels: list[str]) -> dict[str, Any]:
+        probs = softmax(self.predict_logits(inputs, split=split))
+        return classification_report(probs, y, labels)
+
+
+@torch.no_grad()
+def predict_logits(bundle: ModelBundle, items: Sequence[Any], batch_size: int, device: torch.device,
+                   precision: str = "fp32", on_progress: Any = None) -> np.ndarray:
+    """Batched forward over already-encoded items, sorted by length for speed, returned in order."""
+    model = bundle.model
+    model.eval()
+    pre = bundle.preprocessor
+    lengths = [pre.length(x) for x in items]
+    out: np.ndarray | None = None
+    done = 0
+    for b in _eval_batches(lengths, batch_size):
+        with _autocast(device, precision):
+            logits = model(**_to(pre.collate([items[i] for i in b]), device)).float().cpu().numpy()
+        if out is None:
+            out = np.zeros((len(items), logits.shape[1]), dtype=np.float32)
+        out[b] = logits
+        done += len(b)
+        if on_progress is not None:
+            on_progress(done, len(items))
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+def iter_chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for s in range(0, len(seq), size):
+        yield seq[s:s + size]

@@ -1,0 +1,228 @@
+"""The run store: one directory per run; the files are the truth, written atomically.
+
+Layout of `<runs_dir>/<run_id>/`:
+  config.json      the RunConfig plus resolved values (learning rate, model source)
+  status.json      state: running | succeeded | failed | cancelled, with a message
+  metrics.jsonl    one JSON object per logged step and per epoch
+  summary.json     final figures (see `Summary` keys in core.api)
+  model/           tunescope_model.json + model.safetensors + tokenizer/ or image_spec.json
+  predictions.parquet  one row per test example with class probabilities
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core.errors import RunError
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+
+
+def tunescope_home() -> Path:
+    return Path(os.environ.get("TUNESCOPE_HOME") or Path.home() / ".tunescope").expanduser()
+
+
+def default_runs_dir() -> Path:
+    return tunescope_home() / "runs"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def atomic_dir(final: Path, write: Callable[[Path], None]) -> None:
+    """Build a directory under a temporary name next to `final`, then rename it into place."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        write(tmp)
+        for p in tmp.rglob("*"):
+            if p.is_file():
+                with open(p, "rb") as f:
+                    os.fsync(f.fileno())
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{secrets.token_hex(3)}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(final.parent)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:24] or "run"
+
+
+def new_run_id(*parts: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    middle = "-".join(_slug(p) for p in parts if p)
+    return f"{stamp}-{middle}-{secrets.token_hex(3)}" if middle else f"{stamp}-{secrets.token_hex(3)}"
+
+
+class Run:
+    """Read access to one run directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.id = self.path.name
+
+    def _json(self, name: str) -> dict[str, Any]:
+        p = self.path / name
+        if not p.is_file():
+            return {}
+        try:
+            return json.loads(p.read_text())
+        except (json.JSONDecodeError, OSError) as exc:
+            raise RunError(f"{p} is unreadable ({exc}); the run may have been interrupted.") from exc
+
+    def config(self) -> dict[str, Any]:
+        return self._json("config.json")
+
+    def summary(self) -> dict[str, Any]:
+        return self._json("summary.json")
+
+    def status(self) -> dict[str, Any]:
+        return self._json("status.json")
+
+    def metrics(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Rows appended since byte `offset`, and the new offset (cheap to poll)."""
+        p = self.path / "metrics.jsonl"
+        if not p.is_file():
+            return [], offset
+        with open(p, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1  # a half-written last line waits for the next poll
+        rows = [json.loads(line) for line in chunk[:end].splitlines() if line.strip()]
+        return rows, offset + end
+
+    def predictions(self) -> pd.DataFrame:
+        p = self.path / "predictions.parquet"
+        if not p.is_file():
+            raise RunError(f"Run {self.id} has no test predictions (it may not have finished).")
+        return pd.read_parquet(p)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+
+class RunWriter(Run):
+    """Write access; created only once the inputs have been validated."""
+
+    @classmethod
+    def create(cls, runs_dir: Path, run_id: str) -> RunWriter:
+        path = Path(runs_dir) / run_id
+        path.mkdir(parents=True, exist_ok=False)
+        return cls(path)
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_json(self.path / name, obj)
+
+    def set_status(self, state: str, message: str = "", **extra: Any) -> None:
+        assert state in STATES, state
+        self.write_json("status.json", {"state": state, "message": message, "updated": time.time(), **extra})
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        line = json.dumps(row, default=_json_default) + "\n"
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+
+    def write_predictions(self, df: pd.DataFrame) -> None:
+        tmp = self.path / ".predictions.parquet.tmp"
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, self.path / "predictions.parquet")
+
+
+def resolve_run(run: str | Path, runs_dir: Path | None = None) -> Run:
+    """Accept a run directory or a run id (looked up in `runs_dir`)."""
+    p = Path(run).expanduser()
+    if not p.is_dir() and runs_dir is not None and (Path(runs_dir) / str(run)).is_dir():
+        p = Path(runs_dir) / str(run)
+    if not p.is_dir():
+        raise RunError(f"Run {str(run)!r} not found: give a run directory (the last line `tunescope train` "
+                       "printed) or a run id from `tunescope runs`.")
+    if not (p / "config.json").is_file():
+        raise RunError(f"{p} is not a tunescope run directory (no config.json).")
+    return Run(p)
+
+
+def list_runs(runs_dir: Path | None = None) -> list[dict[str, Any]]:
+    """One flat row per run, newest first, for tables."""
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    if not root.is_dir():
+        return []
+    rows = []
+    for p in sorted(root.iterdir(), reverse=True):
+        if not p.is_dir() or p.name.startswith(".") or not (p / "config.json").is_file():
+            continue
+        run = Run(p)
+        try:
+            summary, status, config = run.summary(), run.status(), run.config()
+        except RunError:
+            summary, status, config = {}, {"state": "unreadable"}, {}
+        test = summary.get("test", {})
+        rows.append({
+            "run_id": p.name, "state": status.get("state", "unknown"),
+            "task": summary.get("task") or config.get("task"),
+            "dataset": summary.get("dataset", {}).get("name") or config.get("dataset_name"),
+            "model": summary.get("model") or config.get("model_name"),
+            "method": summary.get("method") or config.get("train", {}).get("method"),
+            "seed": summary.get("seed", config.get("train", {}).get("seed")),
+            "accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
+            "train_seconds": summary.get("train_seconds"), "path": str(p),
+        })
+    return rows

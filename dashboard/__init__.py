@@ -1,0 +1,1 @@
+"""The Streamlit dashboard (UI only; all work happens in `core`)."""

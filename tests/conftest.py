@@ -1,0 +1,79 @@
+"""Shared fixtures: tiny random-initialised models saved as real local model folders, so tests go
+through the same loading code as a user's Hugging Face model, in well under a second each."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+POS = ["good", "great", "fun", "lovely", "superb", "moving", "brilliant", "charming"]
+NEG = ["bad", "dull", "awful", "boring", "weak", "tedious", "poor", "messy"]
+FILLER = ["the", "film", "movie", "was", "a", "story", "plot", "and", "really", "quite", "acting", "very"]
+
+
+def make_sentiment_rows(n: int = 240, seed: int = 0) -> list[tuple[str, str]]:
+    """A separable toy task: the label is carried by one sentiment word among fillers."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "positive" if i % 2 == 0 else "negative"
+        words = rng.sample(FILLER, 4) + [rng.choice(POS if label == "positive" else NEG)]
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    d = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POS, *NEG, *FILLER,
+             *"abcdefghijklmnopqrstuvwxyz", "<", ">", "/", "(", ")", "!", ".", ","]
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    (d / "tokenizer_config.json").write_text('{"tokenizer_class": "BertTokenizer", "do_lower_case": true}')
+    tok = AutoTokenizer.from_pretrained(d)
+    tok.save_pretrained(d)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=128, max_position_embeddings=64)
+    BertModel(cfg).save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    d = tmp_path_factory.mktemp("tiny-vit")
+    torch.manual_seed(0)
+    cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                    intermediate_size=64)
+    ViTModel(cfg).save_pretrained(d)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(d)
+    return d
+
+
+@pytest.fixture
+def sentiment_csv(tmp_path: Path) -> Path:
+    import csv
+
+    p = tmp_path / "reviews.csv"
+    with open(p, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows(make_sentiment_rows())
+    return p
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
