@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.checkpoint import Checkpointer
 from core.config import RunConfig
 from core.datasets import LabeledData
 from core.engine import Callback, Engine, TrainingCancelled, pick_device, predict_logits, seed_everything
@@ -27,12 +28,22 @@ from core.runs import RunWriter, default_runs_dir, new_run_id, resolve_run
 
 
 class MetricsFile(Callback):
-    """Appends every logged row to the run's metrics.jsonl."""
+    """Appends every logged row to the run's metrics.jsonl; on resume, first cuts the file back to
+    where it stood at the checkpoint, so no row is logged twice."""
 
     def __init__(self, run: RunWriter) -> None:
         self.run = run
 
+    def offset(self) -> dict[str, int]:
+        p = self.run.path / "metrics.jsonl"
+        return {"metrics_offset": p.stat().st_size if p.exists() else 0}
+
     def on_log(self, row: dict[str, Any]) -> None:
+        if row.get("type") == "resume":
+            p = self.run.path / "metrics.jsonl"
+            if p.exists():
+                with open(p, "r+b") as f:
+                    f.truncate(int(row.get("metrics_offset", 0)))
         self.run.append_metrics({**row, "time": time.time()})
 
 
@@ -63,8 +74,11 @@ def _prediction_frame(data: pd.DataFrame, probs: np.ndarray, labels: list[str]) 
 
 
 def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequence[Callback] = (),
-          run_id: str | None = None) -> Path:
-    """Fine-tune, evaluate on the test split, save the run; return its directory."""
+          run_id: str | None = None, resume: bool = False) -> Path:
+    """Fine-tune, evaluate on the test split, save the run; return its directory.
+
+    With `resume=True` and an existing `run_id` directory, training continues from that run's newest
+    intact checkpoint (or restarts it from scratch when it has none)."""
     data = load_data(cfg)
     seed_everything(cfg.train.seed)
     method = get_method(cfg.train.method)
@@ -77,8 +91,16 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
 
     runs_root = Path(runs_dir) if runs_dir else default_runs_dir()
     model_name = resolve_model_name(m.name, data.task)
-    run = RunWriter.create(runs_root, run_id or new_run_id(data.name, Path(model_name).name, cfg.train.method))
-    engine.callbacks = [*callbacks, MetricsFile(run)]
+    existing = runs_root / run_id if run_id else None
+    if resume and existing is not None and existing.is_dir():
+        run = RunWriter(existing)
+    else:
+        run = RunWriter.create(runs_root, run_id or new_run_id(data.name, Path(model_name).name, cfg.train.method))
+    checkpointer = Checkpointer(run.path / "checkpoints")
+    if checkpointer.load_latest() is None:  # nothing to resume from: start this run afresh
+        (run.path / "metrics.jsonl").unlink(missing_ok=True)
+    metrics_file = MetricsFile(run)
+    engine.callbacks = [*callbacks, metrics_file]
     run.write_json("config.json", {
         **cfg.to_dict(), "task": data.task, "model_name": model_name, "dataset_name": data.name,
         "resolved": {"lr": cfg.train.learning_rate(data.task), "device": str(engine.device),
@@ -86,7 +108,7 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
     })
     run.set_status("running")
     try:
-        fit = engine.fit(data)
+        fit = engine.fit(data, checkpointer=checkpointer, extra_state=metrics_file.offset)
         bundle.model = method.finalize(bundle.model)
         engine.model = bundle.model
         test = data.split("test")
@@ -116,6 +138,7 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
         }
         run.write_json("summary.json", summary)
         run.set_status("succeeded")
+        checkpointer.clear()  # a finished run needs no resume state; it can be large
     except TrainingCancelled:
         run.set_status("cancelled", "Cancelled by request.")
         raise

@@ -112,7 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo-data", help="List the built-in datasets (use as --data demo:NAME).")
     p.add_argument("--json", action="store_true")
+    _add_extension_commands(sub)
     return parser
+
+
+EXTENSIONS = ("core.cli_jobs",)  # modules that add commands: add_commands(sub) -> {name: handler}
+
+
+def _add_extension_commands(sub: Any) -> None:
+    import importlib
+
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        COMMANDS.update(module.add_commands(sub, _add_train_args))
 
 
 def _progress_callback(quiet: bool) -> list[Any]:

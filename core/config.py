@@ -107,6 +107,8 @@ class TrainConfig:
     log_every: int = _help("Log training loss every this many steps.", default=10)
     max_steps: int | None = _help("Stop after this many optimisation steps (for smoke tests).",
                                   default=None)
+    checkpoint_every: int = _help("Save a resumable checkpoint every this many steps (0 = only at "
+                                  "epoch ends).", default=200)
     eval_batch_size: int = _help("Batch size for evaluation and prediction.", default=64)
 
     def __post_init__(self) -> None:
@@ -135,6 +137,7 @@ class TrainConfig:
         if self.max_steps is not None:
             _in_range("max_steps", self.max_steps, 1, 10**9)
         _in_range("eval_batch_size", self.eval_batch_size, 1, 65536)
+        _in_range("checkpoint_every", self.checkpoint_every, 0, 10**9)
 
     def learning_rate(self, task: str) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[task][self.method]

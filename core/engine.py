@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.checkpoint import Checkpointer
 from core.config import TrainConfig
 from core.datasets import LabeledData
 from core.errors import ConfigError, TunescopeError
@@ -63,6 +64,32 @@ class Callback:
 
     def should_stop(self) -> bool:
         return False
+
+
+@dataclass
+class _Progress:
+    """Everything about where training stands that a checkpoint must carry to resume exactly."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    samples: int = 0
+    epoch_loss: float = 0.0
+    epoch_n: int = 0
+    window_loss: float = 0.0
+    window_n: int = 0
+    bad_epochs: int = 0
+    train_time: float = 0.0
+    elapsed: float = 0.0
+    epoch_rng: Any = None
+
+
+def _jsonable(state: Any) -> Any:
+    return [_jsonable(x) for x in state] if isinstance(state, (tuple, list)) else state
+
+
+def _tuple_state(state: Any) -> Any:
+    return tuple(_tuple_state(x) for x in state) if isinstance(state, list) else state
 
 
 @dataclass
@@ -238,7 +265,10 @@ class Engine:
 
     # -- training -------------------------------------------------------------------------------
 
-    def fit(self, data: LabeledData) -> FitResult:
+    def fit(self, data: LabeledData, checkpointer: Checkpointer | None = None,
+            extra_state: Callable[[], dict[str, Any]] | None = None) -> FitResult:
+        """Train; with a `checkpointer`, save resumable state every `checkpoint_every` steps and at
+        each epoch end, and continue from its newest intact checkpoint if there is one."""
         cfg = self.cfg
         train, val = data.split("train"), data.split("validation")
         train_items = self._encode("train", train["input"].tolist())
@@ -252,37 +282,64 @@ class Engine:
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
         self.state.total_steps = total
-        lr = cfg.learning_rate(self.bundle.task)
         params = _param_groups(self.model, cfg.weight_decay)
-        opt_kwargs: dict[str, Any] = {"lr": lr}
+        opt_kwargs: dict[str, Any] = {"lr": cfg.learning_rate(self.bundle.task)}
         if self.device.type == "cuda":
             opt_kwargs["fused"] = True
         optimizer = torch.optim.AdamW(params, **opt_kwargs)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, warmup_linear(total, int(round(total * cfg.warmup_ratio))))
         rng = random.Random(cfg.seed)
+        p = _Progress()
         result = FitResult(device=str(self.device), precision=self.precision)
         best_state: dict[str, torch.Tensor] | None = None
-        bad_epochs = 0
         self._emit("on_start", self.state)
+
+        resumed = checkpointer.load_latest() if checkpointer is not None else None
+        if resumed is not None:
+            tensors, opt_state, saved = resumed
+            best_state = self._restore(tensors, optimizer, opt_state, scheduler, rng, p, result, saved)
+            self._emit("on_log", {"type": "resume", "step": p.step, "epoch": p.epoch, **saved["extra"]})
 
         train_feats = self._features_for("train", train_items) if self.use_feature_cache else None
         if self.use_feature_cache:
             self._features_for("validation", val_items)
 
-        t0 = time.perf_counter()
-        train_time = 0.0
-        samples = 0
-        window_loss, window_n = 0.0, 0
-        step = 0
-        for epoch in range(cfg.epochs):
+        def save_checkpoint() -> None:
+            if checkpointer is None:
+                return
+            snapshot = {f"model.{k}": v for k, v in self._snapshot().items()}
+            if best_state is not None:
+                snapshot.update({f"best.{k}": v for k, v in best_state.items()})
+            snapshot["rng.torch"] = torch.get_rng_state()
+            if self.device.type == "cuda":
+                snapshot["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+            sched = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
+            checkpointer.save(p.step, snapshot, optimizer.state_dict(), {
+                "progress": p.__dict__, "rng_python": _jsonable(rng.getstate()), "scheduler": sched,
+                "history": result.history, "best_epoch": result.best_epoch, "best_val": result.best_val,
+                "best_metric": self.state.best_metric, "extra": extra_state() if extra_state else {},
+            })
+
+        t0 = time.perf_counter() - p.elapsed
+        done = False
+        while p.epoch < cfg.epochs and not done:
+            epoch = p.epoch
             self._set_train_mode()
             self.state.phase = "train"
+            if p.batch == 0:
+                p.epoch_rng = _jsonable(rng.getstate())
+            # The epoch's batch order is re-derived from the generator state at its start, so a
+            # resumed epoch replays exactly the batches an uninterrupted one would have seen.
+            live_state = rng.getstate()
+            rng.setstate(_tuple_state(p.epoch_rng))
             batches = length_grouped_batches(lengths, cfg.batch_size, rng, group)
-            epoch_loss, epoch_n = 0.0, 0
+            if p.batch:
+                rng.setstate(live_state)
             t_epoch = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
-            for bi, b in enumerate(batches):
+            for bi in range(p.batch, len(batches)):
+                b = batches[bi]
                 self._check_cancel()
                 y = y_train[b].to(self.device)
                 with _autocast(self.device, self.precision):
@@ -294,71 +351,101 @@ class Engine:
                     loss = nn.functional.cross_entropy(logits.float(), y)
                 (loss / cfg.grad_accum).backward()
                 lv = float(loss.detach())
-                epoch_loss += lv * len(b)
-                epoch_n += len(b)
-                window_loss += lv * len(b)
-                window_n += len(b)
-                samples += len(b)
+                p.epoch_loss += lv * len(b)
+                p.epoch_n += len(b)
+                p.window_loss += lv * len(b)
+                p.window_n += len(b)
+                p.samples += len(b)
                 if (bi + 1) % cfg.grad_accum and bi + 1 != len(batches):
                     continue
                 if cfg.max_grad_norm > 0:
-                    nn.utils.clip_grad_norm_([p for g in params for p in g["params"]], cfg.max_grad_norm)
+                    nn.utils.clip_grad_norm_([q for g in params for q in g["params"]], cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                step += 1
-                elapsed = train_time + time.perf_counter() - t_epoch
+                p.step += 1
+                p.batch = bi + 1
+                elapsed = p.train_time + time.perf_counter() - t_epoch
                 st = self.state
-                st.step, st.epoch = step, epoch + (bi + 1) / len(batches)
-                st.samples_seen, st.elapsed_s = samples, time.perf_counter() - t0
-                st.samples_per_second = samples / elapsed if elapsed > 0 else 0.0
+                st.step, st.epoch = p.step, epoch + (bi + 1) / len(batches)
+                st.samples_seen, st.elapsed_s = p.samples, time.perf_counter() - t0
+                st.samples_per_second = p.samples / elapsed if elapsed > 0 else 0.0
                 st.lr = scheduler.get_last_lr()[0]
-                st.loss = window_loss / max(1, window_n)
+                st.loss = p.window_loss / max(1, p.window_n)
                 self._emit("on_step", st)
-                if step % cfg.log_every == 0 or step == total:
-                    self._emit("on_log", {"type": "step", "step": step, "epoch": round(st.epoch, 4),
+                if p.step % cfg.log_every == 0 or p.step == total:
+                    self._emit("on_log", {"type": "step", "step": p.step, "epoch": round(st.epoch, 4),
                                           "loss": st.loss, "lr": st.lr,
                                           "samples_per_second": st.samples_per_second,
                                           "elapsed_s": st.elapsed_s})
-                    window_loss, window_n = 0.0, 0
-                if cfg.max_steps is not None and step >= cfg.max_steps:
+                    p.window_loss, p.window_n = 0.0, 0
+                if cfg.max_steps is not None and p.step >= cfg.max_steps:
+                    done = True
                     break
-            train_time += time.perf_counter() - t_epoch
+                if cfg.checkpoint_every and p.step % cfg.checkpoint_every == 0 and p.batch < len(batches):
+                    p.train_time += time.perf_counter() - t_epoch
+                    t_epoch = time.perf_counter()
+                    p.elapsed = time.perf_counter() - t0
+                    save_checkpoint()
+            p.train_time += time.perf_counter() - t_epoch
 
             self.state.phase = "eval"
             val_report = self.evaluate("validation", val["input"].tolist(), val["label_id"].to_numpy(),
                                        data.labels)
             metric = self._selection_value(val_report)
             improved = self.state.best_metric is None or metric > self.state.best_metric
-            row = {"type": "epoch", "epoch": epoch + 1, "step": step,
-                   "train_loss": epoch_loss / max(1, epoch_n),
+            row = {"type": "epoch", "epoch": epoch + 1, "step": p.step,
+                   "train_loss": p.epoch_loss / max(1, p.epoch_n),
                    **{f"val_{k}": val_report[k] for k in ("loss", "accuracy", "macro_f1", "weighted_f1", "ece")},
                    "elapsed_s": time.perf_counter() - t0, "is_best": improved}
             result.history.append(row)
             self._emit("on_log", row)
+            p.epoch, p.batch, p.epoch_loss, p.epoch_n = epoch + 1, 0, 0.0, 0
             if improved:
                 self.state.best_metric, self.state.best_epoch = metric, epoch + 1
                 result.best_epoch, result.best_val = epoch + 1, val_report
                 best_state = self._snapshot()
-                bad_epochs = 0
+                p.bad_epochs = 0
             else:
-                bad_epochs += 1
-                if cfg.patience is not None and bad_epochs >= cfg.patience:
+                p.bad_epochs += 1
+                if cfg.patience is not None and p.bad_epochs >= cfg.patience:
                     result.stopped_early = True
-                    break
-            if cfg.max_steps is not None and step >= cfg.max_steps:
-                break
+                    done = True
+            p.elapsed = time.perf_counter() - t0
+            if not done and p.epoch < cfg.epochs:
+                save_checkpoint()
 
         if best_state is not None:
             self.model.load_state_dict(best_state, strict=False)
         self.state.phase = "done"
-        result.steps = step
-        result.train_seconds = train_time
-        result.samples_per_second = samples / train_time if train_time > 0 else 0.0
+        result.steps = p.step
+        result.train_seconds = p.train_time
+        result.samples_per_second = p.samples / p.train_time if p.train_time > 0 else 0.0
         if self.device.type == "cuda":
             result.peak_memory_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
         self._emit("on_end", self.state)
         return result
+
+    def _restore(self, tensors: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+                 opt_state: dict[str, Any], scheduler: Any, rng: random.Random, p: _Progress,
+                 result: FitResult, saved: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+        model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        best = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
+        self.model.load_state_dict(model_state, strict=False)
+        optimizer.load_state_dict(opt_state)
+        scheduler.load_state_dict({**saved["scheduler"], "lr_lambdas": [None] * len(optimizer.param_groups)})
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        rng.setstate(_tuple_state(saved["rng_python"]))
+        for k, v in saved["progress"].items():
+            setattr(p, k, v)
+        result.history = saved["history"]
+        result.best_epoch, result.best_val = saved["best_epoch"], saved["best_val"]
+        self.state.best_metric = saved["best_metric"]
+        self.state.best_epoch = saved["best_epoch"] or None
+        self.state.step = p.step
+        return best or None
 
     def _selection_value(self, report: dict[str, Any]) -> float:
         m = self.cfg.selection_metric
@@ -410,8 +497,3 @@ def predict_logits(bundle: ModelBundle, items: Sequence[Any], batch_size: int, d
         if on_progress is not None:
             on_progress(done, len(items))
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
-
-
-def iter_chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for s in range(0, len(seq), size):
-        yield seq[s:s + size]

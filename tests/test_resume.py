@@ -1,0 +1,92 @@
+"""Checkpoints: an interrupted run resumed from its newest intact checkpoint ends exactly where an
+uninterrupted run ends; a torn checkpoint is skipped in favour of the previous one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core import api
+from core.checkpoint import Checkpointer
+from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.engine import Callback, TrainingCancelled
+
+
+def cfg_for(source: Path, model_dir: Path, **train) -> RunConfig:
+    train = {"method": "full", "epochs": 3, "batch_size": 16, "lr": 3e-3, "train_embeddings": True,
+             "device": "cpu", "checkpoint_every": 4, "log_every": 2, **train}
+    return RunConfig(data=DataConfig(source=str(source)),
+                     model=ModelConfig(name=str(model_dir), max_length=32, pooling="mean"),
+                     train=TrainConfig(**train))
+
+
+class StopAt(Callback):
+    def __init__(self, step: int) -> None:
+        self.step, self.seen = step, 0
+
+    def on_step(self, state) -> None:
+        self.seen = state.step
+
+    def should_stop(self) -> bool:
+        return self.seen >= self.step
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def metric_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("stop_at, train", [
+    (6, {}),                                  # mid-epoch, after a step checkpoint
+    (11, {"grad_accum": 2}),                  # second epoch, accumulation, after epoch checkpoint
+    (5, {"method": "lora", "lr": 2e-2}),      # adapters + dropout RNG
+])
+def test_resumed_run_matches_uninterrupted(stop_at, train, sentiment_csv, tiny_bert_dir, runs_dir):
+    cfg = cfg_for(sentiment_csv, tiny_bert_dir, **train)
+    ref = api.train(cfg, runs_dir=runs_dir, run_id="reference")
+    with pytest.raises(TrainingCancelled):
+        api.train(cfg, runs_dir=runs_dir, run_id="resumed", callbacks=[StopAt(stop_at)])
+    assert any((runs_dir / "resumed" / "checkpoints").iterdir())
+    out = api.train(cfg, runs_dir=runs_dir, run_id="resumed", resume=True)
+    (resume_row,) = [r for r in metric_rows(out) if r["type"] == "resume"]
+    assert 0 < resume_row["step"] <= stop_at
+    a, b = summary(ref), summary(out)
+    assert a["test"] == b["test"]
+    assert a["validation"] == b["validation"]
+    assert a["steps"] == b["steps"]
+    # metrics.jsonl holds each step once (cut back to the checkpoint, then continued)
+    steps = [r["step"] for r in metric_rows(out) if r["type"] == "step"]
+    assert steps == sorted(set(steps)) == [r["step"] for r in metric_rows(ref) if r["type"] == "step"]
+    assert not (out / "checkpoints").exists()  # cleared once finished
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_previous(sentiment_csv, tiny_bert_dir, runs_dir):
+    cfg = cfg_for(sentiment_csv, tiny_bert_dir, checkpoint_every=2)
+    ref = api.train(cfg, runs_dir=runs_dir, run_id="reference")
+    with pytest.raises(TrainingCancelled):
+        api.train(cfg, runs_dir=runs_dir, run_id="r", callbacks=[StopAt(7)])
+    ck = Checkpointer(runs_dir / "r" / "checkpoints")
+    newest, previous = ck._existing()[-1], ck._existing()[-2]
+    data = (newest / "tensors.safetensors").read_bytes()
+    (newest / "tensors.safetensors").write_bytes(data[: len(data) // 2])  # a torn write
+    assert not ck.verify(newest) and ck.verify(previous)
+    _, _, state = ck.load_latest()
+    assert state["progress"]["step"] == int(previous.name.split("-")[1])
+    out = api.train(cfg, runs_dir=runs_dir, run_id="r", resume=True)
+    assert summary(out)["test"] == summary(ref)["test"]
+
+
+def test_resume_without_checkpoint_restarts_cleanly(sentiment_csv, tiny_bert_dir, runs_dir):
+    cfg = cfg_for(sentiment_csv, tiny_bert_dir, checkpoint_every=0, epochs=2)
+    ref = api.train(cfg, runs_dir=runs_dir, run_id="reference")
+    with pytest.raises(TrainingCancelled):
+        api.train(cfg, runs_dir=runs_dir, run_id="r", callbacks=[StopAt(2)])
+    assert not (runs_dir / "r" / "checkpoints").exists()
+    out = api.train(cfg, runs_dir=runs_dir, run_id="r", resume=True)
+    assert summary(out)["test"] == summary(ref)["test"]
+    assert len([r for r in metric_rows(out) if r["type"] == "epoch"]) == 2
