@@ -103,7 +103,7 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
     engine.callbacks = [*callbacks, metrics_file]
     run.write_json("config.json", {
         **cfg.to_dict(), "task": data.task, "model_name": model_name, "dataset_name": data.name,
-        "resolved": {"lr": cfg.train.learning_rate(data.task), "device": str(engine.device),
+        "resolved": {"lr": engine.lr, "device": str(engine.device),
                      "precision": engine.precision, "pooling": getattr(bundle.model, "pooling", None)},
     })
     run.set_status("running")
@@ -127,11 +127,11 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
                         "warnings": data.warnings},
             "num_labels": data.num_labels, "labels": data.labels,
             "trainable_params": trainable, "total_params": total,
-            "epochs": cfg.train.epochs, "epochs_run": len(fit.history), "best_epoch": fit.best_epoch,
+            "epochs": fit.epochs, "epochs_run": len(fit.history), "best_epoch": fit.best_epoch,
             "steps": fit.steps, "stopped_early": fit.stopped_early,
             "train_seconds": fit.train_seconds, "train_samples_per_second": fit.samples_per_second,
             "device": fit.device, "precision": fit.precision, "peak_memory_mb": fit.peak_memory_mb,
-            "seed": cfg.train.seed, "lr": cfg.train.learning_rate(data.task),
+            "seed": cfg.train.seed, "lr": engine.lr,
             "host": platform.node(), "finished": time.time(),
             "validation": {k: v for k, v in fit.best_val.items() if k != "per_class"},
             "test": report,

@@ -42,7 +42,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, help=mh["image_size"])
     p.add_argument("--pooling", default="auto", help=mh["pooling"])
     p.add_argument("--method", default="full", choices=METHODS, help=th["method"])
-    p.add_argument("--epochs", type=int, default=2, help=th["epochs"])
+    p.add_argument("--epochs", type=int, help=th["epochs"])
     p.add_argument("--batch-size", type=int, default=32, help=th["batch_size"])
     p.add_argument("--lr", type=float, help=th["lr"])
     p.add_argument("--weight-decay", type=float, default=0.01, help=th["weight_decay"])
@@ -288,6 +288,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tunescope: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: say so briefly; --debug has the details
+        if args.debug:
+            raise
+        print(f"tunescope: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

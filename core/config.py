@@ -18,10 +18,14 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SELECTION_METRICS = ("macro_f1", "accuracy", "loss")
 
+REFERENCE_WIDTH = 384
+AUTO_EPOCH_SAMPLES = 8000
+AUTO_MAX_EPOCHS = 5
+
 # Learning rates that worked on the demos here; a method that trains few parameters wants a larger
 # step than one that moves the whole pretrained network.
 DEFAULT_LR = {
-    "text": {"full": 5e-5, "topk": 1e-4, "lora": 5e-4, "head": 2e-3},
+    "text": {"full": 1.5e-4, "topk": 2e-4, "lora": 5e-4, "head": 2e-3},
     "image": {"full": 5e-4, "topk": 1e-3, "lora": 2e-3, "head": 5e-3},
 }
 
@@ -84,7 +88,9 @@ class ModelConfig:
 class TrainConfig:
     method: str = _help("full: all weights; head: only the new classifier; topk: top-k blocks + "
                         "head; lora: low-rank adapters + head.", default="full")
-    epochs: int = _help("Passes over the training set.", default=2)
+    epochs: int | None = _help("Passes over the training set (empty = auto: about "
+                               f"{AUTO_EPOCH_SAMPLES:,} examples seen, 1 to {AUTO_MAX_EPOCHS} epochs).",
+                               default=None)
     batch_size: int = _help("Examples per optimisation step (before accumulation).", default=32)
     lr: float | None = _help("Peak learning rate (per-method default if empty).", default=None)
     weight_decay: float = _help("AdamW weight decay (not applied to biases and norms).", default=0.01)
@@ -113,7 +119,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _require(self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {self.method!r}.")
-        _in_range("epochs", self.epochs, 1, 1000)
+        if self.epochs is not None:
+            _in_range("epochs", self.epochs, 1, 1000)
         _in_range("batch_size", self.batch_size, 1, 65536)
         if self.lr is not None:
             _require(0 < self.lr <= 1, f"lr must be in (0, 1], got {self.lr}.")
@@ -139,8 +146,23 @@ class TrainConfig:
         _in_range("eval_batch_size", self.eval_batch_size, 1, 65536)
         _in_range("checkpoint_every", self.checkpoint_every, 0, 10**9)
 
-    def learning_rate(self, task: str) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[task][self.method]
+    def epochs_for(self, train_size: int) -> int:
+        """The epoch count to run: as given, or enough passes to see ~AUTO_EPOCH_SAMPLES examples, so
+        the default run on a big set finishes in minutes and a small set still gets several passes."""
+        if self.epochs is not None:
+            return self.epochs
+        return max(1, min(AUTO_MAX_EPOCHS, round(AUTO_EPOCH_SAMPLES / max(1, train_size))))
+
+    def learning_rate(self, task: str, width: int | None = None) -> float:
+        """The given lr, else the method's default; wide encoders moved as a whole want smaller steps,
+        so full/top-k text defaults shrink in proportion above MiniLM's width of 384
+        (BERT-base, 768 wide, gets half)."""
+        if self.lr is not None:
+            return self.lr
+        lr = DEFAULT_LR[task][self.method]
+        if task == "text" and self.method in ("full", "topk") and width:
+            lr *= min(1.0, REFERENCE_WIDTH / width)
+        return lr
 
 
 @dataclass(frozen=True)

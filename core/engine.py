@@ -104,6 +104,7 @@ class FitResult:
     device: str = "cpu"
     precision: str = "fp32"
     peak_memory_mb: float | None = None
+    epochs: int = 0
 
 
 def seed_everything(seed: int) -> None:
@@ -202,7 +203,8 @@ class Engine:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.model = bundle.model.to(self.device)
-        self.state = TrainState(epochs=cfg.epochs)
+        self.lr = cfg.learning_rate(bundle.task, bundle.model.width())
+        self.state = TrainState()
         self._items: dict[str, list[Any]] = {}
         self._features: dict[str, torch.Tensor] = {}
         self.use_feature_cache = method.frozen_backbone and not (bundle.task == "image" and cfg.augment)
@@ -276,14 +278,16 @@ class Engine:
         y_train = torch.tensor(train["label_id"].to_numpy(), dtype=torch.long)
         lengths = [self.bundle.preprocessor.length(x) for x in train_items]
         group = self.bundle.task == "text"
+        epochs = cfg.epochs_for(len(train_items))
+        self.state.epochs = epochs
         batches_per_epoch = math.ceil(len(train_items) / cfg.batch_size)
         steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
-        total = steps_per_epoch * cfg.epochs
+        total = steps_per_epoch * epochs
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
         self.state.total_steps = total
         params = _param_groups(self.model, cfg.weight_decay)
-        opt_kwargs: dict[str, Any] = {"lr": cfg.learning_rate(self.bundle.task)}
+        opt_kwargs: dict[str, Any] = {"lr": self.lr}
         if self.device.type == "cuda":
             opt_kwargs["fused"] = True
         optimizer = torch.optim.AdamW(params, **opt_kwargs)
@@ -291,7 +295,7 @@ class Engine:
             optimizer, warmup_linear(total, int(round(total * cfg.warmup_ratio))))
         rng = random.Random(cfg.seed)
         p = _Progress()
-        result = FitResult(device=str(self.device), precision=self.precision)
+        result = FitResult(device=str(self.device), precision=self.precision, epochs=epochs)
         best_state: dict[str, torch.Tensor] | None = None
         self._emit("on_start", self.state)
 
@@ -323,7 +327,7 @@ class Engine:
 
         t0 = time.perf_counter() - p.elapsed
         done = False
-        while p.epoch < cfg.epochs and not done:
+        while p.epoch < epochs and not done:
             epoch = p.epoch
             self._set_train_mode()
             self.state.phase = "train"
@@ -412,7 +416,7 @@ class Engine:
                     result.stopped_early = True
                     done = True
             p.elapsed = time.perf_counter() - t0
-            if not done and p.epoch < cfg.epochs:
+            if not done and p.epoch < epochs:
                 save_checkpoint()
 
         if best_state is not None:

@@ -100,6 +100,10 @@ class Classifier(nn.Module):
     def head_forward(self, feats: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def width(self) -> int:
+        """Size of the feature vector the head sees (sets default learning rates)."""
+        return int(self.head_modules()[0].in_features)
+
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         return self.head_forward(self.features(**batch))
 
@@ -435,7 +439,12 @@ def _hf_load(loader: Callable[..., Any], name: str, **kwargs: Any) -> Any:
     if "trust_remote_code" in kwargs:  # never run code that ships with a model
         raise ModelError("trust_remote_code is not allowed.")
     if Path(name).is_dir():
-        return loader(name, **kwargs)
+        try:
+            return loader(name, **kwargs)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"Folder {name!r} is not a usable Hugging Face model ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200]}); it needs config.json, weights and, for "
+                             "text, tokenizer files.") from exc
     try:
         return loader(name, local_files_only=True, **kwargs)
     except OSError:

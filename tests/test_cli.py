@@ -86,3 +86,12 @@ def test_bad_input_exits_2_with_one_clear_line_and_no_traceback(args, fragment, 
 def test_debug_flag_shows_the_traceback(tmp_path):
     proc = tunescope("--debug", "predict", "--run", "/no/such/run", "--text", "x", home=tmp_path, check=False)
     assert proc.returncode == 2 and "Traceback" in proc.stderr
+
+
+def test_a_folder_that_is_not_a_model_is_a_clear_error(sentiment_csv, tmp_path):
+    junk = tmp_path / "not-a-model"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("hello")
+    proc = tunescope("train", "--data", str(sentiment_csv), "--model", str(junk), home=tmp_path, check=False)
+    assert proc.returncode == 2 and "not a usable Hugging Face model" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "runs").exists()

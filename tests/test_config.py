@@ -41,3 +41,20 @@ def test_default_learning_rate_depends_on_method_and_task():
 def test_every_field_has_help():
     for kind in (DataConfig, ModelConfig, TrainConfig):
         assert all(field_help(kind).values()), kind
+
+
+def test_auto_epochs_scale_with_dataset_size():
+    auto = TrainConfig()
+    assert auto.epochs_for(7400) == 1      # big set: one pass keeps the default run short
+    assert auto.epochs_for(2000) == 4
+    assert auto.epochs_for(100) == 5       # tiny set: capped
+    assert TrainConfig(epochs=2).epochs_for(100) == 2
+
+
+def test_default_text_lr_shrinks_for_wide_encoders_but_not_for_adapters():
+    full = TrainConfig(method="full")
+    assert full.learning_rate("text", 768) == pytest.approx(full.learning_rate("text", 384) / 2)
+    assert full.learning_rate("text", 128) == full.learning_rate("text", 384)
+    lora = TrainConfig(method="lora")
+    assert lora.learning_rate("text", 768) == lora.learning_rate("text", 384)
+    assert TrainConfig(method="full", lr=3e-5).learning_rate("text", 768) == 3e-5
