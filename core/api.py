@@ -167,6 +167,10 @@ def load_run_model(run: str | Path, runs_dir: str | Path | None = None) -> tuple
 
         raise RunError(f"Run {r.id} has no saved model (state: {state}); only finished runs can predict.")
     loaded = load_bundle(r.model_dir)
+    if loaded[0].task == "image":
+        import torch
+
+        loaded[0].model.to(memory_format=torch.channels_last)
     _LOADED[key] = loaded
     while len(_LOADED) > MAX_LOADED_MODELS:
         _LOADED.popitem(last=False)

@@ -168,7 +168,13 @@ def _eval_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    out = {}
+    for k, v in batch.items():
+        v = v.to(device, non_blocking=True)
+        if v.dim() == 4:  # images: channels-last convolutions run ~1.6x faster on CPU, faster on GPU
+            v = v.contiguous(memory_format=torch.channels_last)
+        out[k] = v
+    return out
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -203,6 +209,8 @@ class Engine:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.model = bundle.model.to(self.device)
+        if bundle.task == "image":
+            self.model.to(memory_format=torch.channels_last)
         self.lr = cfg.learning_rate(bundle.task, bundle.model.width())
         self.state = TrainState()
         self._items: dict[str, list[Any]] = {}
@@ -473,8 +481,11 @@ class Engine:
                       for s in range(0, len(items), 4096)]
             return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0))
         return predict_logits(self.bundle, items, self.cfg.eval_batch_size, self.device, self.precision,
-                              on_progress=lambda d, t: self._emit("on_phase", self.state,
-                                                                   f"predict:{split}", d, t))
+                              on_progress=lambda d, t: self._predict_progress(f"predict:{split}", d, t))
+
+    def _predict_progress(self, phase: str, done: int, total: int) -> None:
+        self._check_cancel()  # evaluation of a big split can take minutes; cancel must not wait
+        self._emit("on_phase", self.state, phase, done, total)
 
     def evaluate(self, split: str, inputs: Sequence[Any], y: np.ndarray, labels: list[str]) -> dict[str, Any]:
         probs = softmax(self.predict_logits(inputs, split=split))

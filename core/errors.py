@@ -92,3 +92,7 @@ class ModelUnavailableError(ModelError):
 
 class RunError(TunescopeError):
     """A run directory is missing, incomplete or inconsistent."""
+
+
+class JobError(TunescopeError):
+    """A job id is unknown, or a job cannot do what was asked."""

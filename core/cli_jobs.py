@@ -1,0 +1,247 @@
+"""`tunescope` commands for background jobs: submit, jobs, status, cancel, logs, worker.
+
+Loaded by `core.cli` through `EXTENSIONS`; each handler takes the parsed arguments and returns an
+exit code. Job ids go to stdout (one per line) so scripts can capture them; notes go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from core.errors import ConfigError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} takes comma-separated integers like 1,2,3; got {text!r}.") from None
+
+
+def _float_list(text: str, flag: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} takes comma-separated numbers like 1e-4,5e-5; got {text!r}.") from None
+
+
+def _str_list(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], None]) -> dict[str, Handler]:
+    p = sub.add_parser("submit", help="Queue a training job (same arguments as train); prints the job id(s).")
+    add_train_args(p)
+    p.add_argument("--seeds", help="Run once per seed, e.g. 1,2,3 (one job group).")
+    p.add_argument("--grid-method", help="Also vary the method, e.g. full,lora,head.")
+    p.add_argument("--grid-lr", help="Also vary the learning rate, e.g. 1e-4,5e-5.")
+    p.add_argument("--grid-model", help="Also vary the model, e.g. minilm,/path/to/model.")
+    p.add_argument("--priority", type=int, default=0, help="Higher runs first (default 0); FIFO within a priority.")
+    p.add_argument("--owner", help="Who the job belongs to (default: $TUNESCOPE_USER or the login name).")
+    p.add_argument("--max-attempts", type=int, default=3,
+                   help="Give up after the job's process or worker died this many times (default 3).")
+    p.add_argument("--json", action="store_true", help="Print {group_id, jobs} as JSON.")
+
+    p = sub.add_parser("jobs", help="List jobs, newest first.")
+    p.add_argument("--state", help="Only jobs in these states (comma-separated).")
+    p.add_argument("--group", help="Only the jobs of one group.")
+    p.add_argument("--owner", help="Only one owner's jobs.")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("status", help="A job's (or a job group's) state and progress as JSON.")
+    p.add_argument("id", help="Job id (j-...) or group id (g-...).")
+
+    p = sub.add_parser("cancel", help="Cancel jobs: queued ones leave the queue, running ones stop.")
+    p.add_argument("ids", nargs="+", help="Job ids (or a group id: cancels all its jobs).")
+    p.add_argument("--no-wait", action="store_true", help="Return at once instead of waiting for the stop.")
+    p.add_argument("--timeout", type=float, default=45.0, help="Seconds to wait for running jobs to stop.")
+
+    p = sub.add_parser("logs", help="Print a job's log; --follow until the job ends.")
+    p.add_argument("id")
+    p.add_argument("--follow", "-f", action="store_true",
+                   help="Keep printing until the job ends; exit 0 if it succeeded, 1 otherwise.")
+    p.add_argument("--poll", type=float, default=0.5, help=argparse.SUPPRESS)
+
+    p = sub.add_parser("worker", help="Run queued jobs, each in its own process (one per GPU, or one on CPU).")
+    p.add_argument("--gpus", default="auto", help="auto (all visible GPUs, else CPU), cpu, or indices like 0,1.")
+    p.add_argument("--threads", type=int, help="Torch threads per job (default: CPU cores - 1 on CPU).")
+    p.add_argument("--exit-when-idle", action="store_true", help="Exit once nothing is queued or running.")
+    p.add_argument("--max-jobs", type=int, help="Exit after running this many jobs.")
+    p.add_argument("--poll", type=float, default=0.5, help="Seconds between looks at the queue (default 0.5).")
+    p.add_argument("--heartbeat", type=float, default=2.0, help="Seconds between heartbeats (default 2).")
+    p.add_argument("--stale-after", type=float, default=30.0,
+                   help="A running job without heartbeat this long is interrupted and resumed (default 30).")
+    p.add_argument("--reap-every", type=float, default=10.0, help="Seconds between reaper passes (default 10).")
+    p.add_argument("--cancel-grace", type=float, default=10.0,
+                   help="SIGTERM a cancelled job still running after this many seconds (default 10).")
+    p.add_argument("--cancel-kill", type=float, default=35.0,
+                   help="SIGKILL a cancelled job still running after this many seconds (default 35).")
+
+    return {"submit": cmd_submit, "jobs": cmd_jobs, "status": cmd_status, "cancel": cmd_cancel,
+            "logs": cmd_logs, "worker": cmd_worker}
+
+
+# -- handlers ------------------------------------------------------------------------------------
+
+
+def _no_worker_hint() -> None:
+    from core import jobs
+
+    if not jobs.live_workers():
+        print("note: no worker is running; start one with `tunescope worker`.", file=sys.stderr)
+
+
+def cmd_submit(a: argparse.Namespace) -> int:
+    from core import jobs
+    from core.cli import config_from_args
+
+    cfg = config_from_args(a)
+    grid: dict[str, list[Any]] = {}
+    if a.grid_method:
+        grid["method"] = _str_list(a.grid_method)
+    if a.grid_lr:
+        grid["lr"] = _float_list(a.grid_lr, "--grid-lr")
+    if a.grid_model:
+        grid["model"] = _str_list(a.grid_model)
+    seeds = _int_list(a.seeds, "--seeds") if a.seeds is not None else None
+    ids = jobs.submit(cfg, owner=a.owner, priority=a.priority, seeds=seeds, grid=grid or None,
+                      runs_dir=a.runs_dir, run_id=a.run_id, max_attempts=a.max_attempts)
+    group = jobs.get(ids[0]).group_id
+    if a.json:
+        print(json.dumps({"group_id": group, "jobs": ids}))
+    else:
+        if group:
+            print(f"group {group}: {len(ids)} jobs (follow with `tunescope status {group}`)", file=sys.stderr)
+        for i in ids:
+            print(i)
+    _no_worker_hint()
+    return 0
+
+
+def _age(t: float | None) -> str:
+    if not t:
+        return ""
+    s = max(0.0, time.time() - t)
+    return f"{s:.0f}s" if s < 90 else f"{s / 60:.0f}m" if s < 5400 else f"{s / 3600:.1f}h"
+
+
+def _job_row(j: Any) -> dict[str, Any]:
+    p = j.progress or {}
+    step, total = p.get("step"), p.get("total_steps")
+    prog = f"{step}/{total}" if step is not None and total else (p.get("phase") or "")
+    loss = p.get("loss")
+    acc = (j.result.get("test") or {}).get("accuracy")
+    return {"id": j.id, "state": j.state, "kind": j.kind, "owner": j.owner, "group": j.group_id or "",
+            "progress": prog, "epoch": p.get("epoch"), "loss": loss if isinstance(loss, float) else None,
+            "eta_s": p.get("eta_s") if j.state == "running" else None, "test_acc": acc,
+            "age": _age(j.created), "run_id": j.run_id or "", "error": (j.error or "")[:60]}
+
+
+def cmd_jobs(a: argparse.Namespace) -> int:
+    from core import jobs
+    from core.cli import _table
+
+    states = [s.strip() for s in a.state.split(",")] if a.state else None
+    rows = jobs.list_jobs(state=states, group=a.group, owner=a.owner, limit=a.limit)
+    if a.json:
+        print(json.dumps([j.to_dict() for j in rows], indent=2))
+        return 0
+    if not rows:
+        print("No jobs. Queue one with: tunescope submit --data demo:sentiment")
+        return 0
+    print(_table([_job_row(j) for j in rows], ["id", "state", "kind", "owner", "group", "progress", "epoch",
+                                              "loss", "eta_s", "test_acc", "age", "run_id", "error"]))
+    if any(j.state in ("queued", "interrupted") for j in rows):
+        _no_worker_hint()
+    return 0
+
+
+def cmd_status(a: argparse.Namespace) -> int:
+    from core import jobs
+
+    out = jobs.group_status(a.id) if a.id.startswith("g-") else jobs.status(a.id)
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def cmd_cancel(a: argparse.Namespace) -> int:
+    from core import jobs
+
+    ids: list[str] = []
+    for given in a.ids:
+        if given.startswith("g-"):
+            members = jobs.list_jobs(group=given, limit=None)
+            if not members:
+                raise jobs.JobError(f"No job group {given!r}.")
+            ids += [j.id for j in members if not j.is_final]
+        else:
+            ids.append(given)
+    before = {i: jobs.get(i) for i in ids}  # unknown ids fail before anything is cancelled
+    for i in ids:
+        if not before[i].is_final:
+            jobs.cancel(i)
+    deadline = time.monotonic() + (0 if a.no_wait else a.timeout)
+    for i in ids:
+        job = jobs.get(i)
+        while not job.is_final and job.state != "interrupted" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            job = jobs.get(i)
+        if before[i].is_final:
+            print(f"{i} already {job.state}; nothing to cancel")
+        elif job.state == "cancelled":
+            print(f"{i} cancelled")
+        elif job.is_final:
+            print(f"{i} {job.state} before the cancel took effect")
+        else:
+            print(f"{i} cancel requested (now {job.state}); it stops between training steps")
+    return 0
+
+
+def cmd_logs(a: argparse.Namespace) -> int:
+    from core import jobs
+
+    job = jobs.get(a.id)
+    text, offset = jobs.read_log(a.id)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    if not a.follow:
+        return 0
+    while True:
+        job = jobs.get(a.id)
+        text, offset = jobs.read_log(a.id, offset)
+        if text:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        elif job.is_final:
+            break
+        else:
+            time.sleep(a.poll)
+    return 0 if job.state == "succeeded" else 1
+
+
+def cmd_worker(a: argparse.Namespace) -> int:
+    from core.worker import Worker, WorkerOptions
+
+    for flag, value in (("--poll", a.poll), ("--heartbeat", a.heartbeat), ("--stale-after", a.stale_after),
+                        ("--reap-every", a.reap_every), ("--cancel-grace", a.cancel_grace),
+                        ("--cancel-kill", a.cancel_kill)):
+        if not value > 0:
+            raise ConfigError(f"{flag} must be a positive number of seconds, got {value}.")
+    if a.stale_after <= a.heartbeat:
+        raise ConfigError("--stale-after must be longer than --heartbeat, or live jobs would be reaped.")
+    if a.cancel_kill < a.cancel_grace:
+        raise ConfigError("--cancel-kill must not be shorter than --cancel-grace.")
+    if a.threads is not None and a.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {a.threads}.")
+    opts = WorkerOptions(gpus=a.gpus, poll_s=a.poll, heartbeat_s=a.heartbeat, stale_after_s=a.stale_after,
+                         reap_every_s=a.reap_every, cancel_grace_s=a.cancel_grace, cancel_kill_s=a.cancel_kill,
+                         threads=a.threads, exit_when_idle=a.exit_when_idle, max_jobs=a.max_jobs)
+    return Worker(opts).run()

@@ -1,0 +1,243 @@
+"""Device memory: a coarse estimate of what a training job needs, checked against what is free.
+
+The estimate adds fp32 weights, gradients and AdamW moments of the trainable part, the activations
+kept for the backward pass, and a fixed allowance for the CUDA context and allocator slack. Transformer
+activations follow the per-layer count of Korthikanti et al. (2022), ``s·b·h·(34 + 5·a·s/h)`` bytes at
+16 bit; convolutional networks use a per-image figure at their default resolution. It is meant to say
+"this will clearly not fit" before minutes are spent loading and compiling, not to plan to the
+megabyte: the job runner still halves the batch when CUDA really runs out of memory.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GIB = 1 << 30
+CUDA_CONTEXT_BYTES = 600 << 20  # context, cuBLAS/cuDNN workspaces: outside PyTorch's allocator
+SLACK = 1.2  # allocator fragmentation and temporaries
+
+# name -> (total params, trainable activation MB per image at the default size, default size, head in)
+_CNN = {
+    "resnet18": (11.7e6, 35, 224, 512), "resnet34": (21.8e6, 50, 224, 512),
+    "resnet50": (25.6e6, 100, 224, 2048), "efficientnet_b0": (5.3e6, 80, 224, 1280),
+    "efficientnet_b1": (7.8e6, 115, 240, 1280), "mobilenet_v3_small": (2.5e6, 12, 224, 576),
+    "mobilenet_v3_large": (5.5e6, 35, 224, 960), "efficientnet_lite0": (4.65e6, 55, 224, 1280),
+}
+_VIT = {  # torchvision ViTs as transformers: layers, hidden, heads, mlp, image, patch
+    "vit_b_16": (12, 768, 12, 3072, 224, 16), "vit_b_32": (12, 768, 12, 3072, 224, 32),
+}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    total_bytes: int
+    params: int
+    trainable: int
+    breakdown: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def gib(self) -> float:
+        return self.total_bytes / GIB
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total_gib": round(self.gib, 3), "params": self.params, "trainable": self.trainable,
+                "breakdown_gib": {k: round(v / GIB, 3) for k, v in self.breakdown.items()}, "notes": self.notes}
+
+
+@dataclass(frozen=True)
+class MemoryCheck:
+    fits: bool              # at the configured batch size, by the estimate
+    fits_at_batch_1: bool   # at all
+    estimate: MemoryEstimate | None
+    free_bytes: int
+    total_bytes: int
+    device: str
+    message: str
+    suggested_batch_size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fits": self.fits, "fits_at_batch_1": self.fits_at_batch_1, "device": self.device,
+                "free_gib": round(self.free_bytes / GIB, 3), "total_gib": round(self.total_bytes / GIB, 3),
+                "estimate": self.estimate.to_dict() if self.estimate else None, "message": self.message,
+                "suggested_batch_size": self.suggested_batch_size}
+
+
+def _hf_config(name: str) -> dict[str, Any] | None:
+    """config.json of a local folder, the bundled MiniLM, or a Hugging Face cache entry (no network)."""
+    path: Path | None = None
+    if name == "minilm":
+        from core.models import _minilm_dir
+
+        path = _minilm_dir() / "config.json"
+    elif Path(name).expanduser().is_dir():
+        path = Path(name).expanduser() / "config.json"
+    else:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            hit = try_to_load_from_cache(name, "config.json")
+            path = Path(hit) if isinstance(hit, str) else None
+        except Exception:  # noqa: BLE001 - any cache problem just means "no estimate"
+            path = None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _transformer_shape(c: dict[str, Any]) -> tuple[int, int, int, int, int] | None:
+    """(layers, hidden, heads, mlp, vocab) from a transformers config, whatever the naming."""
+    layers = c.get("num_hidden_layers") or c.get("n_layers") or c.get("num_layers")
+    hidden = c.get("hidden_size") or c.get("dim") or c.get("d_model")
+    heads = c.get("num_attention_heads") or c.get("n_heads")
+    if not (layers and hidden and heads):
+        return None
+    mlp = c.get("intermediate_size") or c.get("hidden_dim") or 4 * hidden
+    return int(layers), int(hidden), int(heads), int(mlp), int(c.get("vocab_size") or 0)
+
+
+def _layer_params(h: int, mlp: int) -> int:
+    return 4 * h * h + 2 * h * mlp + 9 * h + mlp
+
+
+def _transformer_acts(layers_with_grad: int, seq: int, batch: int, h: int, heads: int,
+                      bytes_per: float) -> int:
+    per_layer = seq * batch * (17 * h + 2.5 * heads * seq) * bytes_per
+    return int(layers_with_grad * per_layer)
+
+
+def estimate_train_memory(model_name: str, task: str, *, method: str = "full", batch_size: int = 32,
+                          max_length: int = 128, image_size: int | None = None, precision: str = "fp32",
+                          topk_layers: int = 2, lora_r: int = 8, train_embeddings: bool = False,
+                          eval_batch_size: int = 64, num_labels: int = 2) -> MemoryEstimate | None:
+    """Peak device memory of fine-tuning `model_name`, or None when its size cannot be known offline."""
+    bytes_per = 2.0 if precision in ("bf16", "fp16") else 4.0
+    notes: list[str] = []
+    name = model_name
+    if task == "image" and name.startswith("torchvision:"):
+        name = name.split(":", 1)[1]
+    if task == "image" and name in _CNN:
+        params_f, act_mb, default_size, feat = _CNN[name]
+        params = int(params_f)
+        scale = ((image_size or default_size) / default_size) ** 2
+        head = feat * num_labels + num_labels
+        blocks = params - head
+        if method == "head":
+            trainable, acts = head, 0
+        elif method == "topk":
+            trainable = head + int(blocks * min(1.0, topk_layers / 8))
+            acts = int(batch_size * act_mb * (1 << 20) * scale * min(1.0, topk_layers / 8) * bytes_per / 4)
+        elif method == "lora":
+            trainable = head + int(0.02 * blocks)
+            acts = int(batch_size * act_mb * (1 << 20) * scale * bytes_per / 4)
+        else:
+            trainable = params
+            acts = int(batch_size * act_mb * (1 << 20) * scale * bytes_per / 4)
+        eval_acts = int(eval_batch_size * act_mb * (1 << 20) * scale * 0.25 * bytes_per / 4)
+        notes.append("convolutional activations use a per-image figure measured at the default size")
+    else:
+        if task == "image" and name in _VIT:
+            layers, h, heads, mlp, size, patch = _VIT[name]
+            c, vocab = None, 0
+            seq = ((image_size or size) // patch) ** 2 + 1
+        else:
+            c = _hf_config("minilm" if name == "minilm" else name)
+            shape = _transformer_shape(c) if c else None
+            if shape is None:
+                return None
+            layers, h, heads, mlp, vocab = shape
+            if task == "image":
+                size, patch = int(c.get("image_size", 224)), int(c.get("patch_size", 16))
+                seq = ((image_size or size) // patch) ** 2 + 1
+                vocab = 0
+            else:
+                seq = max_length
+        positions = int((c or {}).get("max_position_embeddings", seq)) if task == "text" else seq
+        embed = vocab * h + positions * h
+        params = embed + layers * _layer_params(h, mlp) + h * num_labels + num_labels
+        head = h * num_labels + num_labels
+        layer_acts = _transformer_acts(1, seq, batch_size, h, heads, bytes_per)
+        if method == "head":
+            trainable, acts = head, 0
+        elif method == "topk":
+            k = min(layers, topk_layers)
+            trainable, acts = head + k * _layer_params(h, mlp), k * layer_acts
+        elif method == "lora":
+            trainable, acts = head + layers * 2 * 2 * lora_r * h, layers * layer_acts
+        else:
+            frozen = 0 if (train_embeddings or task == "image") else embed
+            trainable, acts = params - frozen, layers * layer_acts
+        eval_acts = int(seq * eval_batch_size * (mlp + heads * seq) * bytes_per)
+    weights = params * 4
+    grads = trainable * 4
+    optimizer = trainable * 8
+    activations = max(acts, eval_acts)
+    breakdown = {"weights": weights, "gradients": grads, "optimizer": optimizer,
+                 "activations": int(activations * SLACK), "cuda_context": CUDA_CONTEXT_BYTES}
+    return MemoryEstimate(total_bytes=int(sum(breakdown.values())), params=params, trainable=trainable,
+                          breakdown=breakdown, notes=notes)
+
+
+def estimate_for_config(cfg: Any, task: str, num_labels: int = 2, batch_size: int | None = None,
+                        precision: str = "fp32") -> MemoryEstimate | None:
+    from core.models import resolve_model_name
+
+    t, m = cfg.train, cfg.model
+    return estimate_train_memory(
+        resolve_model_name(m.name, task), task, method=t.method,
+        batch_size=batch_size if batch_size is not None else t.batch_size, max_length=m.max_length,
+        image_size=m.image_size, precision=precision, topk_layers=t.topk_layers, lora_r=t.lora_r,
+        train_embeddings=t.train_embeddings, eval_batch_size=t.eval_batch_size, num_labels=num_labels)
+
+
+def cuda_memory(device: Any = None) -> tuple[int, int] | None:
+    """(free, total) bytes of a CUDA device, or None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    free, total = torch.cuda.mem_get_info(device)
+    return int(free), int(total)
+
+
+def check_memory(cfg: Any, task: str, num_labels: int = 2, device: Any = None, precision: str = "fp32",
+                 free_total: tuple[int, int] | None = None) -> MemoryCheck | None:
+    """Compare the estimate with the free memory of a CUDA `device`; None on CPU/MPS (no check)."""
+    free_total = free_total or cuda_memory(device)
+    if free_total is None:
+        return None
+    free, total = free_total
+    dev = str(device if device is not None else "cuda")
+    est = estimate_for_config(cfg, task, num_labels, precision=precision)
+    if est is None:
+        return MemoryCheck(True, True, None, free, total, dev,
+                           f"No memory estimate for model {cfg.model.name!r}; starting without a check.")
+    b = cfg.train.batch_size
+    one = estimate_for_config(cfg, task, num_labels, batch_size=1, precision=precision)
+    fits, fits1 = est.total_bytes <= free, one is not None and one.total_bytes <= free
+    suggested = None
+    if not fits and fits1:
+        suggested = b
+        while suggested > 1:
+            suggested //= 2
+            e = estimate_for_config(cfg, task, num_labels, batch_size=suggested, precision=precision)
+            if e is not None and e.total_bytes <= free:
+                break
+    what = (f"{cfg.model.name or 'the default model'} ({cfg.train.method}, batch {b}, "
+            f"{'max_length ' + str(cfg.model.max_length) if task == 'text' else 'images'})")
+    have = f"{free / GIB:.1f} GiB free of {total / GIB:.1f} GiB on {dev}"
+    if fits:
+        msg = f"{what} needs about {est.gib:.1f} GiB; {have}."
+    elif fits1:
+        msg = (f"{what} needs about {est.gib:.1f} GiB but only {have}: it will not fit at batch {b}; "
+               f"about batch {suggested} should (the runner halves the batch on out-of-memory).")
+    else:
+        msg = (f"{what} will not fit: even batch size 1 needs about {one.gib:.1f} GiB and only {have}. "  # type: ignore[union-attr]
+               "Use a smaller model, a shorter --max-length, --method lora or head, or a freer GPU.")
+    return MemoryCheck(fits, fits1, est, free, total, dev, msg, suggested)
