@@ -20,11 +20,11 @@ from core.checkpoint import Checkpointer
 from core.config import RunConfig
 from core.datasets import LabeledData
 from core.engine import Callback, Engine, TrainingCancelled, pick_device, predict_logits, seed_everything
-from core.errors import DataError
+from core.errors import ConfigError, DataError, RunError
 from core.finetune import count_params, get_method
 from core.metrics import classification_report, softmax
 from core.models import ModelBundle, build_model, load_bundle, resolve_model_name
-from core.runs import RunWriter, default_runs_dir, new_run_id, resolve_run
+from core.runs import RunWriter, check_run_id, default_runs_dir, new_run_id, resolve_run
 
 
 class MetricsFile(Callback):
@@ -52,9 +52,19 @@ def load_data(cfg: RunConfig) -> LabeledData:
 
     d = cfg.data
     return load_dataset(d.source, text_column=d.text_column, label_column=d.label_column,
-                        split_column=d.split_column, seed=cfg.train.seed, val_fraction=d.val_fraction,
+                        split_column=d.split_column, seed=d.split_seed, val_fraction=d.val_fraction,
                         test_fraction=d.test_fraction, max_samples=d.max_samples,
                         max_text_tokens_hint=cfg.model.max_length)
+
+
+def config_fingerprint(cfg: RunConfig) -> str:
+    """Hash of everything that shapes the result; the device may change between attempts."""
+    import hashlib
+    import json
+
+    d = cfg.to_dict()
+    d["train"].pop("device", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _prediction_frame(data: pd.DataFrame, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
@@ -79,6 +89,9 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
 
     With `resume=True` and an existing `run_id` directory, training continues from that run's newest
     intact checkpoint (or restarts it from scratch when it has none)."""
+    runs_root = Path(runs_dir) if runs_dir else default_runs_dir()
+    if run_id is not None and not resume and (runs_root / check_run_id(run_id)).exists():
+        raise RunError(f"Run {run_id!r} already exists in {runs_root}; choose another run id (or resume it).")
     data = load_data(cfg)
     seed_everything(cfg.train.seed)
     method = get_method(cfg.train.method)
@@ -89,20 +102,27 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
     trainable, total = count_params(bundle.model)
     engine = Engine(bundle, cfg.train, method)  # picks and checks the device before any write
 
-    runs_root = Path(runs_dir) if runs_dir else default_runs_dir()
     model_name = resolve_model_name(m.name, data.task)
-    existing = runs_root / run_id if run_id else None
+    existing = runs_root / check_run_id(run_id) if run_id else None
+    fingerprint = config_fingerprint(cfg)
     if resume and existing is not None and existing.is_dir():
         run = RunWriter(existing)
+        if run.status().get("state") == "succeeded" and (run.path / "summary.json").is_file():
+            return run.path  # finished already (e.g. its worker died just after); never retrain it
     else:
         run = RunWriter.create(runs_root, run_id or new_run_id(data.name, Path(model_name).name, cfg.train.method))
     checkpointer = Checkpointer(run.path / "checkpoints")
-    if checkpointer.load_latest() is None:  # nothing to resume from: start this run afresh
+    if checkpointer.latest_valid() is None:  # nothing to resume from: start this run afresh
         (run.path / "metrics.jsonl").unlink(missing_ok=True)
+    elif run.config().get("fingerprint") not in (None, fingerprint):
+        # A checkpoint's batch position, schedule and weights only fit the settings that made it.
+        raise ConfigError(f"Run {run.id} has checkpoints from a different configuration; resume it with "
+                          "the same settings, or start a new run.")
     metrics_file = MetricsFile(run)
     engine.callbacks = [*callbacks, metrics_file]
     run.write_json("config.json", {
-        **cfg.to_dict(), "task": data.task, "model_name": model_name, "dataset_name": data.name,
+        **cfg.to_dict(), "fingerprint": fingerprint, "task": data.task, "model_name": model_name,
+        "dataset_name": data.name,
         "resolved": {"lr": engine.lr, "device": str(engine.device),
                      "precision": engine.precision, "pooling": getattr(bundle.model, "pooling", None)},
     })
@@ -112,6 +132,8 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
         bundle.model = method.finalize(bundle.model)
         engine.model = bundle.model
         test = data.split("test")
+        # Saved test predictions must equal what a reloaded (fp32) model predicts.
+        engine.precision = "fp32"
         probs = softmax(engine.predict_logits(test["input"].tolist(), split="test"))
         report = classification_report(probs, test["label_id"].to_numpy(), data.labels)
         from core.models import save_bundle
@@ -142,6 +164,9 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
     except TrainingCancelled:
         run.set_status("cancelled", "Cancelled by request.")
         raise
+    except KeyboardInterrupt:
+        run.set_status("interrupted", "Interrupted; resume it to continue from the last checkpoint.")
+        raise
     except BaseException as exc:
         run.set_status("failed", f"{type(exc).__name__}: {exc}")
         raise
@@ -163,7 +188,6 @@ def load_run_model(run: str | Path, runs_dir: str | Path | None = None) -> tuple
         return _LOADED[key]
     if not (r.model_dir / "tunescope_model.json").is_file():
         state = r.status().get("state", "unknown")
-        from core.errors import RunError
 
         raise RunError(f"Run {r.id} has no saved model (state: {state}); only finished runs can predict.")
     loaded = load_bundle(r.model_dir)
@@ -177,16 +201,29 @@ def load_run_model(run: str | Path, runs_dir: str | Path | None = None) -> tuple
     return loaded
 
 
-def predict(run: str | Path, inputs: Sequence[Any], runs_dir: str | Path | None = None,
-            device: str = "cpu") -> list[dict[str, Any]]:
-    """Label and class probabilities for each text (or image path / PIL image)."""
-    bundle, labels = load_run_model(run, runs_dir)
+def _probabilities(bundle: ModelBundle, inputs: Sequence[Any], device: str, batch_size: int = 64) -> np.ndarray:
     dev = pick_device(device)
     bundle.model.to(dev)
-    items = bundle.preprocessor.encode(list(inputs))
-    if not items:
+    return softmax(predict_logits(bundle, bundle.preprocessor.encode(list(inputs)), batch_size, dev))
+
+
+def predict(run: str | Path, inputs: Sequence[Any], runs_dir: str | Path | None = None,
+            device: str = "cpu", kind: str | None = None) -> list[dict[str, Any]]:
+    """Label and class probabilities for each text (or image path / PIL image). `kind` ("text" or
+    "image") says what the caller is giving, so a mismatch is an error rather than nonsense."""
+    bundle, labels = load_run_model(run, runs_dir)
+    if kind is not None and kind != bundle.task:
+        flag = "--text" if bundle.task == "text" else "--image"
+        raise DataError(f"Run {Path(str(run)).name} is a {bundle.task} model but {kind} input was given; "
+                        f"use {flag}.")
+    if bundle.task == "image":
+        missing = [x for x in inputs if isinstance(x, (str, Path)) and not str(x).startswith("zip://")
+                   and not Path(x).is_file()]
+        if missing:
+            raise DataError(f"Image file {str(missing[0])!r} does not exist.")
+    if not inputs:
         return []
-    probs = softmax(predict_logits(bundle, items, 32, dev))
+    probs = _probabilities(bundle, inputs, device)
     out = []
     for p in probs:
         i = int(p.argmax())
@@ -206,9 +243,6 @@ def evaluate(run: str | Path, source: str | Path, runs_dir: str | Path | None = 
     if data.task != bundle.task:
         raise DataError(f"{source} is {data.task} data but run {Path(str(run)).name} is a {bundle.task} model.")
     test = data.split("test")
-    dev = pick_device(device)
-    bundle.model.to(dev)
-    items = bundle.preprocessor.encode(test["input"].tolist())
-    probs = softmax(predict_logits(bundle, items, 64, dev))
+    probs = _probabilities(bundle, test["input"].tolist(), device)
     # load_labeled_file indexes labels against the run's own label list, so ids line up.
     return classification_report(probs, test["label_id"].to_numpy(), labels)

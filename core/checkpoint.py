@@ -67,13 +67,16 @@ class Checkpointer:
         except (OSError, ValueError, KeyError):
             return False
 
+    def latest_valid(self) -> Path | None:
+        """The newest checkpoint whose files match their manifest (hashes only; loads nothing)."""
+        return next((p for p in reversed(self._existing()) if self.verify(p)), None)
+
     def load_latest(self) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]] | None:
         """(tensors, optimizer state, state) of the newest intact checkpoint, on the CPU, or None."""
         from safetensors.torch import load_file
 
-        for path in reversed(self._existing()):
-            if not self.verify(path):
-                continue
+        path = self.latest_valid()
+        if path is not None:
             tensors = load_file(str(path / "tensors.safetensors"))
             optimizer = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
             state = json.loads((path / "state.json").read_text())

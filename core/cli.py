@@ -8,6 +8,7 @@ its last stdout line, `predict`/`eval` print JSON.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.config import METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig, field_help
+from core.config import METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.errors import TunescopeError
 
 EXIT_USAGE = 2
@@ -27,57 +28,48 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"tunescope: error: {message} (see --help)\n")
 
 
+# Config fields whose flag is not simply --field-name.
+FLAG_NAMES = {"source": "--data", "name": "--model"}
+SECTIONS = (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig))
+
+
+def _flag_type(annotation: str) -> type | None:
+    for name, kind in (("bool", None), ("int", int), ("float", float)):
+        if name in annotation:
+            return kind
+    return str
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    dh, mh, th = field_help(DataConfig), field_help(ModelConfig), field_help(TrainConfig)
-    p.add_argument("--data", required=True, help=dh["source"])
-    p.add_argument("--text-column", help=dh["text_column"])
-    p.add_argument("--label-column", help=dh["label_column"])
-    p.add_argument("--split-column", help=dh["split_column"])
-    p.add_argument("--max-samples", type=int, help=dh["max_samples"])
-    p.add_argument("--val-fraction", type=float, default=0.1, help=dh["val_fraction"])
-    p.add_argument("--test-fraction", type=float, default=0.2, help=dh["test_fraction"])
-    p.add_argument("--model", help=mh["name"])
-    p.add_argument("--random-init", action="store_true", help="Do not load pretrained weights.")
-    p.add_argument("--max-length", type=int, default=128, help=mh["max_length"])
-    p.add_argument("--image-size", type=int, help=mh["image_size"])
-    p.add_argument("--pooling", default="auto", help=mh["pooling"])
-    p.add_argument("--method", default="full", choices=METHODS, help=th["method"])
-    p.add_argument("--epochs", type=int, help=th["epochs"])
-    p.add_argument("--batch-size", type=int, default=32, help=th["batch_size"])
-    p.add_argument("--lr", type=float, help=th["lr"])
-    p.add_argument("--weight-decay", type=float, default=0.01, help=th["weight_decay"])
-    p.add_argument("--warmup-ratio", type=float, default=0.1, help=th["warmup_ratio"])
-    p.add_argument("--grad-accum", type=int, default=1, help=th["grad_accum"])
-    p.add_argument("--max-grad-norm", type=float, default=1.0, help=th["max_grad_norm"])
-    p.add_argument("--seed", type=int, default=0, help=th["seed"])
-    p.add_argument("--patience", type=int, help=th["patience"])
-    p.add_argument("--topk-layers", type=int, default=2, help=th["topk_layers"])
-    p.add_argument("--lora-r", type=int, default=8, help=th["lora_r"])
-    p.add_argument("--lora-alpha", type=int, default=16, help=th["lora_alpha"])
-    p.add_argument("--train-embeddings", action="store_true", help=th["train_embeddings"])
-    p.add_argument("--augment", action="store_true", help=th["augment"])
-    p.add_argument("--device", default="auto", help=th["device"])
-    p.add_argument("--precision", default="auto", help=th["precision"])
-    p.add_argument("--max-steps", type=int, help=th["max_steps"])
+    """One flag per config field, with the field's own help; defaults stay in the dataclasses."""
+    for section, kind in SECTIONS:
+        for f in dataclasses.fields(kind):
+            flag = FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
+            dest = f"{section}.{f.name}"
+            help_text = f.metadata.get("help", "")
+            if f.name == "pretrained":
+                p.add_argument("--random-init", dest=dest, action="store_false", default=None,
+                               help="Start from random weights instead of pretrained ones (for tests).")
+            elif _flag_type(str(f.type)) is None:
+                p.add_argument(flag, dest=dest, action="store_true", default=None, help=help_text)
+            else:
+                extra: dict[str, Any] = {"choices": METHODS} if f.name == "method" else {}
+                default = f.default if f.default is not dataclasses.MISSING else None
+                shown = f" (default: {default})" if default not in (None, "") and f.name != "source" else ""
+                p.add_argument(flag, dest=dest, type=_flag_type(str(f.type)), default=None, metavar=f.name.upper(),
+                               required=f.name == "source", help=help_text + shown, **extra)
     p.add_argument("--runs-dir", help="Where runs are stored (default $TUNESCOPE_HOME/runs).")
     p.add_argument("--run-id", help="Name for the run directory (default: time-dataset-model-method).")
 
 
 def config_from_args(a: argparse.Namespace) -> RunConfig:
-    return RunConfig(
-        data=DataConfig(source=a.data, text_column=a.text_column, label_column=a.label_column,
-                        split_column=a.split_column, val_fraction=a.val_fraction,
-                        test_fraction=a.test_fraction, max_samples=a.max_samples),
-        model=ModelConfig(name=a.model, pretrained=not a.random_init, max_length=a.max_length,
-                          image_size=a.image_size, pooling=a.pooling),
-        train=TrainConfig(method=a.method, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                          weight_decay=a.weight_decay, warmup_ratio=a.warmup_ratio,
-                          grad_accum=a.grad_accum, max_grad_norm=a.max_grad_norm, seed=a.seed,
-                          patience=a.patience, topk_layers=a.topk_layers, lora_r=a.lora_r,
-                          lora_alpha=a.lora_alpha, train_embeddings=a.train_embeddings,
-                          augment=a.augment, device=a.device, precision=a.precision,
-                          max_steps=a.max_steps),
-    )
+    given = vars(a)
+    parts = {}
+    for section, kind in SECTIONS:
+        values = {f.name: given[f"{section}.{f.name}"] for f in dataclasses.fields(kind)
+                  if given.get(f"{section}.{f.name}") is not None}
+        parts[section] = kind(**values)
+    return RunConfig(**parts)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,19 +202,12 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_predict(a: argparse.Namespace) -> int:
     from core import api
 
-    inputs = a.text if a.text else [_existing_file(p) for p in a.image]
-    results = api.predict(a.run, inputs, runs_dir=a.runs_dir or _default_runs(), device=a.device)
+    kind = "text" if a.text else "image"
+    inputs = a.text or [str(Path(x).expanduser().resolve()) for x in a.image]
+    results = api.predict(a.run, inputs, runs_dir=a.runs_dir or _default_runs(), device=a.device, kind=kind)
     out = results[0] if len(results) == 1 else results
     print(json.dumps(out, indent=2))
     return 0
-
-
-def _existing_file(path: str) -> str:
-    from core.errors import DataError
-
-    if not Path(path).is_file():
-        raise DataError(f"Image file {path!r} does not exist.")
-    return str(Path(path).resolve())
 
 
 def _default_runs() -> Path:
@@ -277,7 +262,10 @@ COMMANDS = {"train": cmd_train, "predict": cmd_predict, "eval": cmd_eval, "runs"
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, not only before the command
+    args = build_parser().parse_args([x for x in argv if x != "--debug"])
+    args.debug = debug
     try:
         return COMMANDS[args.command](args)
     except TunescopeError as exc:

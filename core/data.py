@@ -136,7 +136,18 @@ def load_dataset(source: str | os.PathLike[str], *, task: str | None = None,
         assignment = _stratified_split(ex.labels, val_fraction, test_fraction, seed)
     labels = _sort_labels(set(ex.labels))
     notes += _quality_warnings(ex, assignment, labels, max_text_tokens_hint)
+    _require_all_splits(ex, assignment)
     return _assemble(src, ex, assignment, labels, notes)
+
+
+def _require_all_splits(ex: _Examples, assignment: list[str]) -> None:
+    """Training needs examples to learn from, to pick the best epoch on, and to score on."""
+    empty = [s for s in ("train", "validation", "test") if s not in assignment]
+    if empty:
+        raise TooFewExamplesError(
+            f"'{ex.file}' has only {len(assignment)} usable examples, too few for a "
+            f"{' and '.join(empty)} split; add examples (a few per class at least) or give a split "
+            f"column with train, validation and test rows.")
 
 
 def load_labeled_file(path: str | os.PathLike[str], *, labels: Sequence[str] | None = None,

@@ -28,6 +28,8 @@ class TextPreprocessor:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def encode(self, texts: Sequence[str]) -> list[dict[str, list[int]]]:
+        if not texts:
+            return []
         enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
                              padding=False, return_attention_mask=False)
         keys = [k for k in ("input_ids", "token_type_ids") if k in enc]

@@ -11,6 +11,7 @@ Layout of `<runs_dir>/<run_id>/`:
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -27,6 +28,15 @@ import pandas as pd
 from core.errors import RunError
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id is one plain path component: it can never point outside the runs directory."""
+    if not RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise RunError(f"Run id {run_id!r} is not allowed; use letters, digits, '.', '_' and '-' "
+                       "(up to 128 characters, starting with a letter or digit).")
+    return run_id
 
 
 def tunescope_home() -> Path:
@@ -164,8 +174,13 @@ class RunWriter(Run):
 
     @classmethod
     def create(cls, runs_dir: Path, run_id: str) -> RunWriter:
-        path = Path(runs_dir) / run_id
-        path.mkdir(parents=True, exist_ok=False)
+        path = Path(runs_dir) / check_run_id(run_id)
+        Path(runs_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise RunError(f"Run {run_id!r} already exists in {runs_dir}; choose another run id "
+                           "(or resume it).") from None
         return cls(path)
 
     def write_json(self, name: str, obj: Any) -> None:
@@ -182,15 +197,16 @@ class RunWriter(Run):
             f.flush()
 
     def write_predictions(self, df: pd.DataFrame) -> None:
-        tmp = self.path / ".predictions.parquet.tmp"
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, self.path / "predictions.parquet")
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        atomic_write_bytes(self.path / "predictions.parquet", buf.getvalue())
 
 
 def resolve_run(run: str | Path, runs_dir: Path | None = None) -> Run:
     """Accept a run directory or a run id (looked up in `runs_dir`)."""
     p = Path(run).expanduser()
-    if not p.is_dir() and runs_dir is not None and (Path(runs_dir) / str(run)).is_dir():
+    if not p.is_dir() and runs_dir is not None and RUN_ID.fullmatch(str(run)) \
+            and (Path(runs_dir) / str(run)).is_dir():
         p = Path(runs_dir) / str(run)
     if not p.is_dir():
         raise RunError(f"Run {str(run)!r} not found: give a run directory (the last line `tunescope train` "

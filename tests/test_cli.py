@@ -60,6 +60,10 @@ def test_predict_eval_and_runs(trained_run, tmp_path):
     assert report["n"] == 2 and set(report["per_class"]) == {"negative", "positive"}
     table = tunescope("runs", home=home).stdout
     assert run_dir.name in table and "succeeded" in table
+    wrong_kind = tunescope("predict", "--run", str(run_dir), "--image", str(holdout), home=home, check=False)
+    assert wrong_kind.returncode == 2 and "is a text model but image input was given; use --text" in wrong_kind.stderr
+    again = tunescope("train", "--data", str(holdout), "--run-id", run_dir.name, home=home, check=False)
+    assert again.returncode == 2 and "already exists" in again.stderr
 
 
 def test_demo_data_lists_builtin_sets(tmp_path):
@@ -72,7 +76,8 @@ def test_demo_data_lists_builtin_sets(tmp_path):
     (["train", "--data", "missing.csv"], "missing.csv"),
     (["train", "--data", "demo:nope"], "Unknown demo"),
     (["train", "--data", "demo:sentiment", "--epochs", "0"], "epochs"),
-    (["train", "--data", "demo:sentiment", "--model", "resnet18"], "text"),
+    (["train", "--data", "demo:sentiment", "--model", "resnet18"], "is an image model but the dataset is text"),
+    (["train", "--data", "demo:digits", "--run-id", "../escape"], "Run id '../escape' is not allowed"),
     (["predict", "--run", "/no/such/run", "--text", "x"], "not found"),
 ])
 def test_bad_input_exits_2_with_one_clear_line_and_no_traceback(args, fragment, tmp_path):
@@ -80,11 +85,15 @@ def test_bad_input_exits_2_with_one_clear_line_and_no_traceback(args, fragment, 
     assert proc.returncode == 2, proc.stderr
     assert fragment in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "runs").exists()
 
 
-def test_debug_flag_shows_the_traceback(tmp_path):
-    proc = tunescope("--debug", "predict", "--run", "/no/such/run", "--text", "x", home=tmp_path, check=False)
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_debug_flag_shows_the_traceback_wherever_it_is_given(where, tmp_path):
+    args = ["predict", "--run", "/no/such/run", "--text", "x"]
+    args = ["--debug", *args] if where == "first" else [*args, "--debug"]
+    proc = tunescope(*args, home=tmp_path, check=False)
     assert proc.returncode == 2 and "Traceback" in proc.stderr
 
 

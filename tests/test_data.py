@@ -551,7 +551,8 @@ def test_image_formats_and_case_insensitive_extensions(tmp_path):
 
 def test_open_image_flattens_alpha_and_palette(tmp_path):
     entries = {"a/rgba.png": rgba_png(), "a/gray.png": image_bytes((90, 90, 90), mode="L"),
-               "b/x.png": image_bytes(), "b/y.png": image_bytes(seed=9)}
+               "b/x.png": image_bytes(), "b/y.png": image_bytes(seed=9),
+               **{f"{c}/pad{i}.png": image_bytes(seed=20 + i) for c in "ab" for i in range(3)}}
     data = load_dataset(write_zip(tmp_path / "m.zip", entries))
     refs = {r.split("::")[1]: r for r in all_rows(data)["input"]}
     assert open_image(refs["a/rgba.png"]).getpixel((0, 0)) == (255, 255, 255)  # transparent -> white
@@ -741,3 +742,10 @@ def test_three_thousand_pngs_validate_in_seconds(tmp_path):
     data = load_dataset(path)
     assert time.perf_counter() - start < 5.0
     assert sum(data.sizes().values()) == 3000
+
+
+def test_too_few_examples_for_all_three_splits_is_an_error_not_a_crash_later(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("text,label\na,x\nb,x\nc,y\nd,y\n")
+    with pytest.raises(TooFewExamplesError, match="'t.csv' has only 4 usable examples, too few for a validation"):
+        load_dataset(p)

@@ -43,7 +43,8 @@ def metric_rows(run_dir: Path) -> list[dict]:
 
 @pytest.mark.parametrize("stop_at, train", [
     (6, {}),                                  # mid-epoch, after a step checkpoint
-    (11, {"grad_accum": 2}),                  # second epoch, accumulation, after epoch checkpoint
+    (11, {"grad_accum": 2}),                  # second epoch, accumulation, after a step checkpoint
+    (13, {"checkpoint_every": 0}),            # only epoch-end checkpoints: resume at a boundary
     (5, {"method": "lora", "lr": 2e-2}),      # adapters + dropout RNG
 ])
 def test_resumed_run_matches_uninterrupted(stop_at, train, sentiment_csv, tiny_bert_dir, runs_dir):
@@ -90,3 +91,22 @@ def test_resume_without_checkpoint_restarts_cleanly(sentiment_csv, tiny_bert_dir
     out = api.train(cfg, runs_dir=runs_dir, run_id="r", resume=True)
     assert summary(out)["test"] == summary(ref)["test"]
     assert len([r for r in metric_rows(out) if r["type"] == "epoch"]) == 2
+
+
+def test_resuming_a_finished_run_returns_it_untouched(sentiment_csv, tiny_bert_dir, runs_dir):
+    cfg = cfg_for(sentiment_csv, tiny_bert_dir, epochs=1)
+    run_dir = api.train(cfg, runs_dir=runs_dir, run_id="done")
+    before = (run_dir / "summary.json").read_bytes()
+    assert api.train(cfg, runs_dir=runs_dir, run_id="done", resume=True) == run_dir
+    assert (run_dir / "summary.json").read_bytes() == before
+
+
+def test_resume_with_other_settings_is_refused(sentiment_csv, tiny_bert_dir, runs_dir):
+    from core.errors import ConfigError
+
+    cfg = cfg_for(sentiment_csv, tiny_bert_dir)
+    with pytest.raises(TrainingCancelled):
+        api.train(cfg, runs_dir=runs_dir, run_id="r", callbacks=[StopAt(6)])
+    other = cfg_for(sentiment_csv, tiny_bert_dir, batch_size=8)
+    with pytest.raises(ConfigError, match="different configuration"):
+        api.train(other, runs_dir=runs_dir, run_id="r", resume=True)

@@ -13,6 +13,7 @@ import torch
 from core import api
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.engine import Callback, TrainingCancelled, length_grouped_batches
+from core.models import load_bundle
 from core.runs import Run
 
 SUMMARY_KEYS = {"run_id", "task", "model", "method", "dataset", "num_labels", "labels", "trainable_params",
@@ -88,14 +89,28 @@ def test_text_methods_learn_and_leave_a_complete_run(method, sentiment_csv, tiny
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_reloaded_model_gives_the_same_logits(method, sentiment_csv, tiny_bert_dir, runs_dir):
-    run_dir = api.train(text_cfg(sentiment_csv, tiny_bert_dir, method), runs_dir=runs_dir)
-    preds = Run(run_dir).predictions()
-    texts = preds["input"].tolist()[:8]
-    api._LOADED.clear()
-    again = api.predict(run_dir, texts)
-    saved = preds[["prob_negative", "prob_positive"]].to_numpy()[:8]
-    got = np.array([[r["probabilities"]["negative"], r["probabilities"]["positive"]] for r in again])
-    np.testing.assert_allclose(got, saved, atol=1e-5)
+    """Logits, not probabilities: a saturated softmax would hide a changed model."""
+    from core.engine import predict_logits
+
+    captured = {}
+    original = api.Engine.predict_logits
+
+    def spy(self, inputs, split=None):
+        out = original(self, inputs, split)
+        if split == "test":
+            captured["logits"], captured["inputs"] = out, list(inputs)
+        return out
+
+    api.Engine.predict_logits = spy
+    try:
+        run_dir = api.train(text_cfg(sentiment_csv, tiny_bert_dir, method), runs_dir=runs_dir)
+    finally:
+        api.Engine.predict_logits = original
+    bundle, _ = load_bundle(run_dir / "model")
+    items = bundle.preprocessor.encode(captured["inputs"])
+    reloaded = predict_logits(bundle, items, 16, torch.device("cpu"))
+    np.testing.assert_allclose(reloaded, captured["logits"], rtol=1e-5, atol=1e-5)
+    assert np.abs(captured["logits"]).max() > 0.1  # a real, non-trivial model was compared
 
 
 def test_same_seed_gives_identical_metrics_and_other_seed_differs(sentiment_csv, tiny_bert_dir, runs_dir):
@@ -115,7 +130,7 @@ def assert_reload_matches(run_dir: Path, prob_column: str, label: str) -> None:
                                atol=1e-4)
 
 
-@pytest.mark.parametrize("method,lr", [("head", 5e-2), ("topk", 5e-3), ("lora", 1e-2)])
+@pytest.mark.parametrize("method,lr", [("head", 5e-2), ("topk", 5e-3)])
 def test_pretrained_efficientnet_lite_learns_and_reloads(method, lr, image_zip, runs_dir):
     """The real offline default image model (small input size to stay fast)."""
     run_dir = api.train(image_cfg(image_zip, "efficientnet_lite0", method, pretrained=True, lr=lr),
@@ -126,11 +141,15 @@ def test_pretrained_efficientnet_lite_learns_and_reloads(method, lr, image_zip, 
     assert_reload_matches(run_dir, "prob_square", "square")
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
-def test_torchvision_cnn_trains_and_reloads(method, image_zip, runs_dir):
-    """Random-init torchvision CNN: BatchNorm's running statistics lag behind a few steps of
-    training, so test accuracy is meaningless here; the training loss must still fall."""
-    run_dir = api.train(image_cfg(image_zip, "mobilenet_v3_small", method, lr=5e-3), runs_dir=runs_dir)
+@pytest.mark.parametrize("model,method,pretrained", [
+    ("mobilenet_v3_small", "full", False), ("mobilenet_v3_small", "lora", False), ("efficientnet_lite0", "lora", True),
+])
+def test_cnn_trains_and_reloads(model, method, pretrained, image_zip, runs_dir):
+    """BatchNorm layers train (and update their running statistics) under full and LoRA; after only
+    eight steps on 38 images those statistics lag behind, so test accuracy on 10 images is noise here.
+    The training loss must fall, and the reloaded model must match."""
+    run_dir = api.train(image_cfg(image_zip, model, method, pretrained=pretrained, lr=1e-2 if pretrained else 5e-3),
+                        runs_dir=runs_dir)
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     losses = [r["train_loss"] for r in rows if r["type"] == "epoch"]
     assert losses[-1] < 0.5 * losses[0], losses
@@ -225,3 +244,27 @@ def test_real_minilm_fine_tunes_a_few_steps(runs_dir):
     assert all(np.isfinite(r.get("loss", 0.0)) for r in losses)
     out = api.predict(run_dir, ["A wonderful, moving film.", "Dull and far too long."])
     assert {o["label"] for o in out} <= {"positive", "negative"}
+
+
+def test_best_epoch_weights_are_restored_and_early_stopping_stops(sentiment_csv, tiny_bert_dir, runs_dir):
+    """A learning rate that wrecks the model after the first epoch: the saved model must be the
+    first epoch's, and patience 1 must stop training right after the first worse epoch."""
+    cfg = text_cfg(sentiment_csv, tiny_bert_dir, epochs=6, lr=3e-3, patience=1, warmup_ratio=0.0,
+                   selection_metric="loss")
+    run_dir = api.train(cfg, runs_dir=runs_dir)
+    s = read_summary(run_dir)
+    epochs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
+              if json.loads(x)["type"] == "epoch"]
+    best = min(epochs, key=lambda r: r["val_loss"])
+    assert s["best_epoch"] == best["epoch"]
+    assert s["validation"]["loss"] == pytest.approx(best["val_loss"])
+    if s["stopped_early"]:
+        assert len(epochs) == s["best_epoch"] + 1 < 6
+    else:
+        assert len(epochs) == 6 and all(epochs[i]["is_best"] for i in range(6))
+
+
+def test_max_steps_and_augmentation(image_zip, runs_dir):
+    cfg = image_cfg(image_zip, "efficientnet_lite0", "head", pretrained=True, max_steps=3, augment=True, lr=5e-2)
+    s = read_summary(api.train(cfg, runs_dir=runs_dir))
+    assert s["steps"] == 3  # augmentation turns the feature cache off, and training still runs
