@@ -301,8 +301,8 @@ class Engine:
         self.state.total_steps = total
         params = _param_groups(self.model, cfg.weight_decay)
         opt_kwargs: dict[str, Any] = {"lr": self.lr}
-        if self.device.type == "cuda":
-            opt_kwargs["fused"] = True
+        if self.device.type in ("cuda", "cpu"):
+            opt_kwargs["fused"] = True  # one kernel per step instead of one per tensor
         optimizer = torch.optim.AdamW(params, **opt_kwargs)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, warmup_linear(total, int(round(total * cfg.warmup_ratio))))
