@@ -268,3 +268,12 @@ def test_max_steps_and_augmentation(image_zip, runs_dir):
     cfg = image_cfg(image_zip, "efficientnet_lite0", "head", pretrained=True, max_steps=3, augment=True, lr=5e-2)
     s = read_summary(api.train(cfg, runs_dir=runs_dir))
     assert s["steps"] == 3  # augmentation turns the feature cache off, and training still runs
+
+
+def test_small_images_get_a_small_input_size_unless_one_is_given():
+    from core.data import load_dataset
+
+    fashion = load_dataset("demo:fashion", max_samples=100)
+    assert api.auto_image_size(fashion, "efficientnet_lite0") == 128   # 28 px sources
+    assert api.auto_image_size(load_dataset("demo:digits", max_samples=100), "mobilenet_v3_small") == 64
+    assert api.auto_image_size(fashion, "vit_b_16") is None             # fixed patch grid
