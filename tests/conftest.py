@@ -75,5 +75,14 @@ def sentiment_csv(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private $TUNESCOPE_HOME (runs and the job table) for one test."""
+    h = tmp_path / "home"
+    monkeypatch.setenv("TUNESCOPE_HOME", str(h))
+    monkeypatch.delenv("TUNESCOPE_JOBS_DB", raising=False)
+    return h
+
+
+@pytest.fixture
 def runs_dir(tmp_path: Path) -> Path:
     return tmp_path / "runs"

@@ -21,14 +21,6 @@ from core.errors import ConfigError, DataError, ModelError, RunError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    h = tmp_path / "home"
-    monkeypatch.setenv("TUNESCOPE_HOME", str(h))
-    monkeypatch.delenv("TUNESCOPE_JOBS_DB", raising=False)
-    return h
-
-
 def cfg_for(source: Path, model_dir: Path, **train) -> RunConfig:
     train = {"method": "full", "epochs": 2, "batch_size": 16, "lr": 3e-3, "device": "cpu", **train}
     return RunConfig(data=DataConfig(source=str(source)),

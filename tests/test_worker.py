@@ -92,14 +92,6 @@ class WorkerProc:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    h = tmp_path / "home"
-    monkeypatch.setenv("TUNESCOPE_HOME", str(h))
-    monkeypatch.delenv("TUNESCOPE_JOBS_DB", raising=False)
-    return h
-
-
-@pytest.fixture
 def start_worker(home, tmp_path) -> Callable[..., WorkerProc]:
     started: list[WorkerProc] = []
 
