@@ -102,7 +102,8 @@ class LoraMethod(Method):
 
 METHODS: dict[str, Method] = {
     "full": FullMethod("full", "Full fine-tuning",
-                       "Every layer adapts to your data: most accurate, slowest, most memory."),
+                       "Every layer adapts to your data (the token-embedding table only with --train-embeddings): "
+                       "most accurate, slowest, most memory."),
     "head": HeadMethod("head", "Head only (linear probe)",
                        "Only a new classifier on frozen pretrained features trains: seconds, not minutes.",
                        frozen_backbone=True),
