@@ -107,28 +107,30 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
     With `resume=True` and an existing `run_id` directory, training continues from that run's newest
     intact checkpoint (or restarts it from scratch when it has none)."""
     runs_root = Path(runs_dir) if runs_dir else default_runs_dir()
-    if run_id is not None and not resume and (runs_root / check_run_id(run_id)).exists():
-        raise RunError(f"Run {run_id!r} already exists in {runs_root}; choose another run id (or resume it).")
+    existing = runs_root / check_run_id(run_id) if run_id else None
+    if existing is not None and existing.exists():
+        if not resume:
+            raise RunError(f"Run {run_id!r} already exists in {runs_root}; choose another run id (or resume it).")
+        done = RunWriter(existing)
+        if done.status().get("state") == "succeeded" and (done.path / "summary.json").is_file():
+            return done.path  # finished already (e.g. its worker died just after); never retrain it
     data = load_data(cfg)
     seed_everything(cfg.train.seed)
     method = get_method(cfg.train.method)
     m = cfg.model
+    model_name = resolve_model_name(m.name, data.task)
     image_size = m.image_size
     if data.task == "image" and image_size is None:
-        image_size = auto_image_size(data, resolve_model_name(m.name, data.task))
+        image_size = auto_image_size(data, model_name)
     bundle = build_model(m.name, data.task, data.num_labels, pretrained=m.pretrained,
                          max_length=m.max_length, image_size=image_size, pooling=m.pooling)
     method.apply(bundle.model, cfg.train)
     trainable, total = count_params(bundle.model)
     engine = Engine(bundle, cfg.train, method)  # picks and checks the device before any write
 
-    model_name = resolve_model_name(m.name, data.task)
-    existing = runs_root / check_run_id(run_id) if run_id else None
     fingerprint = config_fingerprint(cfg)
     if resume and existing is not None and existing.is_dir():
         run = RunWriter(existing)
-        if run.status().get("state") == "succeeded" and (run.path / "summary.json").is_file():
-            return run.path  # finished already (e.g. its worker died just after); never retrain it
     else:
         run = RunWriter.create(runs_root, run_id or new_run_id(data.name, Path(model_name).name, cfg.train.method))
     checkpointer = Checkpointer(run.path / "checkpoints")
