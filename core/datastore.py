@@ -1,0 +1,174 @@
+"""Saved datasets: uploads a user chose to keep, validated once and reusable by name.
+
+An upload first lands in a private staging folder (one per browser session); it becomes visible to
+everyone only through `save_dataset`, which validates it with the same loader training uses and
+writes it atomically. A file that fails validation is never stored, and saving under a taken name is
+refused rather than overwriting what is there.
+
+Layout of `$TUNESCOPE_HOME/datasets/<name>/`: the file itself (its original extension kept, so the
+loader recognises the format) and `dataset.json` (task, labels, sizes, warnings, when saved).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import DataError
+from core.runs import atomic_dir, tunescope_home
+
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
+SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json", ".parquet", ".zip",
+            ".csv.gz", ".tsv.gz", ".jsonl.gz", ".csv.bz2", ".csv.xz")
+META = "dataset.json"
+
+
+@dataclass(frozen=True)
+class SavedDataset:
+    name: str
+    path: str  # the data file; give it to `--data` or DataConfig.source
+    task: str
+    labels: list[str]
+    sizes: dict[str, int]
+    rows: int
+    original_name: str
+    saved: float
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def datasets_dir() -> Path:
+    return tunescope_home() / "datasets"
+
+
+def uploads_dir() -> Path:
+    return tunescope_home() / "uploads"
+
+
+def suffix_of(filename: str) -> str:
+    """The format suffix of an uploaded file name ('.csv', '.csv.gz', ...), or a DataError."""
+    low = filename.lower()
+    for s in sorted(SUFFIXES, key=len, reverse=True):
+        if low.endswith(s):
+            return s
+    raise DataError(f"{filename!r} is not a supported file type; upload a text table "
+                    "(.csv, .tsv, .jsonl, .json, .parquet) or an image .zip laid out as <label>/<image>.")
+
+
+def slug(text: str) -> str:
+    """A dataset name derived from free text (e.g. the upload's file name)."""
+    s = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")[:48]
+    return s if s and NAME.fullmatch(s) else f"dataset-{secrets.token_hex(2)}"
+
+
+def check_name(name: str) -> str:
+    if not NAME.fullmatch(name or ""):
+        raise DataError(f"Dataset name {name!r} is not allowed; use 1-48 lower-case letters, digits, '-' "
+                        "or '_', starting with a letter or digit.")
+    return name
+
+
+def stage_upload(session_id: str, filename: str, data: bytes) -> Path:
+    """Write an upload to this session's private staging folder and return its path.
+
+    Staged files are scratch: a new upload from the same session replaces the previous one."""
+    suffix = suffix_of(filename)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", session_id):
+        raise DataError("Invalid upload session id.")
+    if not data:
+        raise DataError(f"{filename!r} is empty (0 bytes); upload a file with a header row and examples.")
+    folder = uploads_dir() / session_id
+    if folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    path = folder / f"upload{suffix}"
+    path.write_bytes(data)
+    return path
+
+
+def clear_stage(session_id: str) -> None:
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", session_id):
+        shutil.rmtree(uploads_dir() / session_id, ignore_errors=True)
+
+
+def save_dataset(name: str, source: str | Path, original_name: str | None = None,
+                 text_column: str | None = None, label_column: str | None = None) -> SavedDataset:
+    """Validate `source` (a staged upload or any local file) and keep a copy under `name`.
+
+    Raises the loader's DataError (naming the row or entry) and stores nothing when it is invalid."""
+    from core.data import load_dataset
+
+    check_name(name)
+    source = Path(source)
+    original = original_name or source.name
+    suffix = suffix_of(original)
+    final = datasets_dir() / name
+    if final.exists():
+        raise DataError(f"A dataset named {name!r} exists already; pick another name (nothing was changed).")
+    data = load_dataset(source, text_column=text_column, label_column=label_column)
+    rows = sum(data.sizes().values())
+    meta = SavedDataset(name=name, path=str(final / f"data{suffix}"), task=data.task, labels=data.labels,
+                        sizes=data.sizes(), rows=rows, original_name=original, saved=time.time(),
+                        warnings=list(data.warnings))
+    record = meta.to_dict()
+    record["columns"] = {"text": text_column, "label": label_column}
+
+    def write(tmp: Path) -> None:
+        shutil.copyfile(source, tmp / f"data{suffix}")
+        (tmp / META).write_text(json.dumps(record, indent=1))
+
+    datasets_dir().mkdir(parents=True, exist_ok=True)
+    atomic_dir(final, write)
+    return meta
+
+
+def _read(folder: Path) -> SavedDataset | None:
+    try:
+        d = json.loads((folder / META).read_text())
+        return SavedDataset(**{k: d[k] for k in SavedDataset.__dataclass_fields__ if k in d})
+    except (OSError, ValueError, TypeError):
+        return None  # half-written or foreign folder: not listed
+
+
+def list_datasets() -> list[SavedDataset]:
+    root = datasets_dir()
+    if not root.is_dir():
+        return []
+    found = [_read(p) for p in sorted(root.iterdir()) if p.is_dir() and NAME.fullmatch(p.name)]
+    return sorted((d for d in found if d is not None), key=lambda d: -d.saved)
+
+
+def get_dataset(name: str) -> SavedDataset:
+    check_name(name)
+    found = _read(datasets_dir() / name)
+    if found is None:
+        raise DataError(f"No saved dataset {name!r}; saved datasets are listed on the Data page "
+                        "(or under $TUNESCOPE_HOME/datasets).")
+    return found
+
+
+def columns_of(name: str) -> dict[str, str | None]:
+    """The text/label columns chosen when the dataset was saved (None: detected automatically)."""
+    try:
+        d = json.loads((datasets_dir() / check_name(name) / META).read_text())
+    except (OSError, ValueError):
+        return {"text": None, "label": None}
+    cols = d.get("columns") or {}
+    return {"text": cols.get("text"), "label": cols.get("label")}
+
+
+def delete_dataset(name: str) -> None:
+    folder = datasets_dir() / check_name(name)
+    if not folder.is_dir():
+        raise DataError(f"No saved dataset {name!r}.")
+    trash = folder.with_name(f".deleted-{name}-{secrets.token_hex(3)}")
+    folder.rename(trash)  # atomic: readers see the dataset or nothing
+    shutil.rmtree(trash, ignore_errors=True)
