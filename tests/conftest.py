@@ -86,3 +86,34 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def runs_dir(tmp_path: Path) -> Path:
     return tmp_path / "runs"
+
+
+@pytest.fixture
+def fake_runs(home: Path) -> Path:
+    """$TUNESCOPE_HOME/runs with four finished fake runs: head and full, two seeds each."""
+    from run_factory import write_fake_run
+
+    root = home / "runs"
+    for method, acc in (("head", 0.7), ("full", 0.9)):
+        for seed in (1, 2):
+            write_fake_run(root, f"reviews-{method}-s{seed}", accuracy=acc, method=method, seed=seed)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_text_run(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (tiny) finished text run with a saved model: predict and explain can load it."""
+    import csv
+
+    from core import api
+    from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    d = tmp_path_factory.mktemp("trained")
+    src = d / "reviews.csv"
+    with open(src, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows(make_sentiment_rows(120))
+    cfg = RunConfig(data=DataConfig(source=str(src)), model=ModelConfig(name=str(tiny_bert_dir), max_length=32),
+                    train=TrainConfig(method="full", epochs=2, batch_size=16, lr=5e-3, device="cpu"))
+    return api.train(cfg, runs_dir=d / "runs", run_id="tiny-text")

@@ -1,0 +1,30 @@
+"""tunescope's dashboard: `streamlit run dashboard/app.py` (or `tunescope ui`, which also starts the
+worker). Pages live in `views/`; each is a thin script over `core`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the project root.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import streamlit as st  # noqa: E402
+
+from dashboard.ui import PAGES, sidebar_status  # noqa: E402
+
+st.set_page_config(page_title="tunescope", page_icon="🔬", layout="wide")
+
+pages = [
+    st.Page(PAGES["home"], title="Home", icon="🏠", default=True),
+    st.Page(PAGES["data"], title="Data", icon="📄"),
+    st.Page(PAGES["train"], title="Train", icon="🏋️"),
+    st.Page(PAGES["runs"], title="Runs", icon="📊"),
+    st.Page(PAGES["compare"], title="Compare", icon="⚖️"),
+    st.Page(PAGES["predict"], title="Predict", icon="🔮"),
+]
+page = st.navigation(pages)
+sidebar_status()
+page.run()

@@ -1,0 +1,129 @@
+"""Shared page furniture: error display, formatting, per-session state and the sidebar status.
+
+Every page wraps its body in `guard(...)`, so a failure becomes a message with a next step and the
+traceback goes to the server log, never to the browser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+
+from core.errors import TunescopeError
+
+log = logging.getLogger("tunescope.dashboard")
+
+# Page files relative to dashboard/app.py; st.page_link/st.switch_page take these paths.
+PAGES = {
+    "home": "views/home.py", "data": "views/data.py", "train": "views/train.py", "runs": "views/runs.py",
+    "compare": "views/compare.py", "predict": "views/predict.py",
+}
+
+
+def show_error(exc: BaseException, action: str) -> None:
+    """A user-facing message: our own errors already say what went wrong and what to do."""
+    if isinstance(exc, TunescopeError):
+        st.error(str(exc))
+        return
+    log.error("unexpected error while %s:\n%s", action, "".join(traceback.format_exception(exc)))
+    st.error(f"Something unexpected went wrong while {action} ({type(exc).__name__}). Nothing you saved "
+             "was changed. Try again; if it keeps happening, the server log has the details.")
+
+
+@contextlib.contextmanager
+def guard(action: str) -> Iterator[None]:
+    """Run a block; turn any failure into `show_error` (Streamlit's own rerun/stop pass through)."""
+    try:
+        yield
+    except ScriptControlException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
+        show_error(exc, action)
+
+
+def session_id() -> str:
+    """A random id for this browser session (private upload staging, job ownership)."""
+    if "_tunescope_sid" not in st.session_state:
+        st.session_state["_tunescope_sid"] = secrets.token_hex(8)
+    return st.session_state["_tunescope_sid"]
+
+
+def runs_dir() -> Path:
+    from core.runs import default_runs_dir
+
+    return default_runs_dir()
+
+
+def fmt_count(n: float | None) -> str:
+    if n is None:
+        return "–"
+    n = float(n)
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    s = float(s)
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(s % 60):02d} s"
+    return f"{int(s // 3600)} h {int((s % 3600) // 60):02d} min"
+
+
+def fmt_metric(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def fmt_age(t: float | None) -> str:
+    return "–" if not t else f"{fmt_seconds(max(0.0, time.time() - t))} ago"
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def device_summary() -> dict[str, Any]:
+    from core.resources import device_summary as summary
+
+    return summary()
+
+
+def worker_state() -> dict[str, Any]:
+    """Live workers (heartbeat within the stale window) and queue counts; one small SQLite read."""
+    from core import jobs
+
+    try:
+        store = jobs.open_store()
+        workers = jobs.live_workers(store)
+        counts = store.counts()
+    except Exception as exc:  # noqa: BLE001 - status must not break a page
+        log.warning("job store unreadable: %s", exc)
+        return {"ok": False, "workers": [], "counts": {}, "error": str(exc)}
+    return {"ok": True, "workers": workers, "counts": counts, "error": None}
+
+
+def sidebar_status() -> None:
+    """Worker and device status at the bottom of the sidebar on every page."""
+    state = worker_state()
+    dev = device_summary()
+    with st.sidebar:
+        st.divider()
+        if state["workers"]:
+            st.caption(f"Worker: running ({len(state['workers'])}) · {dev['label']}")
+        else:
+            st.caption(f"Worker: not running — jobs wait in the queue. Start `tunescope ui` (or "
+                       f"`tunescope worker`). · {dev['label']}")
+        c = state["counts"]
+        if c.get("running") or c.get("queued"):
+            st.caption(f"Jobs: {c.get('running', 0)} running, {c.get('queued', 0)} queued")

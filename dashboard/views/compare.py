@@ -1,0 +1,5 @@
+"""compare page (placeholder until built)."""
+
+import streamlit as st
+
+st.title("Compare")

@@ -1,0 +1,5 @@
+"""data page (placeholder until built)."""
+
+import streamlit as st
+
+st.title("Data")

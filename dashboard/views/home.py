@@ -1,0 +1,5 @@
+"""home page (placeholder until built)."""
+
+import streamlit as st
+
+st.title("Home")

@@ -1,0 +1,5 @@
+"""predict page (placeholder until built)."""
+
+import streamlit as st
+
+st.title("Predict")

@@ -1,0 +1,5 @@
+"""runs page (placeholder until built)."""
+
+import streamlit as st
+
+st.title("Runs")

@@ -1,0 +1,5 @@
+"""train page (placeholder until built)."""
+
+import streamlit as st
+
+st.title("Train")
