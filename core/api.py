@@ -18,6 +18,7 @@ import pandas as pd
 
 from core.checkpoint import Checkpointer
 from core.config import RunConfig
+from core.data import load_for_config
 from core.datasets import LabeledData
 from core.engine import Callback, Engine, TrainingCancelled, pick_device, predict_logits, seed_everything
 from core.errors import ConfigError, DataError, RunError
@@ -47,14 +48,7 @@ class MetricsFile(Callback):
         self.run.append_metrics({**row, "time": time.time()})
 
 
-def load_data(cfg: RunConfig) -> LabeledData:
-    from core.data import load_dataset
-
-    d = cfg.data
-    return load_dataset(d.source, text_column=d.text_column, label_column=d.label_column,
-                        split_column=d.split_column, seed=d.split_seed, val_fraction=d.val_fraction,
-                        test_fraction=d.test_fraction, max_samples=d.max_samples,
-                        max_text_tokens_hint=cfg.model.max_length)
+load_data = load_for_config  # the same call, re-exported for callers of core.api
 
 
 def auto_image_size(data: LabeledData, model_name: str, full: int = 224) -> int | None:

@@ -140,6 +140,15 @@ def load_dataset(source: str | os.PathLike[str], *, task: str | None = None,
     return _assemble(src, ex, assignment, labels, notes)
 
 
+def load_for_config(cfg: Any) -> LabeledData:
+    """The dataset a RunConfig describes, loaded and split exactly as training will see it."""
+    d = cfg.data
+    return load_dataset(d.source, text_column=d.text_column, label_column=d.label_column,
+                        split_column=d.split_column, seed=d.split_seed, val_fraction=d.val_fraction,
+                        test_fraction=d.test_fraction, max_samples=d.max_samples,
+                        max_text_tokens_hint=cfg.model.max_length)
+
+
 def _require_all_splits(ex: _Examples, assignment: list[str]) -> None:
     """Training needs examples to learn from, to pick the best epoch on, and to score on."""
     empty = [s for s in ("train", "validation", "test") if s not in assignment]

@@ -588,8 +588,8 @@ def expand_grid(cfg: Any, seeds: Sequence[int] | None = None,
 def absolute_paths(cfg: Any) -> Any:
     """The same config with a local dataset path and model folder made absolute: a worker may run in
     another directory than the one the job was submitted from."""
+    from core.catalog import BUILTIN_CARDS, TORCHVISION_HEADS
     from core.config import RunConfig
-    from core.models import BUILTIN_CARDS, TORCHVISION_HEADS
 
     d = cfg.to_dict()
     src = str(d["data"]["source"])
@@ -605,15 +605,14 @@ def validate_config(cfg: Any, check_device: bool = True, _cache: dict[str, Any] 
     """Everything `api.train` checks before it writes, without building the model: the dataset
     (loaded and split), the model family against the task, the method, and the device. Returns the
     loaded data. Raises the same TunescopeError subclasses as `tunescope train`."""
-    from core import api
+    from core.catalog import family_of, resolve_model_name
+    from core.data import load_for_config
     from core.errors import ModelUnavailableError
-    from core.finetune import get_method
-    from core.models import family_of, resolve_model_name
 
     cache = _cache if _cache is not None else {}
     key = json.dumps([cfg.data.__dict__, cfg.model.max_length], sort_keys=True, default=str)
     if key not in cache:
-        cache[key] = api.load_data(cfg)
+        cache[key] = load_for_config(cfg)
     data = cache[key]
     name = resolve_model_name(cfg.model.name, data.task)
     family_of(name, data.task)
@@ -621,8 +620,10 @@ def validate_config(cfg: Any, check_device: bool = True, _cache: dict[str, Any] 
     if looks_like_path and not Path(name).expanduser().is_dir():
         raise ModelUnavailableError(f"Model folder {name!r} does not exist; give an existing folder, a "
                                     "Hugging Face id, or minilm / efficientnet_lite0.")
-    get_method(cfg.train.method)
     if check_device:
+        from core.finetune import get_method
+
+        get_method(cfg.train.method)
         from core.engine import pick_device, pick_precision
 
         pick_precision(pick_device(cfg.train.device), cfg.train.precision)

