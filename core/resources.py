@@ -70,9 +70,9 @@ def _hf_config(name: str) -> dict[str, Any] | None:
     """config.json of a local folder, the bundled MiniLM, or a Hugging Face cache entry (no network)."""
     path: Path | None = None
     if name == "minilm":
-        from core.models import _minilm_dir
+        from core.catalog import minilm_dir
 
-        path = _minilm_dir() / "config.json"
+        path = minilm_dir() / "config.json"
     elif Path(name).expanduser().is_dir():
         path = Path(name).expanduser() / "config.json"
     else:

@@ -1,5 +1,185 @@
-"""runs page (placeholder until built)."""
+"""Runs: the table of runs with filters, and one run's results at `?run=<run id>` (so a reload or a
+shared link shows the same run)."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
+from core.errors import RunError
+from core.runs import RUN_ID, Run, list_runs
+from dashboard import train_form as tf
+from dashboard.charts import confusion_heatmap, per_class_bars, training_curves
+from dashboard.ui import PAGES, fmt_count, fmt_metric, fmt_seconds, guard, runs_dir
+
+_FILTERS = (("dataset", "Dataset"), ("model", "Model"), ("method", "Method"), ("state", "State"))
+
+
+def _open_run(run_id: str | None) -> None:
+    if run_id:
+        st.query_params["run"] = run_id
+    else:
+        st.query_params.pop("run", None)
+
+
+def _on_pick() -> None:
+    _open_run(st.session_state.get("runs_open"))
+    st.session_state["runs_open"] = None
+
+
+def run_table() -> None:
+    rows = list_runs(runs_dir())
+    if not rows:
+        st.info("No runs yet. Start one on the Train page; it appears here when it finishes.")
+        st.page_link(PAGES["train"], label="Go to Train")
+        return
+    frame = pd.DataFrame(rows)
+    cols = st.columns(len(_FILTERS))
+    for col, (name, label) in zip(cols, _FILTERS, strict=True):
+        values = sorted({str(v) for v in frame[name].dropna()})
+        picked = col.multiselect(label, values, key=f"runs_filter_{name}", placeholder="all")
+        if picked:
+            frame = frame[frame[name].astype(str).isin(picked)]
+    st.caption(f"{len(frame)} of {len(rows)} runs")
+    frame = frame.assign(open=[f"./runs?run={r}" for r in frame["run_id"]])
+    st.dataframe(
+        frame[["open", "run_id", "state", "task", "dataset", "model", "method", "seed", "accuracy", "macro_f1",
+               "train_seconds"]],
+        hide_index=True, width="stretch", key="runs_table",
+        column_config={
+            "open": st.column_config.LinkColumn("Open", display_text="open", width="small"),
+            "run_id": st.column_config.TextColumn("Run"),
+            "accuracy": st.column_config.NumberColumn("Test accuracy", format="%.3f"),
+            "macro_f1": st.column_config.NumberColumn("Macro-F1", format="%.3f"),
+            "train_seconds": st.column_config.NumberColumn("Train time (s)", format="%.0f"),
+        })
+    st.selectbox("Open a run", list(frame["run_id"]), index=None, placeholder="choose a run…", key="runs_open",
+                 on_change=_on_pick)
+
+
+def find_run(run_id: str) -> Run | None:
+    """The run `run_id` in the runs directory, or None. Only a plain run id is accepted, never a
+    path, so a crafted link cannot read folders outside the runs directory."""
+    if not RUN_ID.fullmatch(run_id) or ".." in run_id:
+        return None
+    path = runs_dir() / run_id
+    if not path.is_dir() or not (path / "config.json").is_file():
+        return None
+    return Run(path)
+
+
+def _back_button() -> None:
+    st.button("← All runs", key="runs_back", on_click=_open_run, args=(None,))
+
+
+def _read(label: str, read: Any, default: Any) -> Any:
+    try:
+        return read()
+    except RunError as exc:
+        st.warning(f"{label}: {exc}")
+        return default
+
+
+def run_detail(run_id: str) -> None:
+    _back_button()
+    run = find_run(run_id)
+    if run is None:
+        st.error(f"No run {run_id!r} among the saved runs. It may have been deleted, or the link is wrong; "
+                 "pick a run from the list.")
+        return
+    status = _read("Status", run.status, {})
+    config = _read("Configuration", run.config, {})
+    summary = _read("Summary", run.summary, {})
+    state = status.get("state", "unknown")
+    model = summary.get("model") or config.get("model_name") or (config.get("model") or {}).get("name") or "?"
+    method = summary.get("method") or (config.get("train") or {}).get("method") or "?"
+    dataset = (summary.get("dataset") or {}).get("name") or config.get("dataset_name") \
+        or tf.source_label((config.get("data") or {}).get("source"))
+    st.header(run.id)
+    st.caption(f"**{state}** · dataset {dataset} · model {model} · method {method}"
+               + (f" · seed {summary.get('seed', (config.get('train') or {}).get('seed'))}"))
+    message = status.get("message") or ""
+    if state == "failed":
+        st.error(f"This run failed. {message}".strip())
+    elif state == "cancelled":
+        st.warning(f"This run was cancelled. {message}".strip())
+    elif state in ("running", "queued", "interrupted"):
+        st.info(f"This run is {state}; live progress is on the Train page. {message}".strip())
+        st.page_link(PAGES["train"], label="Go to Train")
+    elif state != "succeeded":
+        st.warning(f"This run's state is {state}. {message}".strip())
+
+    test = summary.get("test") or {}
+    if test:
+        cols = st.columns(5)
+        cols[0].metric("Test accuracy", fmt_metric(test.get("accuracy")))
+        cols[1].metric("Macro-F1", fmt_metric(test.get("macro_f1")))
+        cols[2].metric("ECE", fmt_metric(test.get("ece")), help="Expected calibration error: how far the "
+                       "confidence is from the accuracy (0 = perfectly calibrated).")
+        cols[3].metric("Train time", fmt_seconds(summary.get("train_seconds")),
+                       help=f"{summary.get('train_samples_per_second') or 0:.0f} samples/s on "
+                            f"{summary.get('device', '?')}")
+        total = summary.get("total_params")
+        cols[4].metric("Trainable params", fmt_count(summary.get("trainable_params")),
+                       help=f"of {fmt_count(total)} in total" if total else None)
+
+    rows = _read("Metrics", lambda: run.metrics(0)[0], [])
+    if rows:
+        st.plotly_chart(training_curves(rows), width="stretch", key="runs_curves")
+    else:
+        st.caption("No training metrics logged yet.")
+
+    labels = summary.get("labels") or list(test.get("per_class") or {})
+    if test.get("per_class"):
+        st.subheader("Classification report")
+        report = pd.DataFrame.from_dict(test["per_class"], orient="index")
+        report.index.name = "class"
+        st.dataframe(report, width="stretch",
+                     column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                    for k in ("precision", "recall", "f1")})
+    if test.get("confusion_matrix") and labels:
+        st.subheader("Confusion matrix")
+        st.plotly_chart(confusion_heatmap(test["confusion_matrix"], labels), width="stretch",
+                        key="runs_confusion")
+    if test.get("per_class"):
+        st.plotly_chart(per_class_bars(test["per_class"]), width="stretch", key="runs_per_class")
+
+    with st.expander("Configuration"):
+        st.json(config, expanded=False)
+    downloads(run, state)
+
+
+def downloads(run: Run, state: str) -> None:
+    pred_path = run.path / "predictions.parquet"
+    model_dir = run.model_dir
+    if not pred_path.is_file() and not model_dir.is_dir():
+        return
+    st.subheader("Downloads and next steps")
+    cols = st.columns(3)
+    if pred_path.is_file():
+        try:
+            data = tf.safe_csv(run.predictions())
+        except Exception:  # noqa: BLE001 - a damaged file must not take the page down
+            cols[0].caption("The predictions file is unreadable.")
+        else:
+            cols[0].download_button("Predictions (CSV)", data, file_name=f"{run.id}-predictions.csv",
+                                    mime="text/csv", key="runs_dl_predictions", on_click="ignore")
+    if model_dir.is_dir():
+        folder = Path(model_dir)
+        cols[1].download_button("Model folder (ZIP)", lambda: tf.zip_folder(folder, arcroot=run.id),
+                                file_name=f"{run.id}-model.zip", mime="application/zip", key="runs_dl_model",
+                                on_click="ignore", help="Built when you click; a few seconds for a large model.")
+        if state == "succeeded":
+            cols[2].page_link(PAGES["predict"], label="Predict with this run", query_params={"run": run.id})
+
+
 st.title("Runs")
+with guard("showing the runs"):
+    wanted = st.query_params.get("run")
+    if wanted:
+        run_detail(str(wanted))
+    else:
+        run_table()
