@@ -15,15 +15,15 @@ import streamlit as st  # noqa: E402
 
 from dashboard.ui import PAGES, sidebar_status  # noqa: E402
 
-st.set_page_config(page_title="tunescope", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="tunescope", layout="wide")  # no emoji/material icons: offline fonts
 
 pages = [
-    st.Page(PAGES["home"], title="Home", icon="🏠", default=True),
-    st.Page(PAGES["data"], title="Data", icon="📄"),
-    st.Page(PAGES["train"], title="Train", icon="🏋️"),
-    st.Page(PAGES["runs"], title="Runs", icon="📊"),
-    st.Page(PAGES["compare"], title="Compare", icon="⚖️"),
-    st.Page(PAGES["predict"], title="Predict", icon="🔮"),
+    st.Page(PAGES["home"], title="Home", default=True),
+    st.Page(PAGES["data"], title="Data"),
+    st.Page(PAGES["train"], title="Train"),
+    st.Page(PAGES["runs"], title="Runs"),
+    st.Page(PAGES["compare"], title="Compare"),
+    st.Page(PAGES["predict"], title="Predict"),
 ]
 page = st.navigation(pages)
 sidebar_status()

@@ -25,7 +25,8 @@ def _fig(title: str, **layout: Any) -> go.Figure:
 def training_curves(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Training loss per logged step and validation metrics per epoch, on one x-axis (step)."""
     fig = _fig("Training", xaxis_title="step", yaxis_title="loss",
-               yaxis2={"title": "validation", "overlaying": "y", "side": "right", "range": [0, 1]})
+               yaxis2={"title": "validation", "overlaying": "y", "side": "right", "range": [0, 1],
+                       "dtick": 0.2, "showgrid": False})
     steps = [r for r in rows if r.get("type") == "step"]
     epochs = [r for r in rows if r.get("type") == "epoch"]
     if steps:

@@ -72,7 +72,7 @@ def test_run_detail(fake_runs: Path) -> None:
     cm = summary["test"]["confusion_matrix"]
     assert heatmaps[0]["data"][0]["text"][0][0].startswith(str(cm[0][0]))
     assert any(s["data"][0]["name"] == "train loss" for s in specs)  # training curves
-    report = [d.value for d in at.dataframe if "precision" in d.value.columns]
+    report = [d.value for d in at.table if "precision" in d.value.columns]
     assert report and list(report[0].index) == ["neg", "pos"]
     assert [b.proto.label for b in at.get("download_button")] == ["Predictions (CSV)"]  # no model folder here
     assert at.json

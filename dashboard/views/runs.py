@@ -137,9 +137,12 @@ def run_detail(run_id: str) -> None:
         st.subheader("Classification report")
         report = pd.DataFrame.from_dict(test["per_class"], orient="index")
         report.index.name = "class"
-        st.dataframe(report, width="stretch",
-                     column_config={k: st.column_config.NumberColumn(format="%.3f")
-                                    for k in ("precision", "recall", "f1")})
+        if len(report) <= 30:  # a static table reads (and prints, and screenshots) better than a grid
+            st.table(report.style.format({k: "{:.3f}" for k in ("precision", "recall", "f1")}))
+        else:
+            st.dataframe(report, width="stretch",
+                         column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                        for k in ("precision", "recall", "f1")})
     if test.get("confusion_matrix") and labels:
         st.subheader("Confusion matrix")
         st.plotly_chart(confusion_heatmap(test["confusion_matrix"], labels), width="stretch",

@@ -1,0 +1,177 @@
+"""The main user journeys in a real browser (Playwright + Debian Chromium) against a live
+`tunescope ui` with its worker. Screenshots of each journey's end go to test-artifacts/browser/.
+
+Outside CI these skip, saying so, when Chromium is missing; in CI (CI=true) they fail instead."""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_support import (
+    choose,
+    choose_radio,
+    click,
+    fill_number,
+    launch_browser,
+    live_app,
+    no_tracebacks,
+    open_page,
+    require_chromium,
+    screenshot,
+    upload,
+    wait_idle,
+    widget,
+)
+from run_factory import write_fake_run
+
+pytestmark = pytest.mark.browser
+
+TRAIN_TIMEOUT_MS = 240_000
+
+
+def shapes_zip(path: Path, per_class: int = 10, size: int = 32) -> Path:
+    """A two-class image ZIP (<label>/<file>.png): filled squares vs. circles on noise."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(0)
+    with zipfile.ZipFile(path, "w") as z:
+        for label in ("circle", "square"):
+            for i in range(per_class):
+                img = Image.new("RGB", (size, size), tuple(rng.randrange(0, 80) for _ in range(3)))
+                d = ImageDraw.Draw(img)
+                a, b = rng.randrange(2, 8), rng.randrange(size - 8, size - 2)
+                (d.ellipse if label == "circle" else d.rectangle)([a, a, b, b], fill=(230, 230, 40))
+                buf = io.BytesIO()
+                img.save(buf, format="PNG")
+                z.writestr(f"{label}/{label}_{i}.png", buf.getvalue())
+    return path
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    require_chromium()
+    home = tmp_path_factory.mktemp("browser-home")
+    # Two finished runs on the same test examples, for the compare journey.
+    write_fake_run(home / "runs", "reviews-full-s1", accuracy=0.9, method="full", seed=1)
+    write_fake_run(home / "runs", "reviews-head-s1", accuracy=0.6, method="head", seed=1)
+    with live_app(home) as live:
+        yield live
+    print(f"tunescope ui log: {live.log}")
+
+
+@pytest.fixture(scope="module")
+def browser(app) -> Iterator:  # noqa: ANN001
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_browser(p, require_chromium())
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator:  # noqa: ANN001
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(60_000)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def _progress_texts(page) -> list[str]:  # noqa: ANN001
+    return [t.strip() for t in page.locator("[data-testid=stProgress]").all_inner_texts() if t.strip()]
+
+
+def test_a_train_demo_head_only_watch_progress_open_confusion_matrix(app, page) -> None:  # noqa: ANN001
+    open_page(page, app.url + "/train", "Train")
+    choose(page, "Dataset", re.compile("sentiment", re.I))
+    choose_radio(page, "Method", "head")
+    fill_number(page, "Max examples", 300, section="Hyper-parameters")
+    click(page, "Start training")
+    seen: list[str] = []
+    link = page.get_by_role("link", name=re.compile("Open run"))
+    deadline_polls = TRAIN_TIMEOUT_MS // 500
+    for _ in range(deadline_polls):  # the job list refreshes itself; no reload, no clicks
+        for text in _progress_texts(page):
+            if text not in seen:
+                seen.append(text)
+        if link.count():
+            break
+        page.wait_for_timeout(500)
+    assert link.count(), f"the run never finished; progress seen: {seen}\n{app.log.read_text()[-2000:]}"
+    assert len(seen) >= 2, f"progress did not update live: {seen}"
+    link.first.click()
+    page.get_by_role("heading", name="Confusion matrix").wait_for()
+    wait_idle(page)
+    assert page.locator("[data-testid=stPlotlyChart]").count() >= 2
+    assert "run=" in page.url  # the run has its own shareable address
+    no_tracebacks(page)
+    screenshot(page, "a-train-demo-confusion-matrix")
+
+
+def test_b_bad_csv_row_named_and_nothing_stored(app, page, tmp_path: Path) -> None:  # noqa: ANN001
+    bad = tmp_path / "reviews.csv"
+    rows = ["text,label"] + [f"review number {i} was {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}"
+                             for i in range(1, 30)]
+    rows[7] = "the plot was fine,"  # data row 7 has no label
+    bad.write_text("\n".join(rows) + "\n")
+    before = sorted(p.name for p in (app.home / "datasets").glob("*")) if (app.home / "datasets").exists() else []
+    open_page(page, app.url + "/data", "Data")
+    upload(page, "Upload a dataset", bad)
+    alert = page.locator("[data-testid=stAlertContentError]").first
+    alert.wait_for()
+    message = alert.inner_text()
+    assert re.search(r"\brow 7\b|\bline 8\b", message), message
+    after = sorted(p.name for p in (app.home / "datasets").glob("*")) if (app.home / "datasets").exists() else []
+    assert after == before
+    no_tracebacks(page)
+    screenshot(page, "b-bad-row-message")
+
+
+def test_c_image_zip_train_then_predict_uploaded_image(app, page, tmp_path: Path) -> None:  # noqa: ANN001
+    archive = shapes_zip(tmp_path / "shapes.zip")
+    open_page(page, app.url + "/data", "Data")
+    upload(page, "Upload a dataset", archive)
+    page.get_by_text(re.compile("circle")).first.wait_for()
+    name = widget(page, "stTextInput", "Dataset name").locator("input")
+    name.fill("shapes")
+    name.press("Enter")
+    wait_idle(page)
+    click(page, "Save dataset")
+    page.get_by_text(re.compile("shapes")).first.wait_for()
+    assert (app.home / "datasets" / "shapes").is_dir()
+
+    open_page(page, app.url + "/train", "Train")
+    choose(page, "Dataset", re.compile("shapes"))
+    choose_radio(page, "Method", "head")
+    click(page, "Start training")
+    link = page.get_by_role("link", name=re.compile("Open run"))
+    link.first.wait_for(timeout=TRAIN_TIMEOUT_MS)
+    run_id = re.search(r"run=([^&]+)", link.first.get_attribute("href") or "").group(1)
+
+    open_page(page, f"{app.url}/predict?run={run_id}", "Predict")
+    img = tmp_path / "one.png"
+    with zipfile.ZipFile(archive) as z:
+        img.write_bytes(z.read("square/square_3.png"))
+    upload(page, "Image to classify", img)
+    click(page, "Predict")
+    page.get_by_text("Class probabilities").first.wait_for()
+    assert page.locator("[data-testid=stPlotlyChart]").count() >= 1
+    no_tracebacks(page)
+    screenshot(page, "c-image-predict")
+
+
+def test_d_compare_two_runs(app, page) -> None:  # noqa: ANN001
+    open_page(page, f"{app.url}/compare?runs=reviews-full-s1,reviews-head-s1", "Compare")
+    verdict = page.get_by_text(re.compile(r"beats|No clear difference")).first
+    verdict.wait_for()
+    assert "beats" in verdict.inner_text()
+    assert page.locator("[data-testid=stPlotlyChart]").count() >= 1
+    no_tracebacks(page)
+    screenshot(page, "d-compare")
