@@ -1,5 +1,73 @@
-"""home page (placeholder until built)."""
+"""Home: what tunescope is, a one-click demo training, a short tour, and what the server runs on."""
+
+from __future__ import annotations
 
 import streamlit as st
 
-st.title("Home")
+from dashboard.ui import PAGES, device_summary, guard, session_id, worker_state
+
+DEMO = {"source": "demo:sentiment", "method": "head", "max_samples": 2000}
+
+st.title("tunescope")
+
+with guard("loading the home page"):
+    st.markdown(
+        "**tunescope fine-tunes a pretrained model on your labelled texts or images, right on this server.** "
+        "It trains in the background while you watch the learning curves, then lets you compare runs "
+        "honestly — with intervals across seeds, not single numbers. Finally you can try each model on "
+        "your own input and see how confident it is.")
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.subheader("Try it in one click")
+        st.write("Train a movie-review sentiment classifier on 2,000 built-in examples. The pretrained "
+                 "MiniLM encoder stays frozen and only a small classifier on top learns (method *head*), "
+                 "so it takes about a minute on a laptop CPU.")
+        if st.button("Train the demo", type="primary"):
+            from core import jobs
+            from core.config import DataConfig, RunConfig, TrainConfig
+
+            cfg = RunConfig(data=DataConfig(source=DEMO["source"], max_samples=DEMO["max_samples"]),
+                            train=TrainConfig(method=DEMO["method"]))
+            with st.spinner("Checking the demo data and queuing the job..."):
+                ids = jobs.submit(cfg, check_device=False, owner=f"ui-{session_id()}")
+            st.session_state["last_job"] = ids[0]
+            st.switch_page(PAGES["train"])
+
+    with right:
+        st.subheader("Server")
+        state, dev = worker_state(), device_summary()
+        if state["workers"]:
+            st.success(f"Worker running on {dev['label']}.")
+        else:
+            st.warning(f"No worker is running, so queued jobs will wait. `tunescope ui` starts one with the "
+                       f"dashboard; on a separate machine run `tunescope worker`. Device: {dev['label']}.")
+        if dev["gpus"]:
+            for g in dev["gpus"]:
+                st.caption(f"{g['name']}: {g['used_gib']:.1f} of {g['memory_gib']:.1f} GiB in use")
+        from core.datastore import list_datasets
+        from core.runs import list_runs
+
+        counts = state["counts"]
+        a, b, c = st.columns(3)
+        a.metric("Runs", len(list_runs()))
+        b.metric("Saved datasets", len(list_datasets()))
+        c.metric("Jobs running / queued", f"{counts.get('running', 0)} / {counts.get('queued', 0)}")
+
+    st.subheader("A short tour")
+    steps = [
+        ("data", "Data", "Upload a CSV/JSONL/Parquet of texts or a ZIP of images in class folders, or pick a "
+                         "built-in demo. Problems are named by row, and nothing is stored until you save."),
+        ("train", "Train", "Choose the dataset, a model and how much of it to fine-tune (full, head, top-k "
+                           "layers or LoRA). You see the memory and time estimate before you start, then "
+                           "the job's live progress and curves."),
+        ("runs", "Runs", "Every finished run: learning curves, classification report, confusion matrix, "
+                         "downloads. Each run has its own link to share."),
+        ("compare", "Compare", "Put runs or seed groups side by side: metrics with 95 % intervals, cost, "
+                               "and a plain-language verdict that only calls a winner when the data support it."),
+        ("predict", "Predict", "Type a sentence or upload an image and see the class probabilities."),
+    ]
+    for i, (key, title, text) in enumerate(steps, start=1):
+        col_link, col_text = st.columns([1, 5])
+        col_link.page_link(PAGES[key], label=f"{i}. {title}")
+        col_text.write(text)

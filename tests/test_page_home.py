@@ -1,0 +1,51 @@
+"""Home page: the pitch, server status, one-click demo training and the tour links."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+
+
+def _home() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    return at
+
+
+def test_home_explains_and_reports_no_worker(home: Path) -> None:
+    at = _home()
+    assert not at.exception
+    assert at.title[0].value == "tunescope"
+    assert "fine-tunes a pretrained model" in at.markdown[0].value
+    warnings = " ".join(w.value for w in at.warning)
+    assert "No worker is running" in warnings and "CPU (" in warnings
+    assert [m.label for m in at.metric] == ["Runs", "Saved datasets", "Jobs running / queued"]
+    links = [p.proto.label for p in at.get("page_link")]
+    assert links[-5:] == ["1. Data", "2. Train", "3. Runs", "4. Compare", "5. Predict"]
+
+
+def test_home_counts_runs_and_shows_a_live_worker(fake_runs: Path) -> None:
+    from core import jobs
+
+    jobs.open_store().register_worker("w-test", {"host": "h", "pid": 1, "slots": ["cpu"], "threads": 1})
+    at = _home()
+    assert at.metric[0].value == "4"
+    assert any("Worker running on CPU" in s.value for s in at.success)
+
+
+def test_train_the_demo_queues_a_head_job_and_opens_train(home: Path) -> None:
+    from core import jobs
+
+    at = _home()
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    queued = jobs.list_jobs()
+    assert len(queued) == 1
+    cfg = queued[0].config
+    assert cfg["data"]["source"] == "demo:sentiment" and cfg["data"]["max_samples"] == 2000
+    assert cfg["train"]["method"] == "head"
+    assert at.session_state["last_job"] == queued[0].id
+    assert at.title[0].value == "Train"  # switched to the page with the live job list
