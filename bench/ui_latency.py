@@ -171,8 +171,8 @@ def main() -> None:
         from core.config import DataConfig, RunConfig, TrainConfig
 
         with live_app(home) as app:
-            job = jobs.submit(RunConfig(data=DataConfig(source="demo:sentiment", max_samples=3000),
-                                        train=TrainConfig(method="full", epochs=1)), check_device=False)[0]
+            job = jobs.submit(RunConfig(data=DataConfig(source="demo:sentiment"),
+                                        train=TrainConfig(method="full", epochs=3)), check_device=False)[0]
             deadline = time.monotonic() + 120
             while jobs.get(job).state != "running" and time.monotonic() < deadline:
                 time.sleep(0.5)
