@@ -19,6 +19,8 @@ from dashboard.ui import PAGES, fmt_age, fmt_metric, guard
 
 _METRICS_KEY = "_jobs_view_metrics"  # session_state: job id -> {"offset", "attempt", "rows"}
 _CONFIRM_KEY = "_jobs_view_confirm"  # session_state: job id awaiting "really cancel someone else's job?"
+IDLE_REFRESH_S = 5.0  # nothing queued or running: look for other sessions' new jobs now and then
+ACTIVE = ("queued", "running", "interrupted")
 _ICONS = {"queued": "⏳", "running": "▶️", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️",
           "interrupted": "⏸️"}
 
@@ -28,9 +30,21 @@ def job_list(*, limit: int = 20, owner: str | None = None, mine: str | None = No
     """Render the newest `limit` jobs (only `owner`'s when given), refreshing every `run_every` s.
 
     `mine` is the owner string of this browser session: its jobs cancel with one click, anyone
-    else's ask for a confirmation first. `highlight`: ids to mark as just submitted."""
+    else's ask for a confirmation first. `highlight`: ids to mark as just submitted.
+
+    With nothing queued or running the list refreshes only every IDLE_REFRESH_S: ten idle browser
+    sessions must not cost ten reruns a second on a server that is also training."""
+    if run_every is not None:
+        busy = _busy()
+        run_every = run_every if busy else max(run_every, IDLE_REFRESH_S)
+        st.session_state["_jobs_view_busy"] = busy
     fragment = st.fragment(_render, run_every=run_every)
     fragment(limit=limit, owner=owner, mine=mine, highlight=tuple(highlight), key=key)
+
+
+def _busy() -> bool:
+    counts = jobs.open_store().counts()
+    return any(counts.get(s) for s in ACTIVE)
 
 
 def _render(*, limit: int, owner: str | None, mine: str | None, highlight: tuple[str, ...], key: str) -> None:
@@ -42,6 +56,10 @@ def _render(*, limit: int, owner: str | None, mine: str | None, highlight: tuple
         if not job_rows:
             st.caption("No jobs yet. Jobs you start appear here with live progress.")
             return
+        busy = _busy()  # the same global test as job_list's, or the two could disagree forever
+        if busy != st.session_state.get("_jobs_view_busy", busy):
+            st.session_state["_jobs_view_busy"] = busy
+            st.rerun(scope="app")  # switch between the fast and the idle refresh interval
         cache = st.session_state.setdefault(_METRICS_KEY, {})
         for job in job_rows:
             _job_card(job, mine=mine, new=job.id in highlight, key=key, cache=cache)
