@@ -146,6 +146,7 @@ def click(page, name: str | re.Pattern[str]) -> None:  # noqa: ANN001
 def screenshot(page, name: str) -> Path:  # noqa: ANN001
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    page.wait_for_timeout(1000)  # the script is done; give the frontend a moment to paint charts
     page.screenshot(path=str(path), full_page=True)
     return path
 
