@@ -1,5 +1,122 @@
-"""predict page (placeholder until built)."""
+"""Predict: pick a finished run, type a text or upload an image, see the class probabilities."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
+from core.errors import RunError, TunescopeError
+from core.runs import RUN_ID, Run, list_runs
+from dashboard.charts import probability_bars
+from dashboard.inputs import read_image
+from dashboard.ui import PAGES, fmt_metric, guard, runs_dir
+
+_RESULT = "_predict_result"
+
+
+def predictable_runs() -> list[dict[str, Any]]:
+    """Succeeded runs with a saved model, newest first."""
+    return [r for r in list_runs(runs_dir())
+            if r["state"] == "succeeded" and (Path(r["path"]) / "model" / "tunescope_model.json").is_file()]
+
+
+def find_run(run_id: str) -> Run | None:
+    """Only a plain run id directly in the runs directory: a link cannot point elsewhere."""
+    if not RUN_ID.fullmatch(run_id or "") or ".." in run_id:
+        return None
+    path = runs_dir() / run_id
+    return Run(path) if (path / "config.json").is_file() else None
+
+
+def offer_explanation(run_id: str, input_kind: str, payload: str, probabilities: dict[str, float]) -> None:
+    """Hand the prediction to the Explain page (issue 6) through session state."""
+    st.session_state["explain_request"] = {"run_id": run_id, "kind": input_kind, "input": payload,
+                                           "probabilities": probabilities}
+    explain = Path(__file__).with_name("explain.py")
+    if explain.is_file():
+        st.page_link("views/explain.py", label="Explain this prediction", query_params={"run": run_id})
+    else:
+        st.caption("Explanations of this prediction arrive with the Explain page.")
+
+
+def _predict(run: Run, task: str, value: Any) -> dict[str, Any]:
+    from core import api  # imports torch: only when the user asks for a prediction
+
+    with st.spinner("Loading the model (first time only) and predicting..."):
+        try:
+            return api.predict(run.path, [value], runs_dir=runs_dir(), kind=task)[0]
+        except TunescopeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - damaged files surface as library errors
+            raise RunError(f"The saved model of run {run.id} could not be loaded ({type(exc).__name__}); its "
+                           "folder may be damaged. Pick another run or train this one again.") from exc
+
+
+def _show(result: dict[str, Any]) -> None:
+    a, b = st.columns(2)
+    a.metric("Predicted class", result["label"])
+    b.metric("Confidence", f"{result['confidence']:.1%}")
+    st.plotly_chart(probability_bars(result["probabilities"]), width="stretch", key="predict_probs")
+
+
 st.title("Predict")
+
+with guard("predicting"):
+    runs = predictable_runs()
+    if not runs:
+        st.info("No finished run with a saved model yet. Train one first; it appears here when it finishes.")
+        st.page_link(PAGES["train"], label="Go to Train")
+        st.stop()
+    ids = [r["run_id"] for r in runs]
+    wanted = st.query_params.get("run")
+    if wanted and wanted not in ids:
+        st.error(f"Run {wanted!r} is not a finished run with a saved model here; pick one below.")
+    index = ids.index(wanted) if wanted in ids else 0
+    by_id = {r["run_id"]: r for r in runs}
+    run_id = st.selectbox("Run", ids, index=index, key="predict_run",
+                          format_func=lambda i: f"{i} · {by_id[i]['method']} · acc {fmt_metric(by_id[i]['accuracy'])}")
+    if st.query_params.get("run") != run_id:
+        st.query_params["run"] = run_id
+    run = find_run(run_id)
+    summary = run.summary() if run else {}
+    task = summary.get("task") or by_id[run_id]["task"] or "text"
+    labels = summary.get("labels") or []
+    st.caption(f"{task} model · {len(labels)} classes ({', '.join(map(str, labels[:10]))}"
+               f"{', …' if len(labels) > 10 else ''}) · test accuracy {fmt_metric(by_id[run_id]['accuracy'])}")
+
+    if task == "text":
+        text = st.text_area("Text to classify", key="predict_text", height=120,
+                            placeholder="Type or paste a sentence, e.g. a movie review")
+        value, kind, fingerprint = text, "text", hashlib.sha256(text.encode()).hexdigest()
+    else:
+        up = st.file_uploader("Image to classify", type=["png", "jpg", "jpeg", "webp", "bmp"], key="predict_image")
+        value, fingerprint = None, ""
+        if up is not None:
+            data = up.getvalue()
+            fingerprint = hashlib.sha256(data).hexdigest()
+            value = read_image(data, up.name)
+            st.image(value, caption=up.name, width=224)
+        kind = "image"
+
+    current = (run_id, fingerprint)
+    if st.session_state.get(_RESULT, {}).get("key") != current:
+        st.session_state.pop(_RESULT, None)  # a different run or input: the old answer no longer applies
+
+    if st.button("Predict", type="primary", key="predict_go"):
+        if kind == "text" and not (value or "").strip():
+            st.warning("Type some text first.")
+        elif kind == "image" and value is None:
+            st.warning("Upload an image first.")
+        elif run is None:
+            st.error(f"Run {run_id!r} disappeared from the runs folder; reload the page.")
+        else:
+            result = _predict(run, task, value)
+            st.session_state[_RESULT] = {"key": current, "result": result}
+
+    saved = st.session_state.get(_RESULT)
+    if saved:
+        _show(saved["result"])
+        offer_explanation(run_id, kind, value if kind == "text" else fingerprint, saved["result"]["probabilities"])
