@@ -1,5 +1,136 @@
-"""compare page (placeholder until built)."""
+"""Compare: runs or seed groups side by side — metrics with 95 % intervals, cost, curves, per-class
+differences, and a verdict that only names a winner when the interval excludes zero."""
 
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
+from core import compare
+from core.errors import RunError
+from core.runs import RUN_ID, Run, list_runs
+from dashboard.charts import curve_overlay, diff_bars
+from dashboard.ui import PAGES, fmt_count, fmt_metric, fmt_seconds, guard, runs_dir
+
+
+def finished_runs() -> list[dict[str, Any]]:
+    return [r for r in list_runs(runs_dir()) if r["state"] == "succeeded" and r["accuracy"] is not None]
+
+
+def group_key(row: dict[str, Any]) -> str:
+    return f"{row['dataset']} · {row['model']} · {row['method']}"
+
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{row['run_id']} · {row['method']} · acc {fmt_metric(row['accuracy'])}"
+
+
+def _sync_query(picked: list[str]) -> None:
+    value = ",".join(picked)
+    if st.query_params.get("runs", "") != value:
+        if value:
+            st.query_params["runs"] = value
+        else:
+            st.query_params.pop("runs", None)
+
+
+def metrics_table(frame: pd.DataFrame) -> pd.DataFrame:
+    table = compare.group_table(frame)
+    shown = pd.DataFrame({
+        "group": [f"{d} · {m} · {me}" for d, m, me in zip(table["dataset"], table["model"], table["method"],
+                                                           strict=True)],
+        "runs": table["runs"],
+        "accuracy": table["accuracy"], "macro-F1": table["macro_f1"], "weighted-F1": table["weighted_f1"],
+        "ECE": table["ece"],
+        "trainable params": [fmt_count(x) for x in table["trainable_params"]],
+        "train time": [fmt_seconds(x) for x in table["train_seconds"]],
+        "samples/s": [f"{x:.1f}" if x is not None and x == x else "–" for x in table["samples_per_second"]],
+        "peak memory": [f"{x:.0f} MB" if x is not None and x == x else "–" for x in table["peak_memory_mb"]],
+        "note": table["note"],
+    })
+    return shown
+
+
+def verdict_section(frame: pd.DataFrame, runs: dict[str, Run]) -> None:
+    frame = frame.assign(group=[group_key(r) for r in frame.to_dict("records")])
+    groups = list(dict.fromkeys(frame["group"]))
+    by_group = len(groups) >= 2
+    options = groups if by_group else list(frame["run_id"])
+    if len(options) < 2:
+        st.info("These runs all belong to one group; pick runs of another method or model to get a verdict.")
+        return
+    a_col, b_col, m_col = st.columns([2, 2, 1])
+    a = a_col.selectbox("A", options, index=0, key="compare_a")
+    b = b_col.selectbox("B", options, index=1, key="compare_b")
+    metric = m_col.selectbox("Metric", ["macro_f1", "accuracy"], key="compare_metric",
+                             format_func=lambda m: compare.METRIC_NAMES[m])
+    if a == b:
+        st.warning("A and B are the same; pick two different ones.")
+        return
+    col = "group" if by_group else "run_id"
+    ids_a = list(frame.loc[frame[col] == a, "run_id"])
+    ids_b = list(frame.loc[frame[col] == b, "run_id"])
+    datasets = set(frame.loc[frame["run_id"].isin(ids_a + ids_b), "dataset"])
+    if len(datasets) > 1:
+        st.warning(f"A and B were trained on different datasets ({', '.join(map(str, sorted(datasets)))}); "
+                   "their scores are not comparable, so there is no verdict.")
+        return
+    runs_a, runs_b = [runs[i] for i in ids_a], [runs[i] for i in ids_b]
+    try:
+        v = compare.verdict(runs_a, runs_b, metric, name_a=a, name_b=b)
+    except RunError as exc:
+        st.warning(str(exc))
+    else:
+        (st.success if v.significant else st.info)(v.text)
+        st.caption(f"Interval: {v.method}. A difference is only called a win when its 95 % interval excludes zero.")
+    diff = compare.per_class_diff(runs_a, runs_b)
+    if not diff.empty:
+        st.plotly_chart(diff_bars(diff, "A", "B"), width="stretch", key="compare_diff")
+
+
 st.title("Compare")
+
+with guard("comparing runs"):
+    rows = finished_runs()
+    if len(rows) < 2:
+        st.info("Comparing needs at least two finished runs. Train a second one (another method, or more seeds).")
+        st.page_link(PAGES["train"], label="Go to Train")
+        st.stop()
+    by_id = {r["run_id"]: r for r in rows}
+    wanted = [x for x in st.query_params.get("runs", "").split(",") if x]
+    unknown = [x for x in wanted if x not in by_id]
+    if unknown:
+        st.warning(f"Not finished runs here, left out: {', '.join(unknown)}.")
+    if "compare_runs" not in st.session_state:
+        st.session_state["compare_runs"] = [x for x in wanted if x in by_id]
+    mode = st.radio("Pick", ["Runs", "Seed groups"], horizontal=True, key="compare_mode")
+    if mode == "Seed groups":
+        groups: dict[str, list[str]] = {}
+        for r in rows:
+            groups.setdefault(group_key(r), []).append(r["run_id"])
+        chosen = st.multiselect("Seed groups", list(groups), key="compare_groups",
+                                format_func=lambda g: f"{g} ({len(groups[g])} runs)")
+        picked = [i for g in chosen for i in groups[g]]
+    else:
+        picked = st.multiselect("Runs to compare", list(by_id), key="compare_runs",
+                                format_func=lambda i: _label(by_id[i]))
+        _sync_query(picked)
+    if len(picked) < 2:
+        st.caption("Pick at least two runs (or groups) to compare.")
+        st.stop()
+
+    runs = {i: Run(runs_dir() / i) for i in picked if RUN_ID.fullmatch(i)}
+    frame = pd.DataFrame([compare.run_row(r) for r in runs.values()])
+    st.subheader("Metrics (mean ± 95 % interval across seeds)")
+    st.dataframe(metrics_table(frame), hide_index=True, width="stretch")
+
+    st.subheader("A against B")
+    verdict_section(frame, runs)
+
+    st.subheader("Curves")
+    curves = {i: r.metrics()[0] for i, r in runs.items()}
+    left, right = st.columns(2)
+    left.plotly_chart(curve_overlay(curves, "loss", "step"), width="stretch", key="compare_loss")
+    right.plotly_chart(curve_overlay(curves, "val_macro_f1", "epoch"), width="stretch", key="compare_f1")
