@@ -1,0 +1,81 @@
+"""core.compare against scipy and hand-made cases."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from run_factory import write_fake_run
+from scipy import stats
+
+from core import compare
+from core.errors import RunError
+from core.runs import Run
+
+
+def test_t_interval_matches_scipy() -> None:
+    x = [0.81, 0.84, 0.79, 0.86]
+    got = compare.t_interval(x)
+    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+    assert got["mean"] == pytest.approx(np.mean(x))
+    assert got["half_width"] == pytest.approx((hi - lo) / 2)
+    assert got["note"] == ""
+    assert compare.t_interval([0.8])["half_width"] is None and "one run" in compare.t_interval([0.8])["note"]
+    assert "fewer than 3" in compare.t_interval([0.8, 0.9])["note"]
+    assert compare.format_ci(got) == f"{np.mean(x):.3f} ± {(hi - lo) / 2:.3f}"
+
+
+def test_welch_interval_matches_scipy() -> None:
+    a, b = [0.90, 0.88, 0.91], [0.70, 0.74, 0.69, 0.72]
+    got = compare.welch_interval(a, b)
+    res = stats.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(0.95)
+    assert got["diff"] == pytest.approx(np.mean(a) - np.mean(b))
+    assert (got["low"], got["high"]) == pytest.approx((ci.low, ci.high))
+
+
+def test_paired_bootstrap_identical_and_mismatched(tmp_path: Path) -> None:
+    a = Run(write_fake_run(tmp_path, "a", accuracy=0.8, seed=1))
+    b = Run(write_fake_run(tmp_path, "b", accuracy=0.8, seed=1))
+    res = compare.paired_bootstrap(a, b, "accuracy", resamples=200)
+    assert res["diff"] == 0 and res["low"] == 0 and res["high"] == 0
+    other = Run(write_fake_run(tmp_path, "c", accuracy=0.8, data_seed=5, n_test=61))
+    with pytest.raises(RunError, match="same test examples"):
+        compare.paired_bootstrap(a, other)
+
+
+def test_macro_f1_bootstrap_point_matches_report(tmp_path: Path) -> None:
+    a = Run(write_fake_run(tmp_path, "a", accuracy=0.9, seed=1, labels=("x", "y", "z")))
+    b = Run(write_fake_run(tmp_path, "b", accuracy=0.6, seed=2, labels=("x", "y", "z")))
+    res = compare.paired_bootstrap(a, b, "macro_f1", resamples=300)
+    expected = a.summary()["test"]["macro_f1"] - b.summary()["test"]["macro_f1"]
+    assert res["diff"] == pytest.approx(expected)
+    assert res["low"] <= res["diff"] <= res["high"]
+
+
+def test_verdict_never_claims_a_win_inside_the_interval(tmp_path: Path) -> None:
+    a = [Run(write_fake_run(tmp_path, f"a{i}", accuracy=acc, seed=i)) for i, acc in enumerate((0.80, 0.70, 0.90))]
+    b = [Run(write_fake_run(tmp_path, f"b{i}", accuracy=acc, seed=i + 10)) for i, acc in enumerate((0.78, 0.85, 0.72))]
+    v = compare.verdict(a, b, "accuracy", "A", "B")
+    assert v.low < 0 < v.high and not v.significant
+    assert "No clear difference" in v.text and "beats" not in v.text
+    good = [Run(write_fake_run(tmp_path, f"g{i}", accuracy=0.95, seed=i + 20)) for i in range(3)]
+    bad = [Run(write_fake_run(tmp_path, f"h{i}", accuracy=0.55, seed=i + 30)) for i in range(3)]
+    v = compare.verdict(bad, good, "accuracy", "bad", "good")
+    assert v.significant and v.text.startswith("good beats bad on accuracy by")
+    assert v.high < 0
+
+
+def test_group_table_values(tmp_path: Path) -> None:
+    paths = [write_fake_run(tmp_path, f"r{i}", accuracy=acc, method="lora", seed=i)
+             for i, acc in enumerate((0.7, 0.8, 0.9))]
+    frame = compare.runs_frame([str(p) for p in paths])
+    table = compare.group_table(frame)
+    assert len(table) == 1 and table.loc[0, "runs"] == 3
+    accs = [Run(p).summary()["test"]["accuracy"] for p in paths]
+    assert table.loc[0, "accuracy_mean"] == pytest.approx(np.mean(accs))
+    assert table.loc[0, "accuracy_hw"] == pytest.approx(
+        stats.t.ppf(0.975, 2) * np.std(accs, ddof=1) / math.sqrt(3))
+    assert table.loc[0, "trainable_params"] == 10_000_000
