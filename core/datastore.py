@@ -89,7 +89,8 @@ def stage_upload(session_id: str, filename: str, data: bytes) -> Path:
     if folder.exists():
         shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    path = folder / f"upload{suffix}"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).name[: -len(suffix)])[:80].strip("._") or "upload"
+    path = folder / f"{stem}{suffix}"  # the user's own file name, so messages name the file they know
     path.write_bytes(data)
     return path
 

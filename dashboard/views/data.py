@@ -1,5 +1,166 @@
-"""data page (placeholder until built)."""
+"""Data: upload a dataset (or pick a demo or a saved one), see what the loader made of it, fix what it
+reports, and save it for training. Uploads stay private to this browser session until saved."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
+from core.data import inspect_columns, load_dataset, open_image
+from core.datasets import LabeledData
+from core.datastore import columns_of, delete_dataset, list_datasets, save_dataset, slug, stage_upload, suffix_of
+from core.demos import list_demos
+from core.errors import DataError
+from dashboard import data_view as dv
+from dashboard.charts import class_balance, length_histogram
+from dashboard.ui import PAGES, fmt_age, guard, session_id
+
+UPLOAD_TYPES = ["csv", "tsv", "txt", "jsonl", "json", "parquet", "zip", "gz", "bz2", "xz"]
+AUTO = "auto"
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load(source: str, text_column: str | None, label_column: str | None, size: int, mtime: float) -> LabeledData:
+    # size and mtime are part of the key: a replaced file must not be served from the cache.
+    return load_dataset(source, text_column=text_column, label_column=label_column)
+
+
+def _stat(path: str) -> tuple[int, float]:
+    try:
+        s = os.stat(path)
+        return s.st_size, s.st_mtime
+    except OSError:
+        return 0, 0.0
+
+
+def staged_upload(up: Any) -> Path:
+    """Stage the upload once per file (reruns must not rewrite it and defeat the cache)."""
+    held = st.session_state.get("_data_staged")
+    if held and held[0] == up.file_id and Path(held[1]).is_file():
+        return Path(held[1])
+    path = stage_upload(session_id(), up.name, up.getvalue())
+    st.session_state["_data_staged"] = (up.file_id, str(path))
+    return path
+
+
+def column_overrides(path: Path) -> tuple[str | None, str | None]:
+    info = inspect_columns(path)
+    if info["format"] in ("zip", "folder") or not info["columns"]:
+        return None, None
+    cols = [AUTO, *map(str, info["columns"])]
+    a, b = st.columns(2)
+    text = a.selectbox("Text column", cols, key="data_text_col",
+                       help=f"auto: {info['text_column'] or 'not obvious — pick one'}")
+    label = b.selectbox("Label column", cols, key="data_label_col",
+                        help=f"auto: {info['label_column'] or 'not obvious — pick one'}")
+    return (None if text == AUTO else text), (None if label == AUTO else label)
+
+
+def show_dataset(data: LabeledData) -> None:
+    sizes = data.sizes()
+    cols = st.columns(5)
+    cols[0].metric("Task", data.task)
+    cols[1].metric("Classes", len(data.labels))
+    for col, split in zip(cols[2:], ("train", "validation", "test"), strict=True):
+        col.metric(split.capitalize(), f"{sizes[split]:,}")
+    st.caption("Classes: " + ", ".join(map(str, data.labels[:30])) + (" …" if len(data.labels) > 30 else ""))
+    for w in data.warnings:
+        hint = dv.hint_for(w)
+        st.warning(w + (f"\n\n**What to do:** {hint}" if hint else ""))
+    if data.task == "image":
+        st.subheader("Examples")
+        sample = dv.preview_frame(data, 12)
+        grid = st.columns(6)
+        for i, row in enumerate(sample.itertuples()):
+            try:
+                img = open_image(row.input)
+            except DataError as exc:
+                grid[i % 6].caption(f"unreadable: {exc}")
+                continue
+            grid[i % 6].image(img, caption=f"{row.label} ({row.split})", width=110)
+    else:
+        st.subheader("Preview")
+        st.dataframe(dv.preview_frame(data), hide_index=True, width="stretch", height=260)
+    left, right = st.columns(2)
+    left.plotly_chart(class_balance(dv.balance_frame(data)), width="stretch", key="data_balance")
+    if data.task == "text":
+        right.plotly_chart(length_histogram(dv.length_frame(data)), width="stretch", key="data_lengths")
+
+
+def save_form(staged: Path, original: str, text_col: str | None, label_col: str | None) -> None:
+    st.subheader("Save it for training")
+    stem = original[: -len(suffix_of(original))] if original else "dataset"
+    name = st.text_input("Dataset name", value=slug(stem), key="data_name", max_chars=48,
+                         help="Lower-case letters, digits, '-' and '_'. Saved datasets are visible to every user.")
+    if st.button("Save dataset", type="primary", key="data_save"):
+        try:
+            saved = save_dataset(name.strip(), staged, original_name=original, text_column=text_col,
+                                 label_column=label_col)
+        except DataError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Saved as **{saved.name}** ({saved.rows:,} examples, {len(saved.labels)} classes).")
+            st.page_link(PAGES["train"], label=f"Train on {saved.name}",
+                         query_params={"dataset": f"saved:{saved.name}"})
+
+
+def saved_section() -> None:
+    saved = list_datasets()
+    st.subheader("Saved datasets")
+    if not saved:
+        st.caption("None yet. Upload a file above and save it; it then appears on the Train page.")
+        return
+    st.dataframe([{"name": d.name, "task": d.task, "classes": len(d.labels), "examples": d.rows,
+                   "from file": d.original_name, "saved": fmt_age(d.saved), "warnings": len(d.warnings)}
+                  for d in saved], hide_index=True, width="stretch")
+    with st.expander("Delete a saved dataset"):
+        name = st.selectbox("Dataset to delete", [d.name for d in saved], index=None, key="data_delete_name")
+        sure = st.checkbox("Yes, delete it (runs trained on it keep their results)", key="data_delete_sure")
+        if st.button("Delete", key="data_delete", disabled=not (name and sure)):
+            delete_dataset(name)
+            st.success(f"Deleted {name}.")
+
+
 st.title("Data")
+
+with guard("loading the data page"):
+    up = st.file_uploader("Upload a dataset", type=UPLOAD_TYPES, key="data_upload",
+                          help="Text: CSV, TSV, JSONL, JSON or Parquet with a text and a label column (optionally "
+                               "a split column). Images: a ZIP with one folder per class. Up to 200 MB.")
+    st.caption("Uploads stay private to this browser session until you save them.")
+    text_col = label_col = None
+    staged: Path | None = None
+    if up is not None:
+        staged = staged_upload(up)
+        text_col, label_col = column_overrides(staged)
+        source, label = str(staged), up.name
+    else:
+        demos = {d.name: d for d in list_demos()}
+        saved_names = [d.name for d in list_datasets()]
+        a, b = st.columns(2)
+        demo = a.selectbox("Or pick a built-in demo", list(demos), key="data_demo",
+                           format_func=lambda n: f"{demos[n].title} ({demos[n].task})")
+        pick = b.selectbox("Or a saved dataset", saved_names, index=None, key="data_saved_pick",
+                           placeholder="none saved yet" if not saved_names else "choose…")
+        if pick:
+            cols = columns_of(pick)
+            source, label = next(d.path for d in list_datasets() if d.name == pick), pick
+            text_col, label_col = cols["text"], cols["label"]
+        else:
+            source, label = f"demo:{demo}", demos[demo].title
+            st.caption(f"{demos[demo].description} Source: {demos[demo].source}. Licence: {demos[demo].licence}.")
+    try:
+        with st.spinner(f"Reading and checking {label}..."):
+            data = load(source, text_col, label_col, *_stat(source))
+    except DataError as exc:
+        st.error(str(exc))
+        st.caption("Nothing was stored. Fix the file and upload it again.")
+        data = None
+    if data is not None:
+        show_dataset(data)
+        if staged is not None and up is not None:
+            save_form(staged, up.name, text_col, label_col)
+    saved_section()

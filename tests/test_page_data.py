@@ -1,0 +1,117 @@
+"""Data page: demos, uploads (valid, bad row, not a dataset, images), saving and the saved list."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+from streamlit.testing.v1 import AppTest
+
+from core.datasets import LabeledData
+from dashboard import data_view as dv
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/data.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="data_upload").set_value((name, data, "application/octet-stream")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _image_zip() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for label, colour in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
+            for i in range(6):
+                img = io.BytesIO()
+                Image.new("RGB", (12, 12), colour).save(img, format="PNG")
+                z.writestr(f"{label}/{i}.png", img.getvalue())
+    return buf.getvalue()
+
+
+def test_demo_shows_sizes_and_charts(home: Path) -> None:
+    at = _page()
+    assert at.selectbox(key="data_demo").value == "sentiment"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Task"] == "text" and metrics["Classes"] == "2"
+    assert int(metrics["Train"].replace(",", "")) > 5000
+    assert len(at.get("plotly_chart")) == 2
+    assert not at.error
+
+
+def test_upload_valid_csv_save_and_refuse_a_taken_name(home: Path, sentiment_csv: Path) -> None:
+    from core.datastore import list_datasets
+
+    at = _upload(_page(), "reviews.csv", sentiment_csv.read_bytes())
+    assert at.dataframe[0].value["label"].isin(["positive", "negative"]).all()
+    assert at.text_input(key="data_name").value == "reviews"
+    at.button(key="data_save").click().run()
+    assert "Saved as **reviews**" in at.success[0].value
+    [saved] = list_datasets()
+    assert saved.name == "reviews" and saved.rows == 240
+    before = Path(saved.path).read_bytes()
+    at.button(key="data_save").click().run()
+    assert "exists already" in at.error[0].value
+    assert len(list_datasets()) == 1 and Path(saved.path).read_bytes() == before
+
+
+def test_bad_row_is_named_and_nothing_is_stored(home: Path) -> None:
+    from core.datastore import list_datasets
+
+    lines = ["text,label"] + [f"text number {i},{'pos' if i % 2 else 'neg'}" for i in range(1, 31)]
+    lines[7] = "a review without a label,"  # row 8 as a spreadsheet numbers it (the header is row 1)
+    at = _upload(_page(), "bad.csv", ("\n".join(lines) + "\n").encode())
+    message = at.error[0].value
+    assert "'bad.csv'" in message and "row 8" in message, message
+    assert not at.get("plotly_chart")
+    assert not [b for b in at.button if b.key == "data_save"]
+    assert list_datasets() == []
+    assert not (home / "datasets").exists() or not any((home / "datasets").iterdir())
+
+
+def test_not_a_dataset_is_a_readable_error(home: Path) -> None:
+    at = _upload(_page(), "notes.csv", b"\x00\x01\x02 binary junk \xff\xfe")
+    assert at.error and "Traceback" not in at.error[0].value
+    empty_zip = io.BytesIO()
+    with zipfile.ZipFile(empty_zip, "w") as z:
+        z.writestr("readme.txt", "no images here")
+    at = _upload(_page(), "empty.zip", empty_zip.getvalue())
+    assert at.error and "image" in at.error[0].value.lower()
+
+
+def test_image_zip_shows_thumbnails_and_balance(home: Path) -> None:
+    at = _upload(_page(), "colours.zip", _image_zip())
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Task"] == "image" and metrics["Classes"] == "2"
+    assert len(at.get("image")) == 12  # a thumbnail grid of the first examples
+    assert len(at.get("plotly_chart")) == 1  # class balance (no text lengths for images)
+
+
+def test_data_view_helpers() -> None:
+    splits = {
+        "train": pd.DataFrame({"input": ["a b", "c d e", "f"], "label": ["x", "y", "x"], "label_id": [0, 1, 0]}),
+        "validation": pd.DataFrame({"input": ["g"], "label": ["y"], "label_id": [1]}),
+        "test": pd.DataFrame({"input": ["h i j k"], "label": ["x"], "label_id": [0]}),
+    }
+    data = LabeledData(task="text", labels=["x", "y"], splits=splits, source="s", name="n")
+    bal = dv.balance_frame(data)
+    assert bal.set_index(["split", "label"])["n"].to_dict() == {
+        ("train", "x"): 2, ("train", "y"): 1, ("validation", "x"): 0, ("validation", "y"): 1,
+        ("test", "x"): 1, ("test", "y"): 0}
+    assert dv.length_frame(data)["words"].tolist() == [2, 3, 1, 1, 4]
+    assert dv.preview_frame(data, 4)["split"].tolist() == ["train", "train", "train", "validation"]
+    assert "split column" in dv.hint_for("3 examples leak across splits")
+    assert dv.hint_for("nothing to see") is None
