@@ -76,12 +76,31 @@ def browser(app) -> Iterator:  # noqa: ANN001
 
 
 @pytest.fixture
-def page(browser) -> Iterator:  # noqa: ANN001
+def page(browser, request: pytest.FixtureRequest) -> Iterator:  # noqa: ANN001
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(60_000)
     pg = context.new_page()
     yield pg
-    context.close()
+    try:  # where each journey ended (a failing one included), for whoever reads the CI artifacts
+        screenshot(pg, f"last-{request.node.name}")
+    finally:
+        context.close()
+
+
+def start_training(page) -> str:  # noqa: ANN001
+    """Click Start training; return the queued job's id (from the confirmation)."""
+    click(page, "Start training")
+    note = page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="Queued job").first
+    note.wait_for()
+    return re.search(r"Queued job (j-[0-9a-f]+)", note.inner_text()).group(1)
+
+
+def run_link(page, home: Path, job_id: str):  # noqa: ANN001, ANN201
+    """The job list's "Open run" link of one job (its run id is fixed when the job is queued)."""
+    from core import jobs
+
+    run_id = jobs.open_store(f"sqlite:///{home / 'jobs.db'}").get(job_id).run_id
+    return page.locator(f"a[href*='run={run_id}']").filter(has_text="Open run")
 
 
 def _progress_texts(page) -> list[str]:  # noqa: ANN001
@@ -93,9 +112,9 @@ def test_a_train_demo_head_only_watch_progress_open_confusion_matrix(app, page) 
     choose(page, "Dataset", re.compile("sentiment", re.I))
     choose_radio(page, "Method", "head")
     fill_number(page, "Max examples", 300, section="Hyper-parameters")
-    click(page, "Start training")
+    job = start_training(page)
     seen: list[str] = []
-    link = page.get_by_role("link", name=re.compile("Open run"))
+    link = run_link(page, app.home, job)
     deadline_polls = TRAIN_TIMEOUT_MS // 500
     for _ in range(deadline_polls):  # the job list refreshes itself; no reload, no clicks
         for text in _progress_texts(page):
@@ -150,8 +169,8 @@ def test_c_image_zip_train_then_predict_uploaded_image(app, page, tmp_path: Path
     open_page(page, app.url + "/train", "Train")
     choose(page, "Dataset", re.compile("shapes"))
     choose_radio(page, "Method", "head")
-    click(page, "Start training")
-    link = page.get_by_role("link", name=re.compile("Open run"))
+    job = start_training(page)
+    link = run_link(page, app.home, job)
     link.first.wait_for(timeout=TRAIN_TIMEOUT_MS)
     run_id = re.search(r"run=([^&]+)", link.first.get_attribute("href") or "").group(1)
 
@@ -172,6 +191,7 @@ def test_d_compare_two_runs(app, page) -> None:  # noqa: ANN001
     verdict = page.get_by_text(re.compile(r"beats|No clear difference")).first
     verdict.wait_for()
     assert "beats" in verdict.inner_text()
-    assert page.locator("[data-testid=stPlotlyChart]").count() >= 1
+    wait_idle(page)
+    page.locator("[data-testid=stPlotlyChart]").nth(2).wait_for()  # per-class differences and two curve plots
     no_tracebacks(page)
     screenshot(page, "d-compare")
