@@ -8,7 +8,7 @@ Definitions
 - first load: from `page.goto` in a fresh browser context until the page's heading and its main
   element (the runs table; the bare app's chart) are visible and the script has finished its run.
 - interaction: a click on a toggle (Train page: "Only jobs started in this browser session", with the
-  live job list refreshing itself every second; bare app: a toggle above a chart and a table) until
+  live job list refreshing itself every two seconds; bare app: a toggle above a chart and a table) until
   Streamlit's script state first returns to `notRunning` after the click — timestamps taken inside
   the page (performance.now) by a MutationObserver on `data-test-script-state`, so Playwright's own
   round trips are not counted.
@@ -96,12 +96,12 @@ async def interactions(browser, url: str, label: str, n: int) -> list[float]:
     page = await ctx.new_page()
     await page.goto(url)
     toggle = page.get_by_label(label).first
-    await toggle.wait_for(state="attached", timeout=60_000)
-    await page.wait_for_function(IDLE_JS, timeout=60_000)
+    await toggle.wait_for(state="attached", timeout=180_000)  # ten sessions open at once share 2 cores
+    await page.wait_for_function(IDLE_JS, timeout=180_000)
     await page.evaluate(OBSERVE_JS)
     out = []
     for _ in range(n):
-        await page.wait_for_function(IDLE_JS, timeout=60_000)
+        await page.wait_for_function(IDLE_JS, timeout=180_000)
         t0 = await toggle.evaluate("(el) => { const t = performance.now(); el.click(); return t; }")
         try:
             await page.wait_for_function(DONE_JS, arg=t0, timeout=15_000)

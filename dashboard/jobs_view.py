@@ -1,6 +1,6 @@
 """The live job list: newest jobs with state, a progress bar, a live training curve, Cancel and Open run.
 
-`job_list(...)` renders inside `st.fragment(run_every=...)`, so it refreshes itself every second
+`job_list(...)` renders inside `st.fragment(run_every=...)`, so it refreshes itself every two seconds
 without rerunning the page. Each refresh costs one `list_jobs` query plus a seek into the
 metrics.jsonl of each running job (`core.jobs.poll`); nothing loads a model or imports torch.
 """
@@ -26,7 +26,7 @@ _ICONS = {"queued": "⏳", "running": "▶️", "succeeded": "✅", "failed": "�
 
 
 def job_list(*, limit: int = 20, owner: str | None = None, mine: str | None = None,
-             highlight: Sequence[str] = (), run_every: float | None = 1.0, key: str = "jobs") -> None:
+             highlight: Sequence[str] = (), run_every: float | None = 2.0, key: str = "jobs") -> None:
     """Render the newest `limit` jobs (only `owner`'s when given), refreshing every `run_every` s.
 
     `mine` is the owner string of this browser session: its jobs cancel with one click, anyone

@@ -19,6 +19,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from core.errors import TunescopeError
+from core.runs import RUN_ID, Run
 
 log = logging.getLogger("tunescope.dashboard")
 
@@ -61,6 +62,17 @@ def runs_dir() -> Path:
     from core.runs import default_runs_dir
 
     return default_runs_dir()
+
+
+def find_run(run_id: str) -> Run | None:
+    """The run `run_id` in the runs directory, or None. Only a plain run id is accepted, never a
+    path, so a crafted link cannot read folders outside the runs directory."""
+    if not RUN_ID.fullmatch(run_id) or ".." in run_id:
+        return None
+    path = runs_dir() / run_id
+    if not path.is_dir() or not (path / "config.json").is_file():
+        return None
+    return Run(path)
 
 
 def fmt_count(n: float | None) -> str:

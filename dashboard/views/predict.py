@@ -9,10 +9,10 @@ from typing import Any
 import streamlit as st
 
 from core.errors import RunError, TunescopeError
-from core.runs import RUN_ID, Run, list_runs
+from core.runs import Run, list_runs
 from dashboard.charts import probability_bars
 from dashboard.inputs import read_image
-from dashboard.ui import PAGES, fmt_metric, guard, runs_dir
+from dashboard.ui import PAGES, find_run, fmt_metric, guard, runs_dir
 
 _RESULT = "_predict_result"
 
@@ -21,14 +21,6 @@ def predictable_runs() -> list[dict[str, Any]]:
     """Succeeded runs with a saved model, newest first."""
     return [r for r in list_runs(runs_dir())
             if r["state"] == "succeeded" and (Path(r["path"]) / "model" / "tunescope_model.json").is_file()]
-
-
-def find_run(run_id: str) -> Run | None:
-    """Only a plain run id directly in the runs directory: a link cannot point elsewhere."""
-    if not RUN_ID.fullmatch(run_id or "") or ".." in run_id:
-        return None
-    path = runs_dir() / run_id
-    return Run(path) if (path / "config.json").is_file() else None
 
 
 def offer_explanation(run_id: str, input_kind: str, payload: str, probabilities: dict[str, float]) -> None:

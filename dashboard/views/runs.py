@@ -10,10 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import RunError
-from core.runs import RUN_ID, Run, list_runs
+from core.runs import Run, list_runs
 from dashboard import train_form as tf
 from dashboard.charts import confusion_heatmap, per_class_bars, training_curves
-from dashboard.ui import PAGES, fmt_count, fmt_metric, fmt_seconds, guard, runs_dir
+from dashboard.ui import PAGES, find_run, fmt_count, fmt_metric, fmt_seconds, guard, runs_dir
 
 _FILTERS = (("dataset", "Dataset"), ("model", "Model"), ("method", "Method"), ("state", "State"))
 
@@ -58,17 +58,6 @@ def run_table() -> None:
         })
     st.selectbox("Open a run", list(frame["run_id"]), index=None, placeholder="choose a run…", key="runs_open",
                  on_change=_on_pick)
-
-
-def find_run(run_id: str) -> Run | None:
-    """The run `run_id` in the runs directory, or None. Only a plain run id is accepted, never a
-    path, so a crafted link cannot read folders outside the runs directory."""
-    if not RUN_ID.fullmatch(run_id) or ".." in run_id:
-        return None
-    path = runs_dir() / run_id
-    if not path.is_dir() or not (path / "config.json").is_file():
-        return None
-    return Run(path)
 
 
 def _back_button() -> None:
