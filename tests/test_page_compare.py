@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from apptest_support import open_app_page
 from run_factory import write_fake_run
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-
 
 def _page(runs: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    if runs is not None:
-        at.query_params["runs"] = runs
-    at.switch_page("views/compare.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app_page("compare", **({"runs": runs} if runs is not None else {}))
 
 
 def test_needs_two_finished_runs(home: Path) -> None:

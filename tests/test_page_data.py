@@ -7,20 +7,15 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
+from apptest_support import open_app_page
 from streamlit.testing.v1 import AppTest
 
 from core.datasets import LabeledData
 from dashboard import data_view as dv
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-
 
 def _page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("views/data.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app_page("data")
 
 
 def _upload(at: AppTest, name: str, data: bytes) -> AppTest:

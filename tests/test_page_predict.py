@@ -8,18 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from apptest_support import open_app_page
 from streamlit.testing.v1 import AppTest
-
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
 
 def _page(run: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    if run is not None:
-        at.query_params["run"] = run
-    at.switch_page("views/predict.py").run()
-    return at
+    return open_app_page("predict", check=False, **({"run": run} if run is not None else {}))
 
 
 @pytest.fixture

@@ -10,22 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from apptest_support import open_app_page
 from run_factory import write_fake_run
 from streamlit.testing.v1 import AppTest
 
 from dashboard import train_form as tf
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-
 
 def open_runs(run: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    if run is not None:
-        at.query_params["run"] = run
-    at.switch_page("views/runs.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app_page("runs", **({"run": run} if run is not None else {}))
 
 
 def test_table_lists_runs_and_filters(fake_runs: Path) -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from apptest_support import open_app_page
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
@@ -22,11 +23,7 @@ APP = str(ROOT / "dashboard" / "app.py")
 
 
 def open_train() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("views/train.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app_page("train")
 
 
 def progress_texts(at: AppTest) -> list[str]:
