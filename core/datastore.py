@@ -85,6 +85,7 @@ def stage_upload(session_id: str, filename: str, data: bytes) -> Path:
         raise DataError("Invalid upload session id.")
     if not data:
         raise DataError(f"{filename!r} is empty (0 bytes); upload a file with a header row and examples.")
+    _forget_stale_uploads()
     folder = uploads_dir() / session_id
     if folder.exists():
         shutil.rmtree(folder, ignore_errors=True)
@@ -93,6 +94,23 @@ def stage_upload(session_id: str, filename: str, data: bytes) -> Path:
     path = folder / f"{stem}{suffix}"  # the user's own file name, so messages name the file they know
     path.write_bytes(data)
     return path
+
+
+STAGE_TTL_S = 24 * 3600
+
+
+def _forget_stale_uploads(now: float | None = None) -> None:
+    """Staged uploads nobody saved are scratch: drop those untouched for a day (sessions end silently)."""
+    now = now or time.time()
+    root = uploads_dir()
+    if not root.is_dir():
+        return
+    for folder in root.iterdir():
+        try:
+            if folder.is_dir() and now - folder.stat().st_mtime > STAGE_TTL_S:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def clear_stage(session_id: str) -> None:
