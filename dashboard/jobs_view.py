@@ -21,8 +21,9 @@ _METRICS_KEY = "_jobs_view_metrics"  # session_state: job id -> {"offset", "atte
 _CONFIRM_KEY = "_jobs_view_confirm"  # session_state: job id awaiting "really cancel someone else's job?"
 IDLE_REFRESH_S = 5.0  # nothing queued or running: look for other sessions' new jobs now and then
 ACTIVE = ("queued", "running", "interrupted")
-_ICONS = {"queued": "⏳", "running": "▶️", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️",
-          "interrupted": "⏸️"}
+# Colour, not emoji: an offline classroom machine may have no emoji font.
+_COLOURS = {"queued": "orange", "running": "blue", "succeeded": "green", "failed": "red", "cancelled": "gray",
+            "interrupted": "violet"}
 
 
 def job_list(*, limit: int = 20, owner: str | None = None, mine: str | None = None,
@@ -75,7 +76,7 @@ def _job_card(job: Any, *, mine: str | None, new: bool, key: str, cache: dict[st
         with head:
             flag = " · **new**" if new else ""
             group = f" · group `{job.group_id}`" if job.group_id else ""
-            st.markdown(f"{_ICONS.get(job.state, '')} **{job.state}** · `{job.id}` · {job_title(job.config)}"
+            st.markdown(f":{_COLOURS.get(job.state, 'gray')}[**{job.state}**] · `{job.id}` · {job_title(job.config)}"
                         f"{group}{flag}")
             st.caption(f"submitted {fmt_age(job.created)}" + (f" · run `{job.run_id}`" if job.run_id else ""))
         with actions:
