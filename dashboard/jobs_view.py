@@ -89,7 +89,12 @@ def _job_card(job: Any, *, mine: str | None, new: bool, key: str, cache: dict[st
         elif fraction is not None:
             st.progress(fraction, text=text)
         if job.state == "running":
-            _running_details(job, cache, key)
+            # A curve re-sent every refresh is the costly part; ten students each watching everyone's
+            # jobs would redraw ten curves a second. Others' curves are one click away.
+            own = mine is None or job.owner == mine
+            show = own or st.toggle("Live curve", key=f"{key}_curve_on_{job.id}",
+                                    help="This job was started from another browser session.")
+            _running_details(job, cache, key, curve=show)
         elif job.state == "succeeded":
             test = (job.result or {}).get("test") or {}
             if test:
@@ -127,7 +132,7 @@ def _cancel(job_id: str) -> None:
         st.session_state["_jobs_view_cancel_error"] = f"Could not cancel {job_id}: {exc}"
 
 
-def _running_details(job: Any, cache: dict[str, Any], key: str) -> None:
+def _running_details(job: Any, cache: dict[str, Any], key: str, curve: bool = True) -> None:
     p = job.progress or {}
     last = p.get("last_epoch") or {}
     if last.get("val_accuracy") is not None:
@@ -144,5 +149,5 @@ def _running_details(job: Any, cache: dict[str, Any], key: str) -> None:
     if status.get("stale"):
         st.warning(f"No heartbeat from this job's worker for {status['heartbeat_age_s']:.0f} s; it will be "
                    "resumed or failed once the worker is declared lost.")
-    if any(r.get("type") == "step" for r in entry["rows"]):
+    if curve and any(r.get("type") == "step" for r in entry["rows"]):
         st.plotly_chart(training_curves(entry["rows"]), width="stretch", key=f"{key}_curve_{job.id}")

@@ -201,7 +201,13 @@ def test_running_job_shows_progress_and_a_live_curve(home: Path) -> None:
     bar = next(p for p in at.get("progress") if p.text.startswith("step 120/400"))
     assert bar.value == 30
     assert any("validation accuracy 0.812" in c.value for c in at.caption)
-    curves = [c for c in at.get("plotly_chart") if c.proto.id and job.id in c.proto.id]
+
+    def curves() -> list:
+        return [c for c in at.get("plotly_chart") if c.proto.id and job.id in c.proto.id]
+
+    assert curves() == []  # someone else's job: its curve is one toggle away, not redrawn for everyone
+    at.toggle(key=f"train_jobs_curve_on_{job.id}").set_value(True).run()
+    curves = curves()
     assert len(curves) == 1
     spec = json.loads(curves[0].proto.spec)
     assert spec["data"][0]["x"] == [r["step"] for r in rows]
