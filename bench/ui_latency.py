@@ -127,7 +127,9 @@ async def measure(url_first: str, ready: str, url_inter: str, label: str, n_load
                                           for _ in range(sessions)])
         finally:
             await browser.close()
-    return {"first_load": loads, "interaction": single, "concurrent": [x for xs in many for x in xs]}
+    lost, LOST[0] = LOST[0], 0
+    return {"first_load": loads, "interaction": single, "concurrent": [x for xs in many for x in xs],
+            "lost_clicks": [lost]}
 
 
 def start_bare(folder: Path) -> tuple[subprocess.Popen, str]:
@@ -199,8 +201,9 @@ def main() -> None:
         o, b = ours[key], bare[key]
         print(f"{name:<28}{statistics.median(o):>15.3f} s{pct(o, 0.95):>7.3f} s{statistics.median(b):>11.3f} s"
               f"{pct(b, 0.95):>7.3f} s{pct(o, 0.95) / pct(b, 0.95):>10.2f}x{target:>9}")
-    if LOST[0]:
-        print(f"note: {LOST[0]} clicks produced no rerun within 15 s and are left out")
+    lost = (ours["lost_clicks"][0], bare["lost_clicks"][0])
+    if any(lost):
+        print(f"note: clicks that produced no rerun within 15 s, left out: tunescope {lost[0]}, bare {lost[1]}")
     if a.json:
         print(json.dumps({"tunescope": ours, "bare": bare}))
 
