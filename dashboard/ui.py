@@ -130,7 +130,6 @@ def sidebar_status() -> None:
     state = worker_state()
     dev = device_summary()
     with st.sidebar:
-        st.divider()
         if state["workers"]:
             st.caption(f"Worker: running ({len(state['workers'])}) · {dev['label']}")
         else:
