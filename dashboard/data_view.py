@@ -43,3 +43,17 @@ def preview_frame(data: LabeledData, n: int = 50) -> pd.DataFrame:
     """The first `n` examples across splits with their split named (what a user checks first)."""
     parts = [data.splits[s][["input", "label"]].assign(split=s) for s in SPLITS]
     return pd.concat(parts, ignore_index=True).head(n)
+
+
+def image_sample(data: LabeledData, n: int = 12) -> pd.DataFrame:
+    """Up to `n` examples for a thumbnail grid, taken in turn from each class (label order) so every
+    class shows up before any shows twice; columns input, label, split. Deterministic: the first
+    examples of each class in split order."""
+    frame = pd.concat([data.splits[s][["input", "label"]].assign(split=s) for s in SPLITS], ignore_index=True)
+    frame["label"] = frame["label"].astype(str)
+    # rank within its class (0 for the first example of each class), then class order breaks ties
+    order = {str(label): i for i, label in enumerate(data.labels)}
+    frame["_rank"] = frame.groupby("label").cumcount()
+    frame["_class"] = frame["label"].map(order).fillna(len(order))
+    picked = frame.sort_values(["_rank", "_class"], kind="stable").head(n)
+    return picked.drop(columns=["_rank", "_class"]).reset_index(drop=True)

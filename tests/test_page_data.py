@@ -91,7 +91,10 @@ def test_image_zip_shows_thumbnails_and_balance(home: Path) -> None:
     at = _upload(_page(), "colours.zip", _image_zip())
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Task"] == "image" and metrics["Classes"] == "2"
-    assert len(at.get("image")) == 12  # a thumbnail grid of the first examples
+    images = at.get("image")
+    assert len(images) == 12  # a thumbnail grid, classes taken in turn
+    captions = [c.caption for img in images for c in img.proto.imgs]
+    assert sum(c.startswith("red (") for c in captions) == 6 and sum(c.startswith("blue (") for c in captions) == 6
     assert len(at.get("plotly_chart")) == 1  # class balance (no text lengths for images)
 
 
@@ -108,5 +111,42 @@ def test_data_view_helpers() -> None:
         ("test", "x"): 1, ("test", "y"): 0}
     assert dv.length_frame(data)["words"].tolist() == [2, 3, 1, 1, 4]
     assert dv.preview_frame(data, 4)["split"].tolist() == ["train", "train", "train", "validation"]
+    grid = dv.image_sample(data, 3)
+    assert grid["label"].tolist() == ["x", "y", "x"] and grid["input"].tolist() == ["a b", "c d e", "f"]
+    assert dv.image_sample(data, 10)["split"].tolist() == ["train", "train", "train", "validation", "test"]
     assert "split column" in dv.hint_for("3 examples leak across splits")
     assert dv.hint_for("nothing to see") is None
+
+
+def test_column_choice_error_and_empty_upload_keep_the_page_usable(home: Path, sentiment_csv: Path) -> None:
+    at = _upload(_page(), "reviews.csv", sentiment_csv.read_bytes())
+    at.selectbox(key="data_label_col").set_value("text").run()
+    assert "no recognisable text column" in at.error[0].value  # the loader's own words, verbatim
+    assert "Choose the text and label columns in the boxes above" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="data_text_col").set_value("text").run()
+    assert "for both text and label" in at.error[0].value
+    at.selectbox(key="data_label_col").set_value("auto").run()
+    assert not at.error and {m.label: m.value for m in at.metric}["Classes"] == "2"
+    at = _upload(_page(), "empty.csv", b"")
+    assert "is empty (0 bytes)" in at.error[0].value
+    assert "Saved datasets" in [h.value for h in at.subheader]  # the rest of the page is still there
+
+
+def test_delete_needs_confirmation_and_updates_the_page(home: Path, sentiment_csv: Path) -> None:
+    from core.datastore import list_datasets, save_dataset
+
+    save_dataset("reviews", sentiment_csv)
+    at = _page()
+    at.selectbox(key="data_saved_pick").set_value("reviews").run()
+    assert {m.label: m.value for m in at.metric}["Train"] == "168"  # the saved one replaces the demo
+    at.selectbox(key="data_delete_name").set_value("reviews").run()
+    assert at.button(key="data_delete").disabled  # not without the confirmation
+    at.checkbox(key="data_delete_sure").check().run()
+    at.button(key="data_delete").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert list_datasets() == []
+    assert "Deleted reviews." in at.success[0].value
+    assert at.selectbox(key="data_saved_pick").options == []  # gone from the picker and the table at once
+    assert not [d for d in at.dataframe if "reviews" in d.value.to_string()]
+    assert int({m.label: m.value for m in at.metric}["Train"].replace(",", "")) > 5000  # back on the demo
+    assert not [c for c in at.checkbox if c.key == "data_delete_sure"]

@@ -49,3 +49,44 @@ def test_train_the_demo_queues_a_head_job_and_opens_train(home: Path) -> None:
     assert cfg["train"]["method"] == "head"
     assert at.session_state["last_job"] == queued[0].id
     assert at.title[0].value == "Train"  # switched to the page with the live job list
+
+
+def test_a_second_click_reopens_the_pending_demo_job(home: Path) -> None:
+    from core import jobs
+
+    at = _home()
+    at.button(key="home_train_demo").click().run()
+    first = at.session_state["last_job"]
+    at.switch_page("views/home.py").run()
+    at.button(key="home_train_demo").click().run()  # still queued: no duplicate in the shared queue
+    assert [j.id for j in jobs.list_jobs()] == [first]
+    assert at.title[0].value == "Train"
+    jobs.cancel(first)  # once it is over, the button queues a fresh one
+    at.switch_page("views/home.py").run()
+    at.button(key="home_train_demo").click().run()
+    assert len(jobs.list_jobs()) == 2 and at.session_state["last_job"] != first
+
+
+def test_a_failed_submission_is_a_message_and_stays_home(home: Path, monkeypatch) -> None:
+    from core import jobs
+    from core.errors import DataError
+
+    at = _home()
+
+    def broken(*args, **kwargs):
+        raise DataError("Demo dataset 'sentiment' is missing; reinstall tunescope.")
+
+    monkeypatch.setattr(jobs, "submit", broken)
+    at.button(key="home_train_demo").click().run()
+    assert not at.exception
+    assert at.title[0].value == "tunescope"
+    assert "could not be queued: Demo dataset 'sentiment' is missing" in at.error[0].value
+
+    def locked(*args, **kwargs):
+        raise OSError("database is locked")
+
+    monkeypatch.setattr(jobs, "submit", locked)
+    at.button(key="home_train_demo").click().run()
+    assert "could not be queued (OSError); nothing was started" in at.error[0].value
+    assert "locked" not in at.error[0].value  # internals go to the log, not the page
+    assert jobs.list_jobs() == []

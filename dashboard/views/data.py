@@ -11,7 +11,16 @@ import streamlit as st
 
 from core.data import inspect_columns, load_dataset, open_image
 from core.datasets import LabeledData
-from core.datastore import columns_of, delete_dataset, list_datasets, save_dataset, slug, stage_upload, suffix_of
+from core.datastore import (
+    columns_of,
+    delete_dataset,
+    get_dataset,
+    list_datasets,
+    save_dataset,
+    slug,
+    stage_upload,
+    suffix_of,
+)
 from core.demos import list_demos
 from core.errors import DataError
 from dashboard import data_view as dv
@@ -20,12 +29,19 @@ from dashboard.ui import PAGES, fmt_age, guard, session_id
 
 UPLOAD_TYPES = ["csv", "tsv", "txt", "jsonl", "json", "parquet", "zip", "gz", "bz2", "xz"]
 AUTO = "auto"
+shown = {"column_boxes": False}  # what this run put on the page (the script reruns from the top)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def load(source: str, text_column: str | None, label_column: str | None, size: int, mtime: float) -> LabeledData:
     # size and mtime are part of the key: a replaced file must not be served from the cache.
     return load_dataset(source, text_column=text_column, label_column=label_column)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def columns_info(path: str, size: int, mtime: float) -> dict[str, Any]:
+    # reading a big table for its column names is not free: once per file version, not per rerun
+    return inspect_columns(path)
 
 
 def _stat(path: str) -> tuple[int, float]:
@@ -47,10 +63,11 @@ def staged_upload(up: Any) -> Path:
 
 
 def column_overrides(path: Path) -> tuple[str | None, str | None]:
-    info = inspect_columns(path)
+    info = columns_info(str(path), *_stat(str(path)))
     if info["format"] in ("zip", "folder") or not info["columns"]:
         return None, None
     cols = [AUTO, *map(str, info["columns"])]
+    shown["column_boxes"] = True
     a, b = st.columns(2)
     text = a.selectbox("Text column", cols, key="data_text_col",
                        help=f"auto: {info['text_column'] or 'not obvious — pick one'}")
@@ -72,7 +89,7 @@ def show_dataset(data: LabeledData) -> None:
         st.warning(w + (f"\n\n**What to do:** {hint}" if hint else ""))
     if data.task == "image":
         st.subheader("Examples")
-        sample = dv.preview_frame(data, 12)
+        sample = dv.image_sample(data, 12)
         grid = st.columns(6)
         for i, row in enumerate(sample.itertuples()):
             try:
@@ -120,47 +137,79 @@ def saved_section() -> None:
         name = st.selectbox("Dataset to delete", [d.name for d in saved], index=None, key="data_delete_name")
         sure = st.checkbox("Yes, delete it (runs trained on it keep their results)", key="data_delete_sure")
         if st.button("Delete", key="data_delete", disabled=not (name and sure)):
-            delete_dataset(name)
-            st.success(f"Deleted {name}.")
+            try:
+                delete_dataset(name)
+            except DataError as exc:  # already gone (deleted from another browser)
+                st.session_state["_data_flash"] = ("warning", str(exc))
+            else:
+                st.session_state["_data_flash"] = ("success", f"Deleted {name}.")
+            # start over so the table, the pickers and the preview no longer show it
+            st.session_state["_data_reset_delete"] = True
+            st.rerun()
+
+
+def flash() -> None:
+    """A message left by the previous run (e.g. after a delete, which reruns the page)."""
+    if st.session_state.pop("_data_reset_delete", False):
+        for key in ("data_delete_name", "data_delete_sure"):
+            st.session_state.pop(key, None)
+    kind, text = st.session_state.pop("_data_flash", (None, None))
+    if kind == "success":
+        st.success(text)
+    elif kind:
+        st.warning(text)
+
+
+def resolve_source() -> tuple[str, str, str | None, str | None, Any]:
+    """What to load: (source, display name, text column, label column, upload or None). Reads the
+    widgets; staging an upload or reading its columns may raise DataError."""
+    up = st.session_state.get("data_upload")
+    if up is not None:
+        staged = staged_upload(up)
+        text_col, label_col = column_overrides(staged)
+        return str(staged), up.name, text_col, label_col, up
+    demos = {d.name: d for d in list_demos()}
+    saved_names = [d.name for d in list_datasets()]
+    a, b = st.columns(2)
+    demo = a.selectbox("Or pick a built-in demo", list(demos), key="data_demo",
+                       format_func=lambda n: f"{demos[n].title} ({demos[n].task})")
+    pick = b.selectbox("Or a saved dataset", saved_names, index=None, key="data_saved_pick",
+                       placeholder="none saved yet" if not saved_names else "choose…",
+                       help="A saved dataset replaces the demo above while it is chosen.")
+    if pick:
+        cols = columns_of(pick)
+        return get_dataset(pick).path, pick, cols["text"], cols["label"], None
+    spec = demos[demo]
+    st.caption(f"{spec.description} Source: {spec.source}. Licence: {spec.licence}.")
+    return f"demo:{demo}", spec.title, None, None, None
 
 
 st.title("Data")
 
 with guard("loading the data page"):
-    up = st.file_uploader("Upload a dataset", type=UPLOAD_TYPES, key="data_upload",
-                          help="Text: CSV, TSV, JSONL, JSON or Parquet with a text and a label column (optionally "
-                               "a split column). Images: a ZIP with one folder per class. Up to 200 MB.")
+    flash()
+    st.file_uploader("Upload a dataset", type=UPLOAD_TYPES, key="data_upload",
+                     help="Text: CSV, TSV, JSONL, JSON or Parquet with a text and a label column (optionally "
+                          "a split column). Images: a ZIP with one folder per class. Up to 200 MB.")
     st.caption("Uploads stay private to this browser session until you save them.")
+    data: LabeledData | None = None
+    up = None
     text_col = label_col = None
-    staged: Path | None = None
-    if up is not None:
-        staged = staged_upload(up)
-        text_col, label_col = column_overrides(staged)
-        source, label = str(staged), up.name
-    else:
-        demos = {d.name: d for d in list_demos()}
-        saved_names = [d.name for d in list_datasets()]
-        a, b = st.columns(2)
-        demo = a.selectbox("Or pick a built-in demo", list(demos), key="data_demo",
-                           format_func=lambda n: f"{demos[n].title} ({demos[n].task})")
-        pick = b.selectbox("Or a saved dataset", saved_names, index=None, key="data_saved_pick",
-                           placeholder="none saved yet" if not saved_names else "choose…")
-        if pick:
-            cols = columns_of(pick)
-            source, label = next(d.path for d in list_datasets() if d.name == pick), pick
-            text_col, label_col = cols["text"], cols["label"]
-        else:
-            source, label = f"demo:{demo}", demos[demo].title
-            st.caption(f"{demos[demo].description} Source: {demos[demo].source}. Licence: {demos[demo].licence}.")
     try:
+        source, label, text_col, label_col, up = resolve_source()
         with st.spinner(f"Reading and checking {label}..."):
             data = load(source, text_col, label_col, *_stat(source))
     except DataError as exc:
         st.error(str(exc))
-        st.caption("Nothing was stored. Fix the file and upload it again.")
-        data = None
+        if shown["column_boxes"]:
+            st.caption("Nothing was stored. Choose the text and label columns in the boxes above (they are "
+                       "what --text-column and --label-column mean here), or fix the file and upload it again.")
+        elif st.session_state.get("data_upload") is not None:
+            st.caption("Nothing was stored. Fix the file and upload it again.")
+        else:
+            st.caption("Nothing was changed. Pick another dataset.")
     if data is not None:
         show_dataset(data)
-        if staged is not None and up is not None:
-            save_form(staged, up.name, text_col, label_col)
+        if up is not None:
+            save_form(Path(source), up.name, text_col, label_col)
     saved_section()

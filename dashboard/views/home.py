@@ -2,11 +2,53 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
+
 import streamlit as st
 
 from dashboard.ui import PAGES, device_summary, guard, session_id, worker_state
 
+log = logging.getLogger("tunescope.dashboard")
+
 DEMO = {"source": "demo:sentiment", "method": "head", "max_samples": 2000}
+
+
+def pending_demo_job() -> str | None:
+    """This session's demo job if it is still queued or running: a second click (or a double click)
+    opens it again instead of queuing a duplicate in a queue the whole class shares."""
+    job_id = st.session_state.get("last_job")
+    if not job_id:
+        return None
+    from core import jobs
+
+    try:
+        job = jobs.get(job_id)
+    except Exception:  # noqa: BLE001 - unknown or unreadable: just queue a new one
+        return None
+    same = job.config.get("data", {}).get("source") == DEMO["source"] and job.owner == f"ui-{session_id()}"
+    return job.id if same and not job.is_final else None
+
+
+def submit_demo() -> str | None:
+    """Queue the demo job; on failure say why and that nothing was queued, and return None."""
+    from core import jobs
+    from core.config import DataConfig, RunConfig, TrainConfig
+    from core.errors import TunescopeError
+
+    cfg = RunConfig(data=DataConfig(source=DEMO["source"], max_samples=DEMO["max_samples"]),
+                    train=TrainConfig(method=DEMO["method"]))
+    try:
+        with st.spinner("Checking the demo data and queuing the job..."):
+            return jobs.submit(cfg, check_device=False, owner=f"ui-{session_id()}")[0]
+    except TunescopeError as exc:
+        st.error(f"The demo job could not be queued: {exc}")
+    except Exception as exc:  # noqa: BLE001 - e.g. the job table is locked or the disk is full
+        log.error("queuing the demo job failed:\n%s", "".join(traceback.format_exception(exc)))
+        st.error(f"The demo job could not be queued ({type(exc).__name__}); nothing was started. Try again "
+                 "in a moment; if it keeps failing, the server log has the details.")
+    return None
+
 
 st.title("tunescope")
 
@@ -23,16 +65,11 @@ with guard("loading the home page"):
         st.write("Train a movie-review sentiment classifier on 2,000 built-in examples. The pretrained "
                  "MiniLM encoder stays frozen and only a small classifier on top learns (method *head*), "
                  "so it takes about a minute on a laptop CPU.")
-        if st.button("Train the demo", type="primary"):
-            from core import jobs
-            from core.config import DataConfig, RunConfig, TrainConfig
-
-            cfg = RunConfig(data=DataConfig(source=DEMO["source"], max_samples=DEMO["max_samples"]),
-                            train=TrainConfig(method=DEMO["method"]))
-            with st.spinner("Checking the demo data and queuing the job..."):
-                ids = jobs.submit(cfg, check_device=False, owner=f"ui-{session_id()}")
-            st.session_state["last_job"] = ids[0]
-            st.switch_page(PAGES["train"])
+        if st.button("Train the demo", type="primary", key="home_train_demo"):
+            job_id = pending_demo_job() or submit_demo()
+            if job_id:
+                st.session_state["last_job"] = job_id
+                st.switch_page(PAGES["train"])
 
     with right:
         st.subheader("Server")
