@@ -52,20 +52,15 @@ load_data = load_for_config  # the same call, re-exported for callers of core.ap
 
 
 def auto_image_size(data: LabeledData, model_name: str, full: int = 224) -> int | None:
-    """Small source images (Fashion-MNIST's 28 px) gain nothing from being blown up to 224 px but
-    cost 16x the compute; feed CNNs 4x the typical source side instead (64 to 224, multiple of 32).
-    Transformers keep their own size: their position embeddings are tied to it."""
+    """`core.catalog.auto_image_size` for the median shorter side of the first training images."""
+    from core.catalog import auto_image_size as rule
+    from core.catalog import shrinks_small_images
     from core.data import open_image
-    from core.models import family_of
 
-    if family_of(model_name, "image") not in ("efficientnet-lite", "torchvision") or model_name.startswith("vit"):
+    if not shrinks_small_images(model_name):  # decided by the model alone: no image needs opening
         return None
-    refs = data.split("train")["input"].tolist()[:32]
-    sides = sorted(min(open_image(r).size) for r in refs)
-    if not sides:
-        return None
-    side = 4 * sides[len(sides) // 2]
-    return int(min(full, max(64, 32 * round(side / 32))))
+    sides = sorted(min(open_image(r).size) for r in data.split("train")["input"].tolist()[:32])
+    return rule(model_name, sides[len(sides) // 2] if sides else None, full)
 
 
 def config_fingerprint(cfg: RunConfig) -> str:

