@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXTENSIONS = ("core.cli_jobs", "core.cli_ui")  # modules that add commands: add_commands(sub) -> {name: handler}
+# Modules that add commands: add_commands(sub) -> {name: handler}.
+EXTENSIONS = ("core.cli_jobs", "core.cli_ui", "core.cli_explain")
 
 
 def _add_extension_commands(sub: Any) -> None:

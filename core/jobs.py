@@ -40,7 +40,7 @@ from core.runs import tunescope_home
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 CLAIMABLE = ("queued", "interrupted")
-KINDS = ("train", "noop")  # built-in runners (core.worker.RUNNERS); eval/explain/report add theirs there
+KINDS = ("train", "noop", "explain")  # built-in runners (core.worker.RUNNERS)
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_JOBS_PER_SUBMIT = 256
 STALE_AFTER_S = 30.0  # a running job whose heartbeat is older than this belongs to a dead worker

@@ -83,6 +83,10 @@ class Classifier(nn.Module):
     def lora_targets(self) -> list[str]:
         raise NotImplementedError
 
+    def cam_layer(self) -> nn.Module | None:
+        """The last convolutional stage, whose maps GradCAM weighs; None for transformers."""
+        return None
+
     def always_trainable(self) -> list[nn.Module]:
         """Modules kept trainable under LoRA besides the head (e.g. BatchNorm in CNNs)."""
         return [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -227,6 +231,13 @@ class HFImageClassifier(Classifier):
                     return list(layers)
         raise ModelError(f"Cannot find the blocks of {type(self.backbone).__name__} for top-k.")
 
+    def cam_layer(self) -> nn.Module | None:
+        if hasattr(getattr(self.backbone, "embeddings", None), "patch_embeddings"):
+            return None  # ViT-like: patches, not feature maps
+        with contextlib.suppress(ModelError):
+            return self.blocks()[-1]
+        return None
+
     def head_modules(self) -> list[nn.Module]:
         return [self.classifier]
 
@@ -278,6 +289,11 @@ class TorchvisionClassifier(Classifier):
             return list(b.encoder.layers)
         return list(b.features)
 
+    def cam_layer(self) -> nn.Module | None:
+        if self._blocks_kind == "vit":
+            return None
+        return self.backbone.layer4 if self._blocks_kind == "resnet" else self.backbone.features[-1]
+
     def head_modules(self) -> list[nn.Module]:
         return [self.classifier]
 
@@ -326,6 +342,9 @@ class EfficientNetLiteClassifier(Classifier):
 
     def blocks(self) -> list[nn.Module]:
         return [*self.net._blocks, nn.ModuleList([self.net._conv_head, self.net._bn1])]
+
+    def cam_layer(self) -> nn.Module | None:
+        return self.net._bn1  # the head convolution's maps after BatchNorm (its ReLU6 is shared)
 
     def head_modules(self) -> list[nn.Module]:
         return [self.classifier]

@@ -397,7 +397,14 @@ def run_noop(ctx: JobContext) -> dict[str, Any]:
     return {"seconds": round(time.monotonic() - t0, 3)}
 
 
-RUNNERS: dict[str, Callable[[JobContext], dict[str, Any]]] = {"train": run_train, "noop": run_noop}
+def run_explain(ctx: JobContext) -> dict[str, Any]:
+    from core.explain.jobs import run_explain_job
+
+    return run_explain_job(ctx)
+
+
+RUNNERS: dict[str, Callable[[JobContext], dict[str, Any]]] = {"train": run_train, "noop": run_noop,
+                                                               "explain": run_explain}
 
 
 def _runners() -> dict[str, Callable[[JobContext], dict[str, Any]]]:

@@ -1,0 +1,104 @@
+"""Comparing explanations (pure numpy/scipy): rank agreement between methods on one input, and the
+difference between two runs' explanations of the same input.
+
+Comparisons use the magnitude of each score (what a heatmap's brightness shows); saliency-type
+methods have no sign, so signed comparisons would call agreeing methods opposed. Images are compared
+on a 14 × 14 grid of patch totals: pixel-level speckle is not what a reader compares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+GRID = 14
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho; 0 when either side is constant (a flat map ranks nothing)."""
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    rho = spearmanr(a, b).statistic
+    return 0.0 if not np.isfinite(rho) else float(rho)
+
+
+def top_k_overlap(a: np.ndarray, b: np.ndarray, k: int) -> float:
+    """Share of the k highest-scoring features the two rankings have in common."""
+    a, b = np.ravel(a), np.ravel(b)
+    k = max(1, min(k, len(a)))
+    top_a = set(np.argsort(-a, kind="stable")[:k].tolist())
+    top_b = set(np.argsort(-b, kind="stable")[:k].tolist())
+    return len(top_a & top_b) / k
+
+
+def comparable(scores: np.ndarray) -> np.ndarray:
+    """|scores| per word, or per patch of a 14 × 14 grid for an image heatmap."""
+    s = np.abs(np.asarray(scores, dtype=np.float64))
+    if s.ndim == 2:
+        n = s.shape[0]
+        g = min(GRID, n)
+        cell = (np.arange(n) * g) // n
+        ids = cell[:, None] * g + cell[None, :]
+        s = np.bincount(ids.ravel(), weights=s.ravel(), minlength=g * g)
+    return s
+
+
+def default_k(n: int) -> int:
+    return max(1, round(0.2 * n))
+
+
+def agreement_matrix(named_scores: Sequence[tuple[str, np.ndarray]]) -> dict[str, Any]:
+    """Rank correlation and top-20 % overlap between every pair of methods on the same input."""
+    names = [n for n, _ in named_scores]
+    vecs = [comparable(s) for _, s in named_scores]
+    sizes = {len(v) for v in vecs}
+    if len(sizes) > 1:
+        raise ValueError("Explanations to compare must cover the same words or the same image.")
+    m = len(vecs)
+    k = default_k(next(iter(sizes))) if vecs else 1
+    rho = np.eye(m)
+    overlap = np.eye(m)
+    for i in range(m):
+        for j in range(i + 1, m):
+            rho[i, j] = rho[j, i] = rank_correlation(vecs[i], vecs[j])
+            overlap[i, j] = overlap[j, i] = top_k_overlap(vecs[i], vecs[j], k)
+    return {"methods": names, "spearman": rho.tolist(), "top_k_overlap": overlap.tolist(), "k": k}
+
+
+def _normalised(s: np.ndarray) -> np.ndarray:
+    peak = np.abs(s).max() if s.size else 0.0
+    return s / peak if peak > 0 else s
+
+
+def _resize(heatmap: np.ndarray, size: int) -> np.ndarray:
+    if heatmap.shape[0] == size:
+        return heatmap
+    idx = (np.arange(size) * heatmap.shape[0]) // size
+    return heatmap[np.ix_(idx, idx)]
+
+
+def explanation_diff(a: Any, b: Any) -> dict[str, Any]:
+    """Two runs' explanations of the same input, each scaled to its largest magnitude, and b − a.
+
+    `a` and `b` are `Explanation` records (text: the same text; image: the same picture)."""
+    if a.task != b.task:
+        raise ValueError(f"Cannot compare a {a.task} explanation with a {b.task} explanation.")
+    if a.task == "text":
+        if a.text != b.text:
+            raise ValueError("The two explanations are of different texts.")
+        spans_b = {tuple(s): i for i, s in enumerate(b.word_spans or [])}
+        shared = [(i, spans_b[tuple(s)]) for i, s in enumerate(a.word_spans or []) if tuple(s) in spans_b]
+        ia, ib = [i for i, _ in shared], [j for _, j in shared]
+        sa, sb = _normalised(np.asarray(a.word_scores)[ia]), _normalised(np.asarray(b.word_scores)[ib])
+        return {"task": "text", "words": [a.words[i] for i in ia], "a": sa.tolist(), "b": sb.tolist(),
+                "diff": (sb - sa).tolist(), "spearman": rank_correlation(np.abs(sa), np.abs(sb)),
+                "runs": [a.run_id, b.run_id], "methods": [a.method, b.method]}
+    size = min(a.heatmap.shape[0], b.heatmap.shape[0])
+    ha, hb = _normalised(_resize(a.heatmap, size)), _normalised(_resize(b.heatmap, size))
+    return {"task": "image", "a": ha, "b": hb, "diff": hb - ha, "image": a.image if a.image.shape[0] == size
+            else b.image, "spearman": rank_correlation(comparable(ha), comparable(hb)),
+            "runs": [a.run_id, b.run_id], "methods": [a.method, b.method]}

@@ -1,0 +1,151 @@
+"""The explanation methods tunescope offers: names, when each applies, default parameters, how many
+forward/backward passes it costs, and what to tell a student about it. Torch-free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import ConfigError
+
+TEXT_BASELINES = ("pad", "mask", "zeros")
+IMAGE_BASELINES = ("blur", "black", "zeros")
+DEFAULT_BASELINE = {"text": "pad", "image": "blur"}
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    label: str
+    summary: str  # one plain sentence: what the picture means
+    caveat: str  # the main reason not to over-trust it
+    tasks: tuple[str, ...] = ("text", "image")
+    needs_cnn: bool = False  # GradCAM: a convolutional layer to read
+    uses_baseline: bool = False
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def params(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults overlaid with the given values; unknown or out-of-range values are refused."""
+        out = dict(self.defaults)
+        for key, value in (given or {}).items():
+            if value is None:
+                continue
+            if key not in PARAM_RANGES:
+                raise ConfigError(f"Unknown parameter {key!r} for {self.label}; known: "
+                                  f"{', '.join(sorted(PARAM_RANGES))}.")
+            lo, hi = PARAM_RANGES[key]
+            if isinstance(lo, (int, float)):
+                v = type(lo)(value)
+                if not lo <= v <= hi:
+                    raise ConfigError(f"{key} must be between {lo} and {hi} for {self.label}, got {value}.")
+                value = v
+            out[key] = value
+        return out
+
+    def passes(self, params: dict[str, Any], n_features: int) -> int:
+        """Forward(+backward) passes one attribution costs; `n_features` = tokens or image patches."""
+        p = self.params(params)
+        base = {
+            "ig": p.get("steps", 50) + 1,
+            "saliency": 1, "input_x_gradient": 1, "gradcam": 1,
+            "deeplift": 2,
+            "gradient_shap": p.get("samples", 20),
+            "occlusion": n_features + 1,
+            "kernel_shap": p.get("samples", 200),
+            "smoothgrad": p.get("nt_samples", 20),
+        }[self.name]
+        if p.get("noise_tunnel") and self.name in GRADIENT_METHODS:
+            base *= int(p.get("nt_samples", 10))
+        return int(base)
+
+
+# Ranges double as the list of known parameters (kind of value from the lower bound's type).
+PARAM_RANGES: dict[str, tuple[Any, Any]] = {
+    "steps": (2, 500), "samples": (2, 2000), "nt_samples": (2, 200), "stdev": (0.0, 10.0),
+    "patch": (2, 128), "baseline": ("", ""), "noise_tunnel": ("", ""), "internal_batch_size": (1, 1024),
+}
+
+GRADIENT_METHODS = ("ig", "saliency", "input_x_gradient", "deeplift")
+
+METHODS: dict[str, MethodInfo] = {m.name: m for m in (
+    MethodInfo(
+        "ig", "Integrated Gradients",
+        "Adds up the model's gradients along a straight path from a neutral baseline to the input, so "
+        "the scores sum to the change in the class score (the 'completeness' check shown as delta).",
+        "The answer depends on the baseline: a different 'neutral' input gives a different picture.",
+        uses_baseline=True, defaults={"steps": 50, "internal_batch_size": 16}),
+    MethodInfo(
+        "saliency", "Saliency (gradient)",
+        "How much the class score would change for a tiny change of each input: the size of the gradient.",
+        "Gradients are local and noisy; they say what is sensitive, not what was used.",
+        defaults={}),
+    MethodInfo(
+        "input_x_gradient", "Input × Gradient",
+        "The gradient times the input itself: a first-order guess of each part's contribution.",
+        "Only exact for linear models; saturated units get no credit.", defaults={}),
+    MethodInfo(
+        "deeplift", "DeepLift",
+        "Compares each unit's activation with its value on the baseline and shares out the difference "
+        "in the class score; fast, and complete like Integrated Gradients.",
+        "Its rules are exact only for simple activations; attention and GELU fall back to gradients.",
+        uses_baseline=True, defaults={}),
+    MethodInfo(
+        "gradient_shap", "GradientShap",
+        "Averages Input × Gradient at random points between noisy copies of the input and the "
+        "baseline: an approximation of SHAP values.",
+        "Random: two runs differ a little; more samples make it steadier.",
+        uses_baseline=True, defaults={"samples": 20, "stdev": 0.1}),
+    MethodInfo(
+        "occlusion", "Occlusion",
+        "Hides one word (or image patch) at a time and records how much the class probability drops.",
+        "Ignores interactions: two words that each suffice look unimportant.",
+        uses_baseline=True, defaults={"patch": 16}),
+    MethodInfo(
+        "kernel_shap", "KernelShap",
+        "Fits a weighted linear model to the predictions on many random on/off combinations of words "
+        "(or patches): Shapley values without gradients.",
+        "Sampled: costly, and noisy with few samples.",
+        uses_baseline=True, defaults={"samples": 200, "patch": 16}),
+    MethodInfo(
+        "gradcam", "GradCAM",
+        "Weights the last convolutional feature maps by their average gradient: a coarse map of the "
+        "regions that raised the class score.",
+        "Coarse (the last layer's resolution) and blind to evidence against the class.",
+        tasks=("image",), needs_cnn=True, defaults={}),
+    MethodInfo(
+        "smoothgrad", "SmoothGrad",
+        "Averages the gradient over noisy copies of the input, which removes much of the speckle of "
+        "plain saliency.",
+        "Sharper-looking is not the same as more faithful; check the faithfulness score.",
+        defaults={"nt_samples": 20, "stdev": 0.1}),
+)}
+
+ALIASES = {"integrated_gradients": "ig", "ixg": "input_x_gradient", "gradient": "saliency",
+           "shap": "kernel_shap", "gradshap": "gradient_shap", "grad_cam": "gradcam",
+           "noise_tunnel": "smoothgrad", "feature_ablation": "occlusion"}
+
+
+def get_method(name: str) -> MethodInfo:
+    key = ALIASES.get(name.lower().replace("-", "_"), name.lower().replace("-", "_"))
+    if key not in METHODS:
+        raise ConfigError(f"Unknown explanation method {name!r}; choose one of {', '.join(METHODS)}.")
+    return METHODS[key]
+
+
+def methods_for(task: str, has_cnn: bool) -> list[MethodInfo]:
+    """The methods that apply to a model of this kind, in the order the UI offers them."""
+    return [m for m in METHODS.values() if task in m.tasks and (has_cnn or not m.needs_cnn)]
+
+
+def estimate_seconds(method: str, params: dict[str, Any] | None, per_pass_s: float, n_features: int) -> float:
+    return get_method(method).passes(params or {}, n_features) * per_pass_s
+
+
+def describe_cost(method: str, params: dict[str, Any] | None, seconds: float, device: str) -> str:
+    info = get_method(method)
+    p = info.params(params)
+    detail = {"ig": f", {p['steps']} steps", "gradient_shap": f", {p['samples']} samples",
+              "kernel_shap": f", {p['samples']} samples", "smoothgrad": f", {p['nt_samples']} samples"}
+    where = "GPU" if str(device).startswith("cuda") else "CPU"
+    shown = f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
+    return f"{info.label}{detail.get(info.name, '')}: ~{shown} on {where}"

@@ -1,0 +1,160 @@
+"""`explain(run, input, method)`: the one call behind the Explain page, the CLI and the jobs.
+
+Loads the run's model (shared with Predict), turns the input into a target, predicts, attributes,
+aggregates sub-tokens into words, scores faithfulness, caches the record in the run directory, and
+records the measured time per forward/backward pass for the next cost estimate.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.errors import ConfigError, DataError
+from core.explain.attributions import attribute, resolve_params
+from core.explain.catalog import get_method
+from core.explain.faithfulness import faithfulness as score_faithfulness
+from core.explain.record import CACHE_DIR, Explanation, cache_key, input_fingerprint
+from core.explain.targets import DEFAULT_MAX_TOKENS, ImageTarget, TextTarget
+from core.explain.timing import record_pass_time
+from core.runs import Run, default_runs_dir, resolve_run
+
+# Captum's DeepLift and GradCAM hook the shared model's modules: one computation at a time per
+# process keeps a concurrent prediction (or a second session) from running through those hooks.
+COMPUTE_LOCK = threading.RLock()
+
+
+def _run(run: str | Path | Run, runs_dir: str | Path | None) -> Run:
+    if isinstance(run, Run):
+        return run
+    return resolve_run(run, Path(runs_dir) if runs_dir else default_runs_dir())
+
+
+def load_target(run: Run, value: Any, *, max_tokens: int = DEFAULT_MAX_TOKENS, device: str = "auto",
+                model: Any = None) -> tuple[TextTarget | ImageTarget, list[str], torch.device]:
+    """The run's model with `value` prepared for it; `model` replaces the run's own (sanity check)."""
+    from core import api
+    from core.engine import pick_device
+
+    bundle, labels = api.load_run_model(run.path)
+    dev = pick_device(device)
+    net = model if model is not None else bundle.model
+    net.to(dev).eval()
+    if bundle.task == "text":
+        if not isinstance(value, str):
+            raise DataError(f"Run {run.id} is a text model; give text to explain (--text), not an image.")
+        if not 2 <= max_tokens <= 4096:
+            raise ConfigError(f"max_tokens must be between 2 and 4096, got {max_tokens}.")
+        limit = min(max_tokens, bundle.preprocessor.max_length)
+        target: TextTarget | ImageTarget = TextTarget.build(net, bundle.preprocessor.tokenizer, value, limit)
+    else:
+        if isinstance(value, str) and not Path(value).is_file() and not value.startswith("zip://"):
+            raise DataError(f"Image file {value!r} does not exist." if Path(value).suffix else
+                            f"Run {run.id} is an image model; give an image to explain (--image), not text.")
+        target = ImageTarget.build(net, bundle.preprocessor, value)
+    return target.to(dev), labels, dev
+
+
+def class_index(target: int | str | None, labels: Sequence[str], predicted: int) -> int:
+    if target is None or target == "":
+        return predicted
+    if isinstance(target, str) and target in labels:
+        return list(labels).index(target)
+    if isinstance(target, (int, np.integer)) or (isinstance(target, str) and target.lstrip("-").isdigit()):
+        i = int(target)
+        if 0 <= i < len(labels):
+            return i
+    raise ConfigError(f"Target class {target!r} is not one of this run's classes: {', '.join(map(str, labels))}.")
+
+
+def _probabilities(target: TextTarget | ImageTarget) -> np.ndarray:
+    with torch.no_grad():
+        return torch.softmax(target.forward(target.inputs()).float(), dim=-1)[0].cpu().numpy()
+
+
+def cache_path(run: Run, key: str) -> Path:
+    return run.path / CACHE_DIR / f"{key}.npz"
+
+
+def _model_stamp(run: Run) -> str:
+    """Changes when the run's model is replaced, so old explanations are never served for it."""
+    f = run.path / "model" / "model.safetensors"
+    return f"{f.stat().st_mtime_ns}-{f.stat().st_size}" if f.is_file() else "none"
+
+
+def explain(run: str | Path | Run, value: Any, method: str = "ig", target: int | str | None = None, *,
+            runs_dir: str | Path | None = None, params: dict[str, Any] | None = None,
+            faithfulness: bool = True, max_tokens: int = DEFAULT_MAX_TOKENS, device: str = "auto",
+            use_cache: bool = True, model: Any = None) -> Explanation:
+    """Explain `run`'s prediction for `value` (a text, an image path or a PIL image) with `method`.
+
+    `target` is a class name or index (default: the predicted class). The record holds per-token
+    and per-word scores (text) or a per-pixel heatmap (image), the completeness delta where the
+    method has one, the time taken and, unless `faithfulness=False`, the faithfulness scores."""
+    t_start = time.perf_counter()
+    r = _run(run, runs_dir)
+    info = get_method(method)
+    with COMPUTE_LOCK:
+        tgt, labels, dev = load_target(r, value, max_tokens=max_tokens, device=device, model=model)
+        p = resolve_params(info.name, tgt.task, params)
+        probs = _probabilities(tgt)
+        predicted = int(probs.argmax())
+        c = class_index(target, labels, predicted)
+        key = cache_key(_model_stamp(r), input_fingerprint(value, tgt.task), info.name, p, c, max_tokens,
+                        dev.type, bool(faithfulness))
+        path = cache_path(r, key)
+        if use_cache and model is None and path.is_file():
+            hit = Explanation.load(path)
+            if hit is not None:
+                hit.cached, hit.load_seconds = True, time.perf_counter() - t_start
+                return hit
+        t0 = time.perf_counter()
+        raw = attribute(tgt, info.name, c, p)
+        seconds = time.perf_counter() - t0
+        rec = Explanation(run_id=r.id, task=tgt.task, method=info.name, params=p, labels=list(labels), target=c,
+                          predicted=predicted, probabilities=probs.tolist(), seconds=seconds, passes=raw.passes,
+                          delta=raw.delta, device=dev.type)
+        if isinstance(tgt, TextTarget):
+            rec.text, rec.tokens, rec.token_scores = tgt.text, tgt.tokens, raw.scores
+            rec.words, rec.word_spans = tgt.words, tgt.word_spans
+            rec.word_scores = tgt.word_scores(raw.scores)
+            rec.truncated, rec.n_tokens = tgt.truncated, tgt.n_tokens_total
+        else:
+            rec.heatmap, rec.image = raw.scores.astype(np.float32), tgt.image
+        if faithfulness:
+            rec.faithfulness = score_faithfulness(tgt, rec.scores(), c)
+        if model is None:
+            record_pass_time(r.path, dev.type, tgt.task, seconds / max(1, raw.passes),
+                             len(tgt.tokens) if isinstance(tgt, TextTarget) else tgt.size)
+            if use_cache:
+                rec.save(path)
+        rec.load_seconds = time.perf_counter() - t_start
+        return rec
+
+
+def explain_methods(run: str | Path | Run, value: Any, methods: Sequence[str], target: int | str | None = None,
+                    progress: Callable[[int, int, str], None] | None = None, **kwargs: Any) -> list[Explanation]:
+    """Several methods on the same input (for the agreement matrix)."""
+    out = []
+    for i, m in enumerate(methods):
+        if progress:
+            progress(i, len(methods), m)
+        out.append(explain(run, value, m, target, **kwargs))
+    return out
+
+
+def cached_explanations(run: str | Path | Run, runs_dir: str | Path | None = None) -> list[Path]:
+    r = _run(run, runs_dir)
+    d = r.path / CACHE_DIR
+    return sorted(d.glob("*.npz")) if d.is_dir() else []
+
+
+def to_json(records: Sequence[Explanation]) -> str:
+    return json.dumps([rec.to_dict() for rec in records], indent=2)
