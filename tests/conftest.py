@@ -114,6 +114,35 @@ def trained_text_run(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFacto
         w = csv.writer(f)
         w.writerow(["text", "label"])
         w.writerows(make_sentiment_rows(120))
-    cfg = RunConfig(data=DataConfig(source=str(src)), model=ModelConfig(name=str(tiny_bert_dir), max_length=32),
-                    train=TrainConfig(method="full", epochs=2, batch_size=16, lr=5e-3, device="cpu"))
+    # Mean pooling and trainable embeddings let the tiny random encoder learn the sentiment word, so
+    # explanations of this run have something real to find.
+    cfg = RunConfig(data=DataConfig(source=str(src)),
+                    model=ModelConfig(name=str(tiny_bert_dir), max_length=32, pooling="mean"),
+                    train=TrainConfig(method="full", epochs=4, batch_size=16, lr=3e-3, train_embeddings=True,
+                                      device="cpu"))
     return api.train(cfg, runs_dir=d / "runs", run_id="tiny-text")
+
+
+@pytest.fixture(scope="session")
+def shapes_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two visually distinct image classes (bright squares vs dark stripes), 24 images each."""
+    from fixtures_data import shapes_entries, write_zip
+
+    return write_zip(tmp_path_factory.mktemp("shapes") / "shapes.zip", shapes_entries())
+
+
+@pytest.fixture(scope="session")
+def trained_image_runs(tiny_vit_dir: Path, shapes_zip: Path, tmp_path_factory: pytest.TempPathFactory
+                       ) -> dict[str, Path]:
+    """Finished tiny image runs: a ViT (attention) and a random-init ResNet-18 (convolutions)."""
+    from core import api
+    from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    root = tmp_path_factory.mktemp("image-runs") / "runs"
+    out = {}
+    for key, name, size in (("vit", str(tiny_vit_dir), None), ("resnet", "resnet18", 32)):
+        cfg = RunConfig(data=DataConfig(source=str(shapes_zip)),
+                        model=ModelConfig(name=name, pretrained=False, image_size=size),
+                        train=TrainConfig(method="full", epochs=3, batch_size=8, lr=5e-3, device="cpu"))
+        out[key] = api.train(cfg, runs_dir=root, run_id=f"tiny-{key}")
+    return out

@@ -124,3 +124,21 @@ def write_image_folder(root: Path, entries: dict[str, bytes]) -> Path:
 def listing(root: Path) -> list[str]:
     """Every path under root (files and folders), for "nothing was written" checks."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def shapes_entries(n: int = 24, seed: int = 0) -> dict[str, bytes]:
+    """Bright squares vs dark stripes (28 × 28 PNGs), `n` per class, for image training tests."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    entries = {}
+    for i in range(n):
+        a = rng.integers(0, 60, (28, 28, 3), dtype=np.uint8)
+        a[6:22, 6:22] = 230
+        b = rng.integers(0, 60, (28, 28, 3), dtype=np.uint8)
+        b[:, ::4] = 160
+        for label, arr in (("square", a), ("stripes", b)):
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, format="PNG")
+            entries[f"{label}/{i}.png"] = buf.getvalue()
+    return entries

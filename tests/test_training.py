@@ -44,24 +44,9 @@ def image_cfg(source: Path, model: str, method: str = "full", pretrained: bool =
 @pytest.fixture
 def image_zip(tmp_path: Path) -> Path:
     """Two visually distinct classes (bright squares vs dark stripes), 24 images each."""
-    import io
-    import zipfile
+    from fixtures_data import shapes_entries, write_zip
 
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    p = tmp_path / "shapes.zip"
-    with zipfile.ZipFile(p, "w") as z:
-        for i in range(24):
-            a = rng.integers(0, 60, (28, 28, 3), dtype=np.uint8)
-            a[6:22, 6:22] = 230
-            b = rng.integers(0, 60, (28, 28, 3), dtype=np.uint8)
-            b[:, ::4] = 160
-            for label, arr in (("square", a), ("stripes", b)):
-                buf = io.BytesIO()
-                Image.fromarray(arr).save(buf, format="PNG")
-                z.writestr(f"{label}/{i}.png", buf.getvalue())
-    return p
+    return write_zip(tmp_path / "shapes.zip", shapes_entries())
 
 
 def read_summary(run_dir: Path) -> dict:

@@ -144,8 +144,8 @@ def estimate_seconds(method: str, params: dict[str, Any] | None, per_pass_s: flo
 def describe_cost(method: str, params: dict[str, Any] | None, seconds: float, device: str) -> str:
     info = get_method(method)
     p = info.params(params)
-    detail = {"ig": f", {p['steps']} steps", "gradient_shap": f", {p['samples']} samples",
-              "kernel_shap": f", {p['samples']} samples", "smoothgrad": f", {p['nt_samples']} samples"}
+    detail = {"ig": f", {p.get('steps')} steps", "gradient_shap": f", {p.get('samples')} samples",
+              "kernel_shap": f", {p.get('samples')} samples", "smoothgrad": f", {p.get('nt_samples')} samples"}
     where = "GPU" if str(device).startswith("cuda") else "CPU"
     shown = f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
     return f"{info.label}{detail.get(info.name, '')}: ~{shown} on {where}"
