@@ -24,6 +24,7 @@ pages = [
     st.Page(PAGES["runs"], title="Runs"),
     st.Page(PAGES["compare"], title="Compare"),
     st.Page(PAGES["predict"], title="Predict"),
+    st.Page(PAGES["explain"], title="Explain"),
 ]
 page = st.navigation(pages)
 sidebar_status()

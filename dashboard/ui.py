@@ -26,7 +26,7 @@ log = logging.getLogger("tunescope.dashboard")
 # Page files relative to dashboard/app.py; st.page_link/st.switch_page take these paths.
 PAGES = {
     "home": "views/home.py", "data": "views/data.py", "train": "views/train.py", "runs": "views/runs.py",
-    "compare": "views/compare.py", "predict": "views/predict.py",
+    "compare": "views/compare.py", "predict": "views/predict.py", "explain": "views/explain.py",
 }
 
 
@@ -73,6 +73,14 @@ def find_run(run_id: str) -> Run | None:
     if not path.is_dir() or not (path / "config.json").is_file():
         return None
     return Run(path)
+
+
+def predictable_runs() -> list[dict[str, Any]]:
+    """Succeeded runs with a saved model, newest first (Predict and Explain offer these)."""
+    from core.runs import list_runs
+
+    return [r for r in list_runs(runs_dir())
+            if r["state"] == "succeeded" and (Path(r["path"]) / "model" / "tunescope_model.json").is_file()]
 
 
 def fmt_count(n: float | None) -> str:

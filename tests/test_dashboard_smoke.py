@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["views/home.py", "views/data.py", "views/train.py", "views/runs.py", "views/compare.py",
-         "views/predict.py"]
+         "views/predict.py", "views/explain.py"]
 
 
 @pytest.mark.parametrize("page", PAGES)

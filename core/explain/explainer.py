@@ -140,13 +140,16 @@ def explain(run: str | Path | Run, value: Any, method: str = "ig", target: int |
 
 
 def explain_methods(run: str | Path | Run, value: Any, methods: Sequence[str], target: int | str | None = None,
-                    progress: Callable[[int, int, str], None] | None = None, **kwargs: Any) -> list[Explanation]:
-    """Several methods on the same input (for the agreement matrix)."""
+                    progress: Callable[[int, int, str], None] | None = None,
+                    params_by_method: dict[str, dict[str, Any]] | None = None, **kwargs: Any) -> list[Explanation]:
+    """Several methods on the same input (for the agreement matrix), each with its own parameters."""
     out = []
     for i, m in enumerate(methods):
         if progress:
             progress(i, len(methods), m)
-        out.append(explain(run, value, m, target, **kwargs))
+        out.append(explain(run, value, m, target, params=(params_by_method or {}).get(m), **kwargs))
+    if progress:
+        progress(len(methods), len(methods), "done")
     return out
 
 

@@ -2,7 +2,8 @@
 
 Results land in the run's explanations cache, where the page (or a repeated CLI call) finds them;
 the job's own result only says where. Job config: {"op": "explain" | "sanity" | "dataset", "run":
-<run dir>, "value": <text or image path>, "method", "target", "params", "n", "max_tokens"}."""
+<run dir>, "value": <text or image path>, "methods" + "params_by_method" (explain), "method" +
+"params" (sanity, dataset), "target", "n", "max_tokens"}."""
 
 from __future__ import annotations
 
@@ -52,6 +53,6 @@ def run_explain_job(ctx: Any) -> dict[str, Any]:
     from core.explain.explainer import explain_methods
 
     recs = explain_methods(cfg["run"], cfg["value"], cfg.get("methods") or [cfg.get("method", "ig")],
-                           cfg.get("target"), progress=progress, params=cfg.get("params"),
+                           cfg.get("target"), progress=progress, params_by_method=cfg.get("params_by_method"),
                            max_tokens=int(cfg.get("max_tokens", 128)), **common)
     return {"op": op, "methods": [r.method for r in recs], "seconds": round(sum(r.seconds for r in recs), 3)}

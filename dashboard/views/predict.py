@@ -3,35 +3,26 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from core.errors import RunError, TunescopeError
-from core.runs import Run, list_runs
+from core.runs import Run
 from dashboard.charts import probability_bars
 from dashboard.inputs import read_image
-from dashboard.ui import PAGES, find_run, fmt_metric, guard, runs_dir
+from dashboard.ui import PAGES, find_run, fmt_metric, guard, predictable_runs, runs_dir
 
 _RESULT = "_predict_result"
 
 
-def predictable_runs() -> list[dict[str, Any]]:
-    """Succeeded runs with a saved model, newest first."""
-    return [r for r in list_runs(runs_dir())
-            if r["state"] == "succeeded" and (Path(r["path"]) / "model" / "tunescope_model.json").is_file()]
-
-
-def offer_explanation(run_id: str, input_kind: str, payload: str, probabilities: dict[str, float]) -> None:
-    """Hand the prediction to the Explain page (issue 6) through session state."""
+def offer_explanation(run_id: str, input_kind: str, payload: str, probabilities: dict[str, float],
+                      image: tuple[str, bytes] | None = None) -> None:
+    """Hand the prediction to the Explain page through session state: the text, or the uploaded
+    image's name and bytes (`payload` is then its fingerprint)."""
     st.session_state["explain_request"] = {"run_id": run_id, "kind": input_kind, "input": payload,
-                                           "probabilities": probabilities}
-    explain = Path(__file__).with_name("explain.py")
-    if explain.is_file():
-        st.page_link("views/explain.py", label="Explain this prediction", query_params={"run": run_id})
-    else:
-        st.caption("Explanations of this prediction arrive with the Explain page.")
+                                           "probabilities": probabilities, "image": image}
+    st.page_link(PAGES["explain"], label="Explain this prediction", query_params={"run": run_id})
 
 
 def _predict(run: Run, task: str, value: Any) -> dict[str, Any]:
@@ -79,6 +70,7 @@ with guard("predicting"):
     st.caption(f"{task} model · {len(labels)} classes ({', '.join(map(str, labels[:10]))}"
                f"{', …' if len(labels) > 10 else ''}) · test accuracy {fmt_metric(by_id[run_id]['accuracy'])}")
 
+    upload = None
     if task == "text":
         text = st.text_area("Text to classify", key="predict_text", height=120,
                             placeholder="Type or paste a sentence, e.g. a movie review")
@@ -88,6 +80,7 @@ with guard("predicting"):
         value, fingerprint = None, ""
         if up is not None:
             data = up.getvalue()
+            upload = (up.name, data)
             fingerprint = hashlib.sha256(data).hexdigest()
             value = read_image(data, up.name)
             st.image(value, caption=up.name, width=224)
@@ -111,4 +104,5 @@ with guard("predicting"):
     saved = st.session_state.get(_RESULT)
     if saved:
         _show(saved["result"])
-        offer_explanation(run_id, kind, value if kind == "text" else fingerprint, saved["result"]["probabilities"])
+        offer_explanation(run_id, kind, value if kind == "text" else fingerprint, saved["result"]["probabilities"],
+                          image=upload if kind == "image" else None)

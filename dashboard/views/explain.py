@@ -1,0 +1,421 @@
+"""Explain: why a run predicts what it predicts, and how far to trust each picture.
+
+Pick a run and an input (typed, uploaded, from Predict, or a test example), pick methods, and see
+highlighted words or an image overlay with a faithfulness badge, a one-click sanity check, method
+agreement, attention maps, a comparison with another run, and a dataset-wide view (a background job).
+Torch is imported only when the user asks for a computation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core.explain import catalog, render
+from core.explain.dataset_view import DEFAULT_N, latest_result
+from core.explain.timing import estimate
+from dashboard import explain_charts as charts
+from dashboard.inputs import read_image
+from dashboard.ui import PAGES, find_run, fmt_metric, guard, predictable_runs, session_id
+
+INLINE_LIMIT_S = 20.0  # longer explanations go to the worker as a job
+_RESULTS = "_ex_results"
+_SANITY = "_ex_sanity"
+_JOB = "_ex_job"
+
+
+def _core() -> Any:
+    from core.explain import explainer  # imports torch: only once the user asks for a computation
+
+    return explainer
+
+
+def _has_cnn(summary: dict[str, Any]) -> bool:
+    model = str(summary.get("model", "")).lower()
+    return summary.get("task") == "image" and "vit" not in model
+
+
+def _badge(f: dict[str, Any] | None) -> str:
+    if not f:
+        return "faithfulness: not computed"
+    colour = {"better than random": "green", "barely better than random": "orange"}.get(f["badge"], "red")
+    return f":{colour}[faithfulness: {f['badge']} ({f['score']:+.2f})]"
+
+
+def _pick_input(run_id: str, task: str, run_path: Path) -> tuple[Any, str, str]:
+    """(value, fingerprint, description) of the input to explain; value None when not chosen yet."""
+    request = st.session_state.get("explain_request") or {}
+    sources = ["Type text" if task == "text" else "Upload an image", "From the test set"]
+    key = f"ex_source_{run_id}"
+    if request.get("run_id") == run_id and request.get("kind") == task:
+        sources.insert(0, "From Predict")
+        fresh = (run_id, request.get("input"))
+        if st.session_state.get("_ex_request_seen") != fresh:  # just arrived from Predict: show that input
+            st.session_state["_ex_request_seen"] = fresh
+            st.session_state[key] = "From Predict"
+    source = st.radio("Input", sources, horizontal=True, key=key)
+    if source == "From Predict":
+        if task == "text":
+            text = request["input"]
+            st.caption(f"Text from Predict: {text[:200]}")
+            return text, hashlib.sha256(text.encode()).hexdigest(), "the Predict input"
+        name, data = request["image"]
+        img = read_image(data, name)
+        st.image(img, caption=name, width=200)
+        return img, hashlib.sha256(data).hexdigest(), name
+    if source.startswith("Type"):
+        text = st.text_area("Text to explain", key="ex_text", height=100,
+                            placeholder="Type or paste a sentence, e.g. a movie review")
+        return (text if text.strip() else None), hashlib.sha256(text.encode()).hexdigest(), "typed text"
+    if source.startswith("Upload"):
+        up = st.file_uploader("Image to explain", type=["png", "jpg", "jpeg", "webp", "bmp"], key="ex_image")
+        if up is None:
+            return None, "", ""
+        data = up.getvalue()
+        img = read_image(data, up.name)
+        st.image(img, caption=up.name, width=200)
+        return img, hashlib.sha256(data).hexdigest(), up.name
+    import pandas as pd
+
+    p = run_path / "predictions.parquet"
+    if not p.is_file():
+        st.info("This run has no stored test predictions.")
+        return None, "", ""
+    preds = pd.read_parquet(p)
+    wrong_only = st.toggle("Only misclassified examples", key="ex_wrong", value=st.query_params.get("wrong") == "1")
+    if wrong_only:
+        preds = preds[~preds["correct"].astype(bool)].sort_values("confidence", ascending=False)
+    if preds.empty:
+        st.info("No misclassified test examples: the run got every one right.")
+        return None, "", ""
+    rows = preds.index.tolist()
+    wanted = st.query_params.get("example")
+    start = rows.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in rows else 0
+
+    def label(i: int) -> str:
+        r = preds.loc[i]
+        shown = str(r["input"])[:80] if task == "text" else Path(str(r["input"])).name
+        return f"#{i} · true {r['label']} · predicted {r['pred']} ({r['confidence']:.0%}) · {shown}"
+
+    i = st.selectbox("Test example", rows, index=start, format_func=label, key=f"ex_example_{run_id}_{wrong_only}")
+    value = str(preds.loc[i, "input"])
+    return value, hashlib.sha256(value.encode()).hexdigest(), f"test example #{i}"
+
+
+def _params_form(task: str, methods: list[str], labels: list[str]) -> tuple[dict[str, Any], Any, int]:
+    with st.expander("Settings: target class, baseline, steps, SmoothGrad"):
+        a, b, c = st.columns(3)
+        target = a.selectbox("Explain class", ["(predicted class)", *labels], key="ex_target")
+        baselines = catalog.TEXT_BASELINES if task == "text" else catalog.IMAGE_BASELINES
+        baseline = b.selectbox("Baseline", baselines, key="ex_baseline",
+                               help="The 'neutral' input that IG, DeepLift, GradientShap, occlusion and "
+                                    "KernelShap compare against.")
+        steps = c.number_input("IG steps", 4, 300, 50, step=2, key="ex_steps")
+        d, e, f = st.columns(3)
+        samples = d.number_input("Samples (SHAP)", 10, 2000, 200, step=10, key="ex_samples")
+        smooth = e.toggle("SmoothGrad (noise tunnel) around gradient methods", key="ex_smooth")
+        max_tokens = int(f.number_input("Max tokens", 8, 512, 128, step=8, key="ex_max_tokens")) \
+            if task == "text" else 128
+    params = {"baseline": baseline, "steps": int(steps), "samples": int(samples), "noise_tunnel": smooth}
+    return params, (None if target.startswith("(") else target), max_tokens
+
+
+def method_params(method: str, given: dict[str, Any]) -> dict[str, Any]:
+    info = catalog.get_method(method)
+    p = {k: v for k, v in given.items() if k in info.defaults or k == "noise_tunnel"}
+    if info.uses_baseline or given.get("noise_tunnel"):
+        p["baseline"] = given["baseline"]
+    if info.name in ("gradient_shap",):
+        p["samples"] = min(int(given["samples"]), 100)
+    elif info.name == "kernel_shap":
+        p["samples"] = int(given["samples"])
+    if not given.get("noise_tunnel"):
+        p.pop("noise_tunnel", None)
+    return p
+
+
+def _estimate(run_path: Path, summary: dict[str, Any], methods: list[str], params: dict[str, Any],
+              value: Any, task: str) -> tuple[float, list[str]]:
+    size = min(len(str(value).split()) * 2 + 2, 512) if task == "text" else int(summary.get("image_size") or 224)
+    feats = max(1, len(str(value).split())) if task == "text" else 196
+    device = "cuda" if str(summary.get("device", "cpu")).startswith("cuda") else "cpu"
+    total, lines = 0.0, []
+    for m in methods:
+        s, _, sentence = estimate(run_path, m, method_params(m, params), task=task, size=size, n_features=feats,
+                                  total_params=summary.get("total_params"), device=device)
+        total += s
+        lines.append(sentence)
+    return total, lines
+
+
+def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_tokens: int) -> None:
+    info = catalog.get_method(rec.method)
+    with st.container(border=True):
+        st.subheader(info.label)
+        st.markdown(f"Predicted **{rec.predicted_label}** ({max(rec.probabilities):.1%}) · explaining class "
+                    f"**{rec.target_label}** · {rec.seconds:.2f} s on {rec.device}"
+                    + (" (cached)" if rec.cached else "")
+                    + (f" · completeness delta {rec.delta:.1e}" if rec.delta is not None else "")
+                    + f"  \n{_badge(rec.faithfulness)}")
+        if rec.task == "text":
+            st.html(render.legend_html() + render.highlighted_text(rec.text, rec.word_spans or [],
+                                                                   rec.word_scores, rec.words))
+            if rec.truncated:
+                st.caption(f"Only the first {len(rec.tokens)} of {rec.n_tokens} tokens were explained "
+                           f"(limit {max_tokens}); raise 'Max tokens' in the settings to see more.")
+            st.plotly_chart(charts.word_bars(rec.words or [], rec.word_scores, "Word scores"), width="stretch",
+                            key=f"{key}_bars")
+        else:
+            st.plotly_chart(charts.image_overlay(rec.image, rec.heatmap, "Attribution (green: for, red: against)"),
+                            width="stretch", key=f"{key}_overlay")
+        f = rec.faithfulness or {}
+        if f:
+            with st.expander("Faithfulness details"):
+                st.write(f.get("summary", ""))
+                if rec.task == "image":
+                    st.plotly_chart(charts.deletion_insertion(f), width="stretch", key=f"{key}_curves")
+        sanity_key = f"{run_id}|{rec.method}|{key}"
+        done = st.session_state.setdefault(_SANITY, {}).get(sanity_key)
+        if done is None and st.button("Run the sanity check", key=f"{key}_sanity",
+                                      help="Randomise the model layer by layer and see whether the explanation "
+                                           "changes (it should)."):
+            bar = st.progress(0.0, text="Randomising the model from the top down...")
+            from core.explain.sanity import sanity_check
+
+            done = sanity_check(find_run(run_id).path, value, rec.method, target, params=rec.params,
+                                max_tokens=max_tokens,
+                                progress=lambda i, n, name: bar.progress(min(1.0, i / max(n, 1)), text=f"{name}"))
+            bar.empty()
+            st.session_state[_SANITY][sanity_key] = done
+        if done:
+            (st.success if done["passed"] else st.error)(("Sanity check passed. " if done["passed"] else
+                                                          "Sanity check failed. ") + done["summary"])
+            st.plotly_chart(charts.sanity_curve(done), width="stretch", key=f"{key}_sanity_chart")
+        with st.expander(f"About {info.label}"):
+            st.write(info.summary)
+            st.caption(f"Caveat: {info.caveat}")
+
+
+def _job_status(job_id: str) -> None:
+    from core import jobs
+
+    @st.fragment(run_every=2.0)
+    def poll() -> None:
+        job = jobs.get(job_id)
+        p = job.progress or {}
+        done, total = p.get("phase_done"), p.get("phase_total")
+        st.caption(f"Background job {job.id}: {job.state}" + (f" · {p.get('phase', '')} {done}/{total}"
+                                                                   if total else f" · {p.get('phase', '')}"))
+        if job.is_final:
+            st.session_state.pop(_JOB, None)
+            if job.state != "succeeded":
+                st.session_state["_ex_job_error"] = f"The background job ended {job.state}: {job.error or 'no details'}"
+            elif job.config.get("op") == "explain":  # its results are cached now: show them at once
+                st.session_state["_ex_autoload"] = st.session_state["_ex_job_done"] = True
+            st.rerun(scope="app")
+
+    poll()
+
+
+def _submit(config: dict[str, Any]) -> str:
+    from core import jobs
+
+    (job_id,) = jobs.submit(config, kind="explain", owner=f"ui:{session_id()}", validate=False, check_device=False)
+    st.session_state[_JOB] = job_id
+    return job_id
+
+
+st.title("Explain")
+st.caption("Why does a model decide what it decides, and how far can you trust the picture? Every heatmap comes "
+           "with a faithfulness score (does removing what it highlights change the prediction more than removing "
+           "random parts?) and a one-click sanity check.")
+
+with guard("explaining"):
+    runs = predictable_runs()
+    if not runs:
+        st.info("No finished run with a saved model yet. Train one first; it appears here when it finishes.")
+        st.page_link(PAGES["train"], label="Go to Train")
+        st.stop()
+    ids = [r["run_id"] for r in runs]
+    by_id = {r["run_id"]: r for r in runs}
+    wanted = st.query_params.get("run")
+    if wanted and wanted not in ids:
+        st.error(f"Run {wanted!r} is not a finished run with a saved model here; pick one below.")
+    run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key="ex_run",
+                          format_func=lambda i: f"{i} · {by_id[i]['method']} · acc {fmt_metric(by_id[i]['accuracy'])}")
+    if st.query_params.get("run") != run_id:
+        st.query_params["run"] = run_id
+    run = find_run(run_id)
+    if run is None:
+        st.error(f"Run {run_id!r} disappeared from the runs folder; reload the page.")
+        st.stop()
+    summary = run.summary()
+    task = summary.get("task") or by_id[run_id]["task"] or "text"
+    labels = [str(x) for x in summary.get("labels") or []]
+    has_cnn = _has_cnn(summary)
+
+    job_error = st.session_state.pop("_ex_job_error", None)
+    if job_error:
+        st.error(job_error)
+    tab_one, tab_attention, tab_compare, tab_dataset = st.tabs(
+        ["Explain a prediction", "Attention", "Compare two runs", "Across the test set"])
+
+    with tab_one:
+        value, fingerprint, described = _pick_input(run_id, task, run.path)
+        offered = catalog.methods_for(task, has_cnn)
+        default = ["gradcam"] if has_cnn else (["ig"] if task == "text" else ["saliency"])
+        methods = st.multiselect("Methods", [m.name for m in offered], default=default, key=f"ex_methods_{task}",
+                                 format_func=lambda n: catalog.METHODS[n].label,
+                                 help="Pick two or more to see how far they agree.")
+        params, target, max_tokens = _params_form(task, methods, labels)
+        results_key = (run_id, fingerprint, tuple(methods), repr(sorted(params.items())), target, max_tokens)
+        if value is not None and methods:
+            seconds, lines = _estimate(run.path, summary, methods, params, value, task)
+            st.caption("Estimated cost: " + "; ".join(lines))
+            # Long work goes to the worker; an uploaded image has no file a job could read, so it stays here.
+            as_job = seconds > INLINE_LIMIT_S and isinstance(value, str)
+            if st.session_state.get(_JOB):
+                _job_status(st.session_state[_JOB])
+            elif st.button("Explain", type="primary", key="ex_go") or st.session_state.pop("_ex_autoload", False):
+                if as_job and not st.session_state.pop("_ex_job_done", False):
+                    _submit({"op": "explain", "run": str(run.path), "value": value, "methods": methods,
+                             "target": target, "max_tokens": max_tokens,
+                             "params_by_method": {m: method_params(m, params) for m in methods}})
+                    st.rerun()
+                explainer = _core()
+                bar = st.progress(0.0, text="Loading the model (first time only)...")
+                records = []
+                for i, m in enumerate(methods):
+                    bar.progress(i / len(methods), text=f"{catalog.METHODS[m].label}...")
+                    records.append(explainer.explain(run.path, value, m, target, params=method_params(m, params),
+                                                     max_tokens=max_tokens))
+                bar.empty()
+                st.session_state[_RESULTS] = {"key": results_key, "records": records, "value": value}
+        elif value is None:
+            st.info("Choose an input above, then press Explain." if task == "text" or methods else
+                    "Choose an image and at least one method.")
+        saved = st.session_state.get(_RESULTS)
+        if saved and saved["key"] == results_key:
+            records = saved["records"]
+            if len(records) > 1:
+                from core.explain.agreement import agreement_matrix
+
+                st.plotly_chart(charts.agreement_heatmap(agreement_matrix([(r.method, r.scores()) for r in records])),
+                                width="stretch", key="ex_agreement")
+                st.caption("1 = the methods rank the words (or image patches) identically; 0 = unrelated. Low "
+                           "agreement means at least one picture is not telling the whole story.")
+            for i, rec in enumerate(records):
+                _show_record(rec, f"ex_rec_{i}", run_id, saved["value"], target, max_tokens)
+
+    with tab_attention:
+        if task == "image" and has_cnn:
+            st.info("This is a convolutional model: it has no attention to show. Use GradCAM in the first tab.")
+        elif value is None:
+            st.info("Choose an input in the first tab to see its attention maps.")
+        elif st.button("Show attention", key="ex_attention_go"):
+            from core.explain.attention import attention
+
+            st.session_state["_ex_attention"] = {"key": (run_id, fingerprint, max_tokens),
+                                                 "maps": attention(run.path, value, max_tokens=max_tokens)}
+        att = st.session_state.get("_ex_attention")
+        if att and att["key"] == (run_id, fingerprint, max_tokens) and value is not None:
+            maps = att["maps"]
+            if maps.truncated:
+                st.caption(f"Showing the first {maps.attentions.shape[-1]} of {maps.n_tokens} tokens (limit "
+                           f"{maps.max_tokens}).")
+            st.caption("Attention shows where the model looks, not why it decides: it is a view of the "
+                       "computation, not an explanation of the prediction (Jain & Wallace 2019).")
+            if maps.task == "text":
+                a, b = st.columns(2)
+                layer = a.number_input("Layer", 1, maps.layers, maps.layers, key="ex_layer")
+                head = b.number_input("Head", 1, maps.heads, 1, key="ex_head")
+                st.plotly_chart(charts.head_view(maps.attentions[layer - 1, head - 1], maps.tokens,
+                                                 f"Layer {layer}, head {head}: who attends to whom"),
+                                width="stretch", key="ex_head_view")
+                st.plotly_chart(charts.rollout_bars(maps.tokens, maps.cls_rollout()), width="stretch",
+                                key="ex_rollout")
+                st.plotly_chart(charts.attention_grid(maps.attentions, maps.tokens), width="stretch",
+                                key="ex_grid")
+            else:
+                pm = maps.cls_patch_maps()
+                st.plotly_chart(charts.patch_maps(maps.image, pm, [*(f"layer {i + 1}" for i in range(len(pm) - 1)),
+                                                                   "rollout"]), width="stretch", key="ex_patches")
+
+    with tab_compare:
+        others = [i for i in ids if i != run_id and by_id[i]["task"] == task]
+        if not others:
+            st.info("Train another run on the same kind of data to compare how two models explain the same input.")
+        elif value is None:
+            st.info("Choose an input in the first tab first.")
+        else:
+            other_id = st.selectbox("Compare with run", others, key="ex_other")
+            method = st.selectbox("Method", [m.name for m in catalog.methods_for(task, has_cnn and _has_cnn(
+                find_run(other_id).summary() if find_run(other_id) else {}))], key="ex_cmp_method",
+                format_func=lambda n: catalog.METHODS[n].label)
+            if st.button("Explain under both runs", key="ex_cmp_go"):
+                from core.explain.agreement import explanation_diff
+
+                explainer = _core()
+                a = explainer.explain(run.path, value, method, target, params=method_params(method, params),
+                                      max_tokens=max_tokens)
+                b = explainer.explain(find_run(other_id).path, value, method, a.target_label,
+                                      params=method_params(method, params), max_tokens=max_tokens)
+                st.session_state["_ex_diff"] = {"key": (run_id, other_id, fingerprint, method), "a": a, "b": b,
+                                                "diff": explanation_diff(a, b)}
+            cmp = st.session_state.get("_ex_diff")
+            if cmp and cmp["key"] == (run_id, other_id, fingerprint, method):
+                d, a, b = cmp["diff"], cmp["a"], cmp["b"]
+                st.markdown(f"Rank correlation of the two explanations: **{d['spearman']:+.2f}** "
+                            "(1 = same reasons, 0 = unrelated).")
+                left, right = st.columns(2)
+                for col, rec in ((left, a), (right, b)):
+                    with col:
+                        st.markdown(f"**{rec.run_id}** predicts {rec.predicted_label} "
+                                    f"({max(rec.probabilities):.0%}) · {_badge(rec.faithfulness)}")
+                        if task == "text":
+                            st.html(render.highlighted_text(rec.text, rec.word_spans or [], rec.word_scores,
+                                                            rec.words))
+                        else:
+                            st.plotly_chart(charts.image_overlay(rec.image, rec.heatmap, rec.run_id),
+                                            width="stretch", key=f"ex_cmp_{rec.run_id}")
+                if task == "text":
+                    st.plotly_chart(charts.word_bars(d["words"], d["diff"], f"{b.run_id} minus {a.run_id} "
+                                                     "(each scaled to its largest score)"),
+                                    width="stretch", key="ex_cmp_diff")
+                else:
+                    st.plotly_chart(charts.image_overlay(d["image"], d["diff"], f"{b.run_id} minus {a.run_id}"),
+                                    width="stretch", key="ex_cmp_diff")
+
+    with tab_dataset:
+        st.write("For a sample of test examples: the words (or image regions) most associated with each "
+                 "predicted class, and the examples the model got wrong with the most confidence.")
+        n = int(st.number_input("Examples", 10, 2000, DEFAULT_N, step=10, key="ex_dataset_n"))
+        if st.session_state.get(_JOB):
+            _job_status(st.session_state[_JOB])
+        elif st.button("Start (background job)", key="ex_dataset_go"):
+            _submit({"op": "dataset", "run": str(run.path), "n": n})
+            st.rerun()
+        result = latest_result(run.path)
+        if result:
+            st.caption(f"{result['method']} over {result['n']} test examples · {result['seconds']:.0f} s of "
+                       "compute")
+            if result["task"] == "text":
+                cols = st.columns(min(4, len(result["classes"])) or 1)
+                for i, c in enumerate(result["classes"]):
+                    with cols[i % len(cols)]:
+                        st.markdown(f"**{c['class']}** ({c['examples']} predicted)")
+                        st.dataframe([{"word": w["word"], "mean score": round(w["mean_score"], 4),
+                                       "count": w["count"]} for w in c.get("top_words", [])],
+                                     hide_index=True, width="stretch")
+            else:
+                st.plotly_chart(charts.class_maps(result["classes"]), width="stretch", key="ex_class_maps")
+            if result["confidently_wrong"]:
+                st.markdown("**Most confidently wrong test examples**")
+                st.dataframe(result["confidently_wrong"], hide_index=True, width="stretch")
+                st.page_link(PAGES["explain"], label="Explain the misclassified examples",
+                             query_params={"run": run_id, "wrong": "1"})
+
+
