@@ -54,12 +54,16 @@ def shapes_zip(path: Path, per_class: int = 10, size: int = 32) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def app(tmp_path_factory: pytest.TempPathFactory, trained_text_run: Path) -> Iterator:
+    import shutil
+
     require_chromium()
     home = tmp_path_factory.mktemp("browser-home")
     # Two finished runs on the same test examples, for the compare journey.
     write_fake_run(home / "runs", "reviews-full-s1", accuracy=0.9, method="full", seed=1)
     write_fake_run(home / "runs", "reviews-head-s1", accuracy=0.6, method="head", seed=1)
+    # A real (tiny) trained text model, for the predict → explain journey.
+    shutil.copytree(trained_text_run, home / "runs" / "tiny-text", ignore=shutil.ignore_patterns("explanations"))
     with live_app(home) as live:
         yield live
     print(f"tunescope ui log: {live.log}")
@@ -195,3 +199,33 @@ def test_d_compare_two_runs(app, page) -> None:  # noqa: ANN001
     page.locator("[data-testid=stPlotlyChart]").nth(2).wait_for()  # per-class differences and two curve plots
     no_tracebacks(page)
     screenshot(page, "d-compare")
+
+
+def test_e_predict_then_explain_heatmap_faithfulness_sanity_check(app, page) -> None:  # noqa: ANN001
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    open_page(page, f"{app.url}/predict?run=tiny-text", "Predict")
+    box = widget(page, "stTextArea", "Text to classify").locator("textarea")
+    box.fill("a great and lovely film <script>alert(1)</script>")
+    box.press("Control+Enter")
+    wait_idle(page)
+    click(page, "Predict")
+    page.get_by_text("Class probabilities").first.wait_for()
+    page.get_by_role("link", name="Explain this prediction").click()
+    page.get_by_role("heading", name="Explain").first.wait_for()
+    wait_idle(page)
+    assert widget(page, "stRadio", "Input").locator("input[type=radio]").first.is_checked()  # From Predict
+    page.get_by_text(re.compile(r"Estimated cost: Integrated Gradients, 50 steps: ~")).first.wait_for()
+    click(page, re.compile(r"^Explain$"))
+    page.locator(".ts-w").first.wait_for()
+    words = page.locator(".ts-w").all_inner_texts()
+    assert "great" in words and "<" in words  # the markup is shown as words, not run
+    assert page.locator("script", has_text="alert(1)").count() == 0
+    page.get_by_text(re.compile(r"faithfulness: (better|barely|no better)")).first.wait_for()
+    click(page, "Run the sanity check")
+    page.get_by_text(re.compile(r"Sanity check (passed|failed)")).first.wait_for(timeout=120_000)
+    wait_idle(page)
+    assert page.locator("[data-testid=stPlotlyChart]").count() >= 2  # word scores and the sanity curve
+    assert not dialogs, f"user text ran as script: {dialogs}"
+    no_tracebacks(page)
+    screenshot(page, "e-predict-explain-sanity")
