@@ -366,3 +366,35 @@ def test_cli_explain_json_and_html(trained_text_run, tmp_path, capsys):
     assert "<script" not in page and "Sanity check" in page and "Compared with another run" in page
     assert main(["explain", "--run", str(trained_text_run), "--image", str(tmp_path / "none.png")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_image_dataset_view_has_a_mean_map_per_predicted_class(trained_image_runs):
+    from core.explain.dataset_view import dataset_view
+
+    res = dataset_view(trained_image_runs["resnet"], 8, device="cpu")
+    assert res["method"] == "gradcam" and res["n"] == 8
+    shown = [c for c in res["classes"] if c["examples"]]
+    assert shown and all(np.asarray(c["mean_map"]).shape == (32, 32) for c in shown)
+    assert sum(c["examples"] for c in res["classes"]) == 8
+
+
+def _ctx(config, stop=False):
+    return SimpleNamespace(job=SimpleNamespace(config=config), should_stop=lambda: stop,
+                           update=lambda **kw: None)
+
+
+def test_explain_and_sanity_jobs_fill_the_cache_and_honour_cancel(trained_text_run):
+    from core.explain.jobs import run_explain_job
+    from core.worker import JobStopped
+
+    cfg = {"op": "explain", "run": str(trained_text_run), "value": "a lovely film", "methods": ["saliency", "ig"],
+           "params_by_method": {"ig": {"steps": 8}}, "device": "cpu"}
+    assert run_explain_job(_ctx(cfg))["methods"] == ["saliency", "ig"]
+    assert explain(trained_text_run, "a lovely film", "ig", params={"steps": 8}, device="cpu").cached
+    sanity = {"op": "sanity", "run": str(trained_text_run), "value": "a lovely film", "method": "saliency",
+              "device": "cpu"}
+    with pytest.raises(JobStopped):
+        run_explain_job(_ctx(sanity, stop=True))
+    assert "passed" in run_explain_job(_ctx(sanity))
+    with pytest.raises(ConfigError, match="op must be one of"):
+        run_explain_job(_ctx({"op": "paint"}))

@@ -68,3 +68,14 @@ def test_code_is_ruff_clean():
     proc = subprocess.run([ruff, "check", "core", "dashboard", "tests", "bench"], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_every_subpackage_is_packaged():
+    from setuptools import find_packages
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = meta["tool"]["setuptools"]["packages"]["find"]["include"]
+    found = set(find_packages(where=str(ROOT), include=include))
+    expected = {".".join(p.parent.relative_to(ROOT).parts) for top in ("core", "dashboard")
+                for p in (ROOT / top).rglob("__init__.py")}
+    assert {"core.explain", "dashboard.views"} <= expected <= found

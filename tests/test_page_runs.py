@@ -79,6 +79,8 @@ def test_model_zip_and_predict_link_when_the_model_exists(fake_runs: Path) -> No
     assert [b.proto.label for b in at.get("download_button")] == ["Predictions (CSV)", "Model folder (ZIP)"]
     links = [p for p in at.get("page_link") if p.proto.label == "Predict with this run"]
     assert len(links) == 1 and links[0].proto.query_string == "run=reviews-head-s1"
+    explain = [p for p in at.get("page_link") if p.proto.label == "Explain its misclassified examples"]
+    assert len(explain) == 1 and explain[0].proto.query_string == "run=reviews-head-s1&wrong=1"
 
 
 @pytest.mark.parametrize("bad", ["no-such-run", "../etc", "/etc", "dashboard"])

@@ -166,6 +166,8 @@ def downloads(run: Run, state: str) -> None:
                                 on_click="ignore", help="Built when you click; a few seconds for a large model.")
         if state == "succeeded":
             cols[2].page_link(PAGES["predict"], label="Predict with this run", query_params={"run": run.id})
+            cols[2].page_link(PAGES["explain"], label="Explain its misclassified examples",
+                              query_params={"run": run.id, "wrong": "1"})
 
 
 st.title("Runs")
