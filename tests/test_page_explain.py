@@ -156,3 +156,36 @@ def test_an_uploaded_image_is_explained_with_an_overlay(home: Path, trained_imag
     _ok(at)
     assert any("Attribution (green: for, red: against)" in c.proto.spec for c in at.get("plotly_chart"))
     assert any("This is a convolutional model" in i.value for i in at.info)
+
+
+def _run_queued_jobs() -> list:
+    from core import jobs
+    from core.explain.jobs import run_explain_job
+
+    done = []
+    for job in jobs.list_jobs(state="queued"):
+        ctx = type("Ctx", (), {"job": job, "should_stop": lambda self: False, "update": lambda self, **kw: None})()
+        done.append(run_explain_job(ctx))
+        jobs.open_store().update(job.id, state="succeeded", finished=1.0)
+    return done
+
+
+def test_long_work_runs_as_a_background_job_and_shows_when_done(text_run: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TUNESCOPE_EXPLAIN_INLINE_S", "0")  # everything counts as long
+    at = _page()
+    at.text_area(key="ex_text").input("great and lovely").run()
+    at.button(key="ex_go").click().run()
+    _ok(at)
+    assert any("Background job" in c.value and "queued" in c.value for c in at.caption)
+    assert not _html(at)
+    assert _run_queued_jobs()[0]["methods"] == ["ig"]
+    at.run()
+    _ok(at)
+    assert "ts-w" in _html(at)  # the job's cached result, shown without another click
+    at.button(key="ex_rec_0_sanity").click().run()
+    _ok(at)
+    assert any("Background job" in c.value for c in at.caption) and not at.success
+    assert "passed" in _run_queued_jobs()[0]
+    at.run()
+    _ok(at)
+    assert at.success and "Sanity check passed" in at.success[0].value

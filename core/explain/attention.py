@@ -84,6 +84,9 @@ def _text_attention(target: TextTarget, max_tokens: int) -> AttentionMaps:
 def _image_attention(target: ImageTarget) -> AttentionMaps:
     backbone = getattr(target.model, "backbone", None)
     config = getattr(backbone, "config", None)
+    if getattr(target.model, "_blocks_kind", None) == "vit":
+        raise ModelError("torchvision's ViT does not return its attention weights; use a Hugging Face ViT for "
+                         "attention maps, or attributions (Integrated Gradients, Saliency) for this model.")
     if backbone is None or config is None or not hasattr(getattr(backbone, "embeddings", None), "patch_embeddings"):
         raise ModelError("This image model is convolutional: it has no attention to show. Use GradCAM or "
                          "another attribution method instead.")

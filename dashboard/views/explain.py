@@ -9,6 +9,7 @@ Torch is imported only when the user asks for a computation.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ from dashboard import explain_charts as charts
 from dashboard.inputs import read_image
 from dashboard.ui import PAGES, find_run, fmt_metric, guard, predictable_runs, session_id
 
-INLINE_LIMIT_S = 20.0  # longer explanations go to the worker as a job
+# Longer explanations go to the worker as a job (a server admin can move the line).
+INLINE_LIMIT_S = float(os.environ.get("TUNESCOPE_EXPLAIN_INLINE_S", "20"))
+SANITY_STAGES = 8
 _RESULTS = "_ex_results"
 _SANITY = "_ex_sanity"
 _JOB = "_ex_job"
@@ -179,9 +182,17 @@ def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_t
                     st.plotly_chart(charts.deletion_insertion(f), width="stretch", key=f"{key}_curves")
         sanity_key = f"{run_id}|{rec.method}|{key}"
         done = st.session_state.setdefault(_SANITY, {}).get(sanity_key)
-        if done is None and st.button("Run the sanity check", key=f"{key}_sanity",
-                                      help="Randomise the model layer by layer and see whether the explanation "
-                                           "changes (it should)."):
+        auto = st.session_state.get("_ex_sanity_auto") == sanity_key  # its background job just finished
+        if done is None and (auto or st.button("Run the sanity check", key=f"{key}_sanity",
+                                               help="Randomise the model layer by layer and see whether the "
+                                                    "explanation changes (it should).")):
+            st.session_state.pop("_ex_sanity_auto", None)
+            # One re-explanation per randomised stage (head, each block, embeddings): about 8 for MiniLM.
+            if not auto and rec.seconds * SANITY_STAGES > INLINE_LIMIT_S and isinstance(value, str):
+                _submit({"op": "sanity", "run": str(find_run(run_id).path), "value": value, "method": rec.method,
+                         "target": target, "params": rec.params, "max_tokens": max_tokens})
+                st.session_state["_ex_sanity_pending"] = sanity_key
+                st.rerun()
             bar = st.progress(0.0, text="Randomising the model from the top down...")
             from core.explain.sanity import sanity_check
 
@@ -214,6 +225,9 @@ def _job_status(job_id: str) -> None:
             if job.state != "succeeded":
                 st.session_state["_ex_job_error"] = f"The background job ended {job.state}: {job.error or 'no details'}"
             elif job.config.get("op") == "explain":  # its results are cached now: show them at once
+                st.session_state["_ex_autoload"] = st.session_state["_ex_job_done"] = True
+            elif job.config.get("op") == "sanity":
+                st.session_state["_ex_sanity_auto"] = st.session_state.pop("_ex_sanity_pending", None)
                 st.session_state["_ex_autoload"] = st.session_state["_ex_job_done"] = True
             st.rerun(scope="app")
 
