@@ -98,23 +98,30 @@ def explain(run: str | Path | Run, value: Any, method: str = "ig", target: int |
     `target` is a class name or index (default: the predicted class). The record holds per-token
     and per-word scores (text) or a per-pixel heatmap (image), the completeness delta where the
     method has one, the time taken and, unless `faithfulness=False`, the faithfulness scores."""
+    from core import api
+    from core.engine import pick_device
+
     t_start = time.perf_counter()
     r = _run(run, runs_dir)
     info = get_method(method)
     with COMPUTE_LOCK:
-        tgt, labels, dev = load_target(r, value, max_tokens=max_tokens, device=device, model=model)
-        p = resolve_params(info.name, tgt.task, params)
-        probs = _probabilities(tgt)
-        predicted = int(probs.argmax())
-        c = class_index(target, labels, predicted)
-        key = cache_key(_model_stamp(r), input_fingerprint(value, tgt.task), info.name, p, c, max_tokens,
-                        dev.type, bool(faithfulness))
+        bundle, labels = api.load_run_model(r.path)
+        p = resolve_params(info.name, bundle.task, params)
+        asked = None if target is None or target == "" else class_index(target, labels, 0)
+        # Keyed on the class asked for ("predicted" by default), so a repeat needs no forward pass.
+        key = cache_key(_model_stamp(r), input_fingerprint(value, bundle.task), info.name, p,
+                        "predicted" if asked is None else asked, max_tokens, pick_device(device).type,
+                        bool(faithfulness))
         path = cache_path(r, key)
         if use_cache and model is None and path.is_file():
             hit = Explanation.load(path)
             if hit is not None:
                 hit.cached, hit.load_seconds = True, time.perf_counter() - t_start
                 return hit
+        tgt, labels, dev = load_target(r, value, max_tokens=max_tokens, device=device, model=model)
+        probs = _probabilities(tgt)
+        predicted = int(probs.argmax())
+        c = predicted if asked is None else asked
         t0 = time.perf_counter()
         raw = attribute(tgt, info.name, c, p)
         seconds = time.perf_counter() - t0
