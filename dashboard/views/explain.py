@@ -118,7 +118,7 @@ def _params_form(task: str, methods: list[str], labels: list[str]) -> tuple[dict
                                     "KernelShap compare against.")
         steps = c.number_input("IG steps", 4, 300, 50, step=2, key="ex_steps")
         d, e, f = st.columns(3)
-        samples = d.number_input("Samples (SHAP)", 10, 2000, 200, step=10, key="ex_samples")
+        samples = d.number_input("KernelShap samples", 10, 2000, 200, step=10, key="ex_samples")
         smooth = e.toggle("SmoothGrad (noise tunnel) around gradient methods", key="ex_smooth")
         max_tokens = int(f.number_input("Max tokens", 8, 512, 128, step=8, key="ex_max_tokens")) \
             if task == "text" else 128
@@ -131,10 +131,10 @@ def method_params(method: str, given: dict[str, Any]) -> dict[str, Any]:
     p = {k: v for k, v in given.items() if k in info.defaults or k == "noise_tunnel"}
     if info.uses_baseline or given.get("noise_tunnel"):
         p["baseline"] = given["baseline"]
-    if info.name in ("gradient_shap",):
-        p["samples"] = min(int(given["samples"]), 100)
-    elif info.name == "kernel_shap":
+    if info.name == "kernel_shap":  # GradientShap keeps its own default: 20 gradient samples suffice
         p["samples"] = int(given["samples"])
+    else:
+        p.pop("samples", None)
     if not given.get("noise_tunnel"):
         p.pop("noise_tunnel", None)
     return p
