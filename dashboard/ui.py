@@ -83,6 +83,26 @@ def predictable_runs() -> list[dict[str, Any]]:
             if r["state"] == "succeeded" and (Path(r["path"]) / "model" / "tunescope_model.json").is_file()]
 
 
+def pick_finished_run(key: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The run selector of Predict and Explain: succeeded runs with a model, `?run=` honoured and
+    kept in the address; stops the page with a pointer to Train when there is none."""
+    runs = predictable_runs()
+    if not runs:
+        st.info("No finished run with a saved model yet. Train one first; it appears here when it finishes.")
+        st.page_link(PAGES["train"], label="Go to Train")
+        st.stop()
+    ids = [r["run_id"] for r in runs]
+    by_id = {r["run_id"]: r for r in runs}
+    wanted = st.query_params.get("run")
+    if wanted and wanted not in ids:
+        st.error(f"Run {wanted!r} is not a finished run with a saved model here; pick one below.")
+    run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key=key,
+                          format_func=lambda i: f"{i} · {by_id[i]['method']} · acc {fmt_metric(by_id[i]['accuracy'])}")
+    if st.query_params.get("run") != run_id:
+        st.query_params["run"] = run_id
+    return run_id, by_id
+
+
 def fmt_count(n: float | None) -> str:
     if n is None:
         return "–"

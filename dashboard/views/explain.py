@@ -20,7 +20,7 @@ from core.explain.dataset_view import DEFAULT_N, latest_result
 from core.explain.timing import estimate
 from dashboard import explain_charts as charts
 from dashboard.inputs import read_image
-from dashboard.ui import PAGES, find_run, fmt_metric, guard, predictable_runs, session_id
+from dashboard.ui import PAGES, find_run, guard, pick_finished_run, session_id
 
 # Longer explanations go to the worker as a job (a server admin can move the line).
 INLINE_LIMIT_S = float(os.environ.get("TUNESCOPE_EXPLAIN_INLINE_S", "20"))
@@ -248,20 +248,8 @@ st.caption("Why does a model decide what it decides, and how far can you trust t
            "random parts?) and a one-click sanity check.")
 
 with guard("explaining"):
-    runs = predictable_runs()
-    if not runs:
-        st.info("No finished run with a saved model yet. Train one first; it appears here when it finishes.")
-        st.page_link(PAGES["train"], label="Go to Train")
-        st.stop()
-    ids = [r["run_id"] for r in runs]
-    by_id = {r["run_id"]: r for r in runs}
-    wanted = st.query_params.get("run")
-    if wanted and wanted not in ids:
-        st.error(f"Run {wanted!r} is not a finished run with a saved model here; pick one below.")
-    run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key="ex_run",
-                          format_func=lambda i: f"{i} · {by_id[i]['method']} · acc {fmt_metric(by_id[i]['accuracy'])}")
-    if st.query_params.get("run") != run_id:
-        st.query_params["run"] = run_id
+    run_id, by_id = pick_finished_run("ex_run")
+    ids = list(by_id)
     run = find_run(run_id)
     if run is None:
         st.error(f"Run {run_id!r} disappeared from the runs folder; reload the page.")

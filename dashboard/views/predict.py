@@ -11,7 +11,7 @@ from core.errors import RunError, TunescopeError
 from core.runs import Run
 from dashboard.charts import probability_bars
 from dashboard.inputs import read_image
-from dashboard.ui import PAGES, find_run, fmt_metric, guard, predictable_runs, runs_dir
+from dashboard.ui import PAGES, find_run, fmt_metric, guard, pick_finished_run, runs_dir
 
 _RESULT = "_predict_result"
 
@@ -48,21 +48,7 @@ def _show(result: dict[str, Any]) -> None:
 st.title("Predict")
 
 with guard("predicting"):
-    runs = predictable_runs()
-    if not runs:
-        st.info("No finished run with a saved model yet. Train one first; it appears here when it finishes.")
-        st.page_link(PAGES["train"], label="Go to Train")
-        st.stop()
-    ids = [r["run_id"] for r in runs]
-    wanted = st.query_params.get("run")
-    if wanted and wanted not in ids:
-        st.error(f"Run {wanted!r} is not a finished run with a saved model here; pick one below.")
-    index = ids.index(wanted) if wanted in ids else 0
-    by_id = {r["run_id"]: r for r in runs}
-    run_id = st.selectbox("Run", ids, index=index, key="predict_run",
-                          format_func=lambda i: f"{i} · {by_id[i]['method']} · acc {fmt_metric(by_id[i]['accuracy'])}")
-    if st.query_params.get("run") != run_id:
-        st.query_params["run"] = run_id
+    run_id, by_id = pick_finished_run("predict_run")
     run = find_run(run_id)
     summary = run.summary() if run else {}
     task = summary.get("task") or by_id[run_id]["task"] or "text"
