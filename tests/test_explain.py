@@ -398,3 +398,9 @@ def test_explain_and_sanity_jobs_fill_the_cache_and_honour_cancel(trained_text_r
     assert "passed" in run_explain_job(_ctx(sanity))
     with pytest.raises(ConfigError, match="op must be one of"):
         run_explain_job(_ctx({"op": "paint"}))
+
+
+def test_which_saved_image_models_are_convolutional(trained_image_runs, trained_text_run):
+    assert catalog.has_conv_layer(trained_image_runs["resnet"] / "model")
+    assert not catalog.has_conv_layer(trained_image_runs["vit"] / "model")
+    assert not catalog.has_conv_layer(trained_text_run / "model")

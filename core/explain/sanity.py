@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.errors import ModelError
 from core.explain.agreement import comparable, rank_correlation
 from core.explain.record import CACHE_DIR, cache_key, input_fingerprint
 from core.explain.targets import DEFAULT_MAX_TOKENS
@@ -29,7 +30,10 @@ PASS_BELOW = 0.5
 
 def cascade(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
     """Stages to randomise, output side first."""
-    blocks = list(model.blocks())
+    try:
+        blocks = list(model.blocks())
+    except ModelError:  # an architecture whose layers we cannot find: the head and embeddings still count
+        blocks = []
     stages: list[tuple[str, list[nn.Module]]] = [("head", list(model.head_modules()))]
     stages += [(f"block {i + 1}", [b]) for i, b in reversed(list(enumerate(blocks)))]
     emb = getattr(model, "embedding_modules", lambda: [])()

@@ -36,11 +36,6 @@ def _core() -> Any:
     return explainer
 
 
-def _has_cnn(summary: dict[str, Any]) -> bool:
-    model = str(summary.get("model", "")).lower()
-    return summary.get("task") == "image" and "vit" not in model
-
-
 def _badge(f: dict[str, Any] | None) -> str:
     if not f:
         return "faithfulness: not computed"
@@ -257,7 +252,7 @@ with guard("explaining"):
     summary = run.summary()
     task = summary.get("task") or by_id[run_id]["task"] or "text"
     labels = [str(x) for x in summary.get("labels") or []]
-    has_cnn = _has_cnn(summary)
+    has_cnn = catalog.has_conv_layer(run.model_dir)
 
     job_error = st.session_state.pop("_ex_job_error", None)
     if job_error:
@@ -354,16 +349,20 @@ with guard("explaining"):
             st.info("Choose an input in the first tab first.")
         else:
             other_id = st.selectbox("Compare with run", others, key="ex_other")
-            method = st.selectbox("Method", [m.name for m in catalog.methods_for(task, has_cnn and _has_cnn(
-                find_run(other_id).summary() if find_run(other_id) else {}))], key="ex_cmp_method",
-                format_func=lambda n: catalog.METHODS[n].label)
+            other = find_run(other_id)
+            both_cnn = has_cnn and other is not None and catalog.has_conv_layer(other.model_dir)
+            method = st.selectbox("Method", [m.name for m in catalog.methods_for(task, both_cnn)], key="ex_cmp_method",
+                                  format_func=lambda n: catalog.METHODS[n].label)
             if st.button("Explain under both runs", key="ex_cmp_go"):
                 from core.explain.agreement import explanation_diff
 
+                if other is None:
+                    st.error(f"Run {other_id!r} disappeared from the runs folder; reload the page.")
+                    st.stop()
                 explainer = _core()
                 a = explainer.explain(run.path, value, method, target, params=method_params(method, params),
                                       max_tokens=max_tokens)
-                b = explainer.explain(find_run(other_id).path, value, method, a.target_label,
+                b = explainer.explain(other.path, value, method, a.target_label,
                                       params=method_params(method, params), max_tokens=max_tokens)
                 st.session_state["_ex_diff"] = {"key": (run_id, other_id, fingerprint, method), "a": a, "b": b,
                                                 "diff": explanation_diff(a, b)}
