@@ -121,9 +121,13 @@ def head_view(matrix: np.ndarray, tokens: Sequence[str], title: str, min_weight:
 
 
 def rollout_bars(tokens: Sequence[str], weights: Sequence[float]) -> go.Figure:
-    fig = _fig("Attention rollout: how much [CLS] draws on each token across all layers", height=300,
+    """Rollout from the first position to every other token; its share of itself (usually the
+    largest, through the residual path) is left out and the rest rescaled to sum to 1."""
+    w = np.asarray(weights[1:], dtype=np.float64)
+    w = w / w.sum() if w.sum() > 0 else w
+    fig = _fig("Attention rollout: how much [CLS] draws on each other token across all layers", height=300,
                yaxis_title="share")
-    fig.add_trace(go.Bar(x=[f"{i}:{t}" for i, t in enumerate(tokens)], y=list(weights), marker_color=PALETTE[0]))
+    fig.add_trace(go.Bar(x=[f"{i + 1}:{t}" for i, t in enumerate(tokens[1:])], y=w, marker_color=PALETTE[0]))
     return fig
 
 

@@ -43,6 +43,10 @@ def _badge(f: dict[str, Any] | None) -> str:
     return f":{colour}[faithfulness: {f['badge']} ({f['score']:+.2f})]"
 
 
+def _seconds(s: float) -> str:
+    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"
+
+
 def _pick_input(run_id: str, task: str, run_path: Path) -> tuple[Any, str, str]:
     """(value, fingerprint, description) of the input to explain; value None when not chosen yet."""
     request = st.session_state.get("explain_request") or {}
@@ -154,7 +158,7 @@ def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_t
     with st.container(border=True):
         st.subheader(info.label)
         st.markdown(f"Predicted **{rec.predicted_label}** ({max(rec.probabilities):.1%}) · explaining class "
-                    f"**{rec.target_label}** · {rec.seconds:.2f} s on {rec.device}"
+                    f"**{rec.target_label}** · {_seconds(rec.seconds)} on {rec.device}"
                     + (" (cached)" if rec.cached else "")
                     + (f" · completeness delta {rec.delta:.1e}" if rec.delta is not None else "")
                     + f"  \n{_badge(rec.faithfulness)}")
@@ -375,7 +379,8 @@ with guard("explaining"):
                 for col, rec in ((left, a), (right, b)):
                     with col:
                         st.markdown(f"**{rec.run_id}** predicts {rec.predicted_label} "
-                                    f"({max(rec.probabilities):.0%}) · {_badge(rec.faithfulness)}")
+                                    f"({max(rec.probabilities):.0%}); explaining class {rec.target_label} · "
+                                    f"{_badge(rec.faithfulness)}")
                         if task == "text":
                             st.html(render.highlighted_text(rec.text, rec.word_spans or [], rec.word_scores,
                                                             rec.words))
