@@ -404,3 +404,14 @@ def test_which_saved_image_models_are_convolutional(trained_image_runs, trained_
     assert catalog.has_conv_layer(trained_image_runs["resnet"] / "model")
     assert not catalog.has_conv_layer(trained_image_runs["vit"] / "model")
     assert not catalog.has_conv_layer(trained_text_run / "model")
+
+
+def test_dataset_view_ranks_words_that_carry_a_class_often_above_one_off_words(trained_text_run):
+    from core.explain.dataset_view import dataset_view
+
+    res = dataset_view(trained_text_run, 24, device="cpu")
+    positive = next(c for c in res["classes"] if c["class"] == "positive")["top_words"]
+    scores = [w["rank_score"] for w in positive]
+    assert scores == sorted(scores, reverse=True)
+    sentiment = {"good", "great", "fun", "lovely", "superb", "moving", "brilliant", "charming"}
+    assert sentiment & {w["word"] for w in positive[:3]}, positive[:5]

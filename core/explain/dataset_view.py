@@ -21,6 +21,7 @@ from core.runs import Run
 DEFAULT_N = 100
 MAP_SIZE = 56
 TOP_WORDS = 15
+SHRINK = 2
 DATASET_PREFIX = "dataset-"
 
 
@@ -116,10 +117,12 @@ def dataset_view(run: str | Path | Run, n: int = DEFAULT_N, method: str | None =
     for c, name in enumerate(labels):
         entry: dict[str, Any] = {"class": str(name), "examples": int((rows["pred_id"] == c).sum())}
         if task == "text":
-            stats = [(w, float(np.mean(v)), len(v)) for w, v in words[c].items()]
-            min_count = 2 if sum(n for _, _, n in stats if n >= 2) >= 5 else 1
-            ranked = sorted((s for s in stats if s[2] >= min_count), key=lambda s: -s[1])[:TOP_WORDS]
-            entry["top_words"] = [{"word": w, "mean_score": m, "count": k} for w, m, k in ranked]
+            stats = [(w, float(np.mean(v)), len(v), float(np.sum(v)) / (len(v) + SHRINK)) for w, v in words[c].items()]
+            min_count = 2 if sum(1 for s in stats if s[2] >= 2) >= 5 else 1
+            # Ranked by a mean shrunk towards zero (sum / (count + 2)): a word seen once with a large
+            # score should not outrank one that carries the class in many examples.
+            ranked = sorted((s for s in stats if s[2] >= min_count), key=lambda s: -s[3])[:TOP_WORDS]
+            entry["top_words"] = [{"word": w, "mean_score": m, "count": k, "rank_score": r} for w, m, k, r in ranked]
         elif maps[c]:
             entry["mean_map"] = np.mean(maps[c], axis=0).round(5).tolist()
             entry["mean_image"] = np.mean(images[c], axis=0).round(1).tolist()
