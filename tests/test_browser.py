@@ -132,6 +132,7 @@ def test_a_train_demo_head_only_watch_progress_open_confusion_matrix(app, page) 
     link.first.click()
     page.get_by_role("heading", name="Confusion matrix").wait_for()
     wait_idle(page)
+    page.locator("[data-testid=stPlotlyChart]").nth(1).wait_for()  # Plotly's bundle loads after the script ends
     assert page.locator("[data-testid=stPlotlyChart]").count() >= 2
     assert "run=" in page.url  # the run has its own shareable address
     no_tracebacks(page)
