@@ -125,14 +125,51 @@ def _score(y: np.ndarray, p: np.ndarray, k: int, metric: str) -> float:
     return float((y == p).mean()) if metric == "accuracy" else _macro_f1(y, p, k)
 
 
-def paired_bootstrap(a: Run, b: Run, metric: str = "macro_f1", resamples: int = 2000, seed: int = 0,
-                     confidence: float = 0.95) -> dict[str, Any]:
-    """Difference A − B of accuracy or macro-F1 on the same test examples, with a percentile
-    bootstrap interval over examples (pairs resampled together)."""
+def paired_predictions(a: Run, b: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both runs' test predictions, checked to be on the same examples in the same order."""
     pa, pb = a.predictions(), b.predictions()
     if len(pa) != len(pb) or not (pa["input"].astype(str).values == pb["input"].astype(str).values).all():
         raise RunError(f"Runs {a.id} and {b.id} were not scored on the same test examples (different data or "
                        "split seed); compare them by their seed-group intervals instead.")
+    return pa, pb
+
+
+def mcnemar_table(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> np.ndarray:
+    """2 × 2 counts: rows A right / wrong, columns B right / wrong."""
+    ca, cb = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    return np.array([[int((ca & cb).sum()), int((ca & ~cb).sum())],
+                     [int((~ca & cb).sum()), int((~ca & ~cb).sum())]])
+
+
+def mcnemar_exact(table: np.ndarray) -> dict[str, Any]:
+    """Exact (binomial) McNemar test on the discordant pairs of a paired 2 × 2 table.
+
+    Effect sizes: the accuracy difference A − B and the odds ratio of the discordant pairs (with a
+    0.5 correction when one of them is zero)."""
+    from scipy.stats import binomtest
+
+    t = np.asarray(table, dtype=int)
+    only_a, only_b = int(t[0, 1]), int(t[1, 0])  # A right & B wrong; A wrong & B right
+    n = int(t.sum())
+    discordant = only_a + only_b
+    p = 1.0 if discordant == 0 else float(binomtest(min(only_a, only_b), discordant, 0.5).pvalue)
+    odds = (only_a + 0.5) / (only_b + 0.5) if 0 in (only_a, only_b) else only_a / only_b
+    return {"test": "exact McNemar", "only_a_right": only_a, "only_b_right": only_b, "n": n,
+            "diff": (only_a - only_b) / n if n else 0.0, "odds_ratio": float(odds), "p_value": min(1.0, p)}
+
+
+def mcnemar(a: Run, b: Run) -> dict[str, Any]:
+    """Exact McNemar test of A's and B's accuracy on the same test examples."""
+    pa, pb = paired_predictions(a, b)
+    return mcnemar_exact(mcnemar_table(pa["correct"].to_numpy(bool), pb["correct"].to_numpy(bool)))
+
+
+def paired_bootstrap(a: Run, b: Run, metric: str = "macro_f1", resamples: int = 2000, seed: int = 0,
+                     confidence: float = 0.95) -> dict[str, Any]:
+    """Difference A − B of accuracy or macro-F1 on the same test examples, with a percentile
+    bootstrap interval over examples (pairs resampled together) and a two-sided p-value (the share
+    of resampled differences, centred on zero, at least as far from zero as the observed one)."""
+    pa, pb = paired_predictions(a, b)
     labels = sorted(set(pa["label_id"]) | set(pa["pred_id"]) | set(pb["pred_id"]))
     k = int(max(labels)) + 1
     y = pa["label_id"].to_numpy(int)
@@ -145,8 +182,11 @@ def paired_bootstrap(a: Run, b: Run, metric: str = "macro_f1", resamples: int = 
         diffs[i] = _score(y[idx], xa[idx], k, metric) - _score(y[idx], xb[idx], k, metric)
     lo, hi = np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2])
     diff = _score(y, xa, k, metric) - _score(y, xb, k, metric)
+    # +1 in numerator and denominator: a p-value from resamples is never exactly zero.
+    p = (int((np.abs(diffs - diffs.mean()) >= abs(diff) - 1e-12).sum()) + 1) / (resamples + 1)
     return {"diff": diff, "low": float(lo), "high": float(hi), "method": "paired bootstrap over test examples",
-            "n": n}
+            "n": n, "p_value": min(1.0, float(p)), "std": float(diffs.std(ddof=1)), "metric": metric,
+            "resamples": resamples}
 
 
 def welch_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
@@ -159,11 +199,13 @@ def welch_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0
     se = math.sqrt(va + vb)
     if se == 0:
         return {"diff": diff, "low": diff, "high": diff, "method": "Welch t interval (no spread)",
-                "n": (len(xa), len(xb))}
+                "n": (len(xa), len(xb)), "p_value": 1.0 if diff == 0 else 0.0, "cohens_d": None}
     dof = (va + vb) ** 2 / ((va ** 2 / (len(xa) - 1)) + (vb ** 2 / (len(xb) - 1)))
     half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
+    p = float(2 * stats.t.sf(abs(diff) / se, dof))
+    pooled = math.sqrt((xa.var(ddof=1) + xb.var(ddof=1)) / 2)
     return {"diff": diff, "low": diff - half, "high": diff + half, "method": "Welch t interval across seeds",
-            "n": (len(xa), len(xb))}
+            "n": (len(xa), len(xb)), "p_value": p, "cohens_d": diff / pooled if pooled > 0 else None}
 
 
 @dataclass(frozen=True)
@@ -174,36 +216,66 @@ class Verdict:
     low: float
     high: float
     method: str
+    p_value: float | None = None
+    tests: tuple[dict[str, Any], ...] = ()
+
+
+def paired_tests(a: Run, b: Run, confidence: float = 0.95) -> list[dict[str, Any]]:
+    """Both paired tests of two runs on the same test set: exact McNemar on accuracy and a paired
+    bootstrap on macro-F1."""
+    return [{**mcnemar(a, b), "metric": "accuracy"},
+            {**paired_bootstrap(a, b, "macro_f1", confidence=confidence), "test": "paired bootstrap"}]
 
 
 def verdict(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", name_a: str = "A", name_b: str = "B",
             confidence: float = 0.95) -> Verdict:
-    """'A beats B on macro-F1 by x ± y' when the interval of A − B excludes zero; otherwise says the
-    difference is within noise. Seeds when both sides have ≥ 2 runs, else a paired bootstrap."""
+    """'A beats B on macro-F1 by x ± y (p = …)' only when the interval of A − B excludes zero and
+    the test's p-value is below 1 − confidence; otherwise says the difference is within noise.
+
+    Seed groups (≥ 2 runs a side): Welch across seeds. One run a side: a paired bootstrap over the
+    shared test examples for the interval, with the exact McNemar test deciding for accuracy."""
     if not a or not b:
         raise RunError("Pick at least one finished run on each side to compare.")
     label = METRIC_NAMES.get(metric, metric)
+    alpha = 1 - confidence
+    tests: tuple[dict[str, Any], ...] = ()
     if len(a) >= 2 and len(b) >= 2:
         va = [run_row(r)[metric] for r in a]
         vb = [run_row(r)[metric] for r in b]
         if any(v is None for v in va + vb):
             raise RunError("Some of the picked runs have no test metrics yet (unfinished or failed).")
         res = welch_interval(va, vb, confidence)
-        basis = f"{len(a)} vs {len(b)} seeds"
+        p = res["p_value"]
+        basis = f"{len(a)} vs {len(b)} seeds, Welch t test {fmt_p(p)}"
     else:
-        res = paired_bootstrap(a[0], b[0], metric if metric in ("accuracy", "macro_f1") else "macro_f1",
-                               confidence=confidence)
-        basis = f"one run each, {res['n']} paired test examples"
+        boot_metric = metric if metric in ("accuracy", "macro_f1") else "macro_f1"
+        res = paired_bootstrap(a[0], b[0], boot_metric, confidence=confidence)
+        tests = tuple(paired_tests(a[0], b[0], confidence))
+        if boot_metric == "accuracy":
+            p = tests[0]["p_value"]
+            basis = f"one run each, {res['n']} paired test examples, exact McNemar {fmt_p(p)}"
+        else:
+            p = res["p_value"]
+            basis = f"one run each, {res['n']} paired test examples, paired bootstrap {fmt_p(p)}"
+        label = METRIC_NAMES.get(boot_metric, boot_metric)
     diff, low, high = res["diff"], res["low"], res["high"]
     pm = (high - low) / 2
     pct = int(round(confidence * 100))
     better_a = diff > 0 if metric not in LOWER_IS_BETTER else diff < 0
-    significant = low > 0 or high < 0
+    significant = (low > 0 or high < 0) and p is not None and p < alpha
     if significant:
         winner, loser = (name_a, name_b) if better_a else (name_b, name_a)
         text = (f"{winner} beats {loser} on {label} by {abs(diff):.3f} ± {pm:.3f} "
                 f"({pct} % interval {low:+.3f} to {high:+.3f}; {basis}).")
     else:
-        text = (f"No clear difference on {label}: {name_a} − {name_b} = {diff:+.3f}, and the {pct} % interval "
-                f"({low:+.3f} to {high:+.3f}) includes zero ({basis}). Treat them as tied, or add seeds.")
-    return Verdict(text=text, significant=significant, diff=diff, low=low, high=high, method=res["method"])
+        text = (f"No clear difference on {label}: {name_a} − {name_b} = {diff:+.3f}; the {pct} % interval "
+                f"({low:+.3f} to {high:+.3f}) includes zero or the test is not significant ({basis}). Treat them "
+                "as tied, or add seeds.")
+    return Verdict(text=text, significant=significant, diff=diff, low=low, high=high, method=res["method"],
+                   p_value=p, tests=tests)
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None:
+        return "p = –"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"

@@ -79,3 +79,47 @@ def test_group_table_values(tmp_path: Path) -> None:
     assert table.loc[0, "accuracy_hw"] == pytest.approx(
         stats.t.ppf(0.975, 2) * np.std(accs, ddof=1) / math.sqrt(3))
     assert table.loc[0, "trainable_params"] == 10_000_000
+
+
+def test_exact_mcnemar_on_constructed_tables() -> None:
+    # 12 discordant pairs split 10 : 2 → p = 2 · (C(12,0) + C(12,1) + C(12,2)) / 2^12 = 158 / 4096.
+    res = compare.mcnemar_exact(np.array([[50, 10], [2, 38]]))
+    assert res["p_value"] == pytest.approx(158 / 4096)
+    assert res["only_a_right"] == 10 and res["only_b_right"] == 2
+    assert res["diff"] == pytest.approx(8 / 100) and res["odds_ratio"] == pytest.approx(5.0)
+    assert compare.mcnemar_exact(np.array([[40, 0], [0, 60]]))["p_value"] == 1.0  # no discordant pairs
+    assert compare.mcnemar_exact(np.array([[0, 7], [7, 0]]))["p_value"] == pytest.approx(1.0)
+    sym = compare.mcnemar_exact(np.array([[5, 3], [9, 5]]))
+    assert sym["p_value"] == pytest.approx(stats.binomtest(3, 12, 0.5).pvalue)
+    assert compare.mcnemar_exact(np.array([[5, 0], [4, 5]]))["odds_ratio"] == pytest.approx(0.5 / 4.5)
+
+
+def test_mcnemar_table_from_correctness() -> None:
+    t = compare.mcnemar_table([True, True, False, False, True], [True, False, True, False, False])
+    assert t.tolist() == [[1, 2], [1, 1]]
+
+
+def test_welch_p_value_and_effect_size_match_scipy() -> None:
+    a, b = [0.90, 0.88, 0.91], [0.70, 0.74, 0.69, 0.72]
+    got = compare.welch_interval(a, b)
+    assert got["p_value"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    pooled = math.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2)
+    assert got["cohens_d"] == pytest.approx((np.mean(a) - np.mean(b)) / pooled)
+
+
+def test_bootstrap_p_value_is_one_for_identical_runs_and_small_for_clear_gaps(tmp_path: Path) -> None:
+    a = Run(write_fake_run(tmp_path, "a", accuracy=0.8, seed=1))
+    same = compare.paired_bootstrap(a, Run(write_fake_run(tmp_path, "b", accuracy=0.8, seed=1)), resamples=300)
+    assert same["p_value"] == 1.0
+    far = compare.paired_bootstrap(a, Run(write_fake_run(tmp_path, "c", accuracy=0.3, seed=2)), resamples=300)
+    assert far["p_value"] < 0.01 and far["low"] > 0
+
+
+def test_single_run_verdict_reports_both_paired_tests(tmp_path: Path) -> None:
+    a = Run(write_fake_run(tmp_path, "a", accuracy=0.9, seed=1))
+    b = Run(write_fake_run(tmp_path, "b", accuracy=0.5, seed=2))
+    v = compare.verdict([a], [b], "accuracy", "full", "head")
+    assert v.significant and "exact McNemar p" in v.text and v.p_value < 0.05
+    assert [t["test"] for t in v.tests] == ["exact McNemar", "paired bootstrap"]
+    tie = compare.verdict([a], [Run(write_fake_run(tmp_path, "c", accuracy=0.9, seed=1))], "accuracy")
+    assert not tie.significant and tie.text.startswith("No clear difference")
