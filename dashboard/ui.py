@@ -103,6 +103,13 @@ def pick_finished_run(key: str) -> tuple[str, dict[str, dict[str, Any]]]:
     return run_id, by_id
 
 
+def report_html(run_paths: list[Path]) -> bytes:
+    """The stakeholder report on these runs (built when its download button is clicked)."""
+    from core.report import build_report
+
+    return build_report(run_paths).encode("utf-8")
+
+
 def fmt_count(n: float | None) -> str:
     if n is None:
         return "–"

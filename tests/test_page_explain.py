@@ -189,3 +189,14 @@ def test_long_work_runs_as_a_background_job_and_shows_when_done(text_run: Path, 
     at.run()
     _ok(at)
     assert at.success and "Sanity check passed" in at.success[0].value
+
+
+def test_a_link_to_one_test_example_opens_it(text_run: Path) -> None:
+    import pandas as pd
+
+    preds = pd.read_parquet(text_run / "predictions.parquet")
+    idx = int(preds.index[3])
+    at = _page(run=text_run.name, example=str(idx))
+    _ok(at)
+    assert at.radio(key=f"ex_source_{text_run.name}").value == "From the test set"
+    assert at.selectbox(key=f"ex_example_{text_run.name}_False").value == idx

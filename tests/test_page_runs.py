@@ -67,7 +67,7 @@ def test_run_detail(fake_runs: Path) -> None:
     assert any(s["data"][0]["name"] == "train loss" for s in specs)  # training curves
     report = [d.value for d in at.table if "precision" in d.value.columns]
     assert report and list(report[0].index) == ["neg", "pos"]
-    assert [b.proto.label for b in at.get("download_button")] == ["Predictions (CSV)"]  # no model folder here
+    assert [b.proto.label for b in at.get("download_button")] == ["Predictions (CSV)", "Report (HTML)"]  # no model
     assert at.json
 
 
@@ -76,7 +76,8 @@ def test_model_zip_and_predict_link_when_the_model_exists(fake_runs: Path) -> No
     model.mkdir()
     (model / "tunescope_model.json").write_text("{}")
     at = open_runs("reviews-head-s1")
-    assert [b.proto.label for b in at.get("download_button")] == ["Predictions (CSV)", "Model folder (ZIP)"]
+    assert [b.proto.label for b in at.get("download_button")] == ["Predictions (CSV)", "Report (HTML)",
+                                                                  "Model folder (ZIP)"]
     links = [p for p in at.get("page_link") if p.proto.label == "Predict with this run"]
     assert len(links) == 1 and links[0].proto.query_string == "run=reviews-head-s1"
     explain = [p for p in at.get("page_link") if p.proto.label == "Explain its misclassified examples"]
@@ -147,3 +148,25 @@ def test_zip_folder_skips_links(tmp_path: Path) -> None:
     with zipfile.ZipFile(io.BytesIO(tf.zip_folder(folder, arcroot="run1"))) as zf:
         assert sorted(zf.namelist()) == ["run1/model.safetensors", "run1/tokenizer/vocab.txt"]
         assert zf.read("run1/tokenizer/vocab.txt") == b"a\nb\n"
+
+
+def test_confusion_cell_lists_its_examples_with_explain_links(fake_runs: Path) -> None:
+    import pandas as pd
+
+    at = open_runs("reviews-full-s1")
+    assert not at.exception, [e.value for e in at.exception]
+    preds = pd.read_parquet(fake_runs / "reviews-full-s1" / "predictions.parquet")
+    # Defaults to the most common confusion; choose "true neg, predicted pos" explicitly.
+    at.selectbox(key="runs_cell_true").set_value("neg").run()
+    at.selectbox(key="runs_cell_pred").set_value("pos").run()
+    assert not at.exception
+    wrong = preds[(preds["label"] == "neg") & (preds["pred"] == "pos")]
+    assert any(f"**{len(wrong)} test example" in m.value and "(wrong)" in m.value for m in at.markdown)
+    table = next(d.value for d in at.dataframe if "example" in d.value.columns)
+    assert sorted(table["example"].tolist()) == sorted(wrong.index.tolist())
+    links = [p for p in at.get("page_link") if p.proto.label.startswith("Explain #")]
+    assert links and "wrong=1" in links[0].proto.query_string and "example=" in links[0].proto.query_string
+    specs = " ".join(c.proto.spec for c in at.get("plotly_chart"))
+    assert "Reliability (ECE" in specs and "Confidence of right and wrong" in specs and "Error rate by class" in specs
+    at.radio(key="runs_breakdown").set_value("length").run()
+    assert not at.exception and "Error rate by length" in " ".join(c.proto.spec for c in at.get("plotly_chart"))

@@ -58,6 +58,8 @@ def _pick_input(run_id: str, task: str, run_path: Path) -> tuple[Any, str, str]:
         if st.session_state.get("_ex_request_seen") != fresh:  # just arrived from Predict: show that input
             st.session_state["_ex_request_seen"] = fresh
             st.session_state[key] = "From Predict"
+    elif st.query_params.get("example") and key not in st.session_state:  # a link from an example list
+        st.session_state[key] = "From the test set"
     source = st.radio("Input", sources, horizontal=True, key=key)
     if source == "From Predict":
         if task == "text":

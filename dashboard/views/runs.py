@@ -12,8 +12,9 @@ import streamlit as st
 from core.errors import RunError
 from core.runs import Run, list_runs
 from dashboard import train_form as tf
-from dashboard.charts import confusion_heatmap, per_class_bars, training_curves
-from dashboard.ui import PAGES, find_run, fmt_count, fmt_metric, fmt_seconds, guard, runs_dir
+from dashboard.charts import per_class_bars, training_curves
+from dashboard.error_view import error_analysis
+from dashboard.ui import PAGES, find_run, fmt_count, fmt_metric, fmt_seconds, guard, report_html, runs_dir
 
 _FILTERS = (("dataset", "Dataset"), ("model", "Model"), ("method", "Method"), ("state", "State"))
 
@@ -132,12 +133,10 @@ def run_detail(run_id: str) -> None:
             st.dataframe(report, width="stretch",
                          column_config={k: st.column_config.NumberColumn(format="%.3f")
                                         for k in ("precision", "recall", "f1")})
-    if test.get("confusion_matrix") and labels:
-        st.subheader("Confusion matrix")
-        st.plotly_chart(confusion_heatmap(test["confusion_matrix"], labels), width="stretch",
-                        key="runs_confusion")
     if test.get("per_class"):
         st.plotly_chart(per_class_bars(test["per_class"]), width="stretch", key="runs_per_class")
+    if test.get("confusion_matrix") and labels and state == "succeeded":
+        error_analysis(run, summary)
 
     with st.expander("Configuration"):
         st.json(config, expanded=False)
@@ -164,10 +163,14 @@ def downloads(run: Run, state: str) -> None:
         cols[1].download_button("Model folder (ZIP)", lambda: tf.zip_folder(folder, arcroot=run.id),
                                 file_name=f"{run.id}-model.zip", mime="application/zip", key="runs_dl_model",
                                 on_click="ignore", help="Built when you click; a few seconds for a large model.")
-        if state == "succeeded":
-            cols[2].page_link(PAGES["predict"], label="Predict with this run", query_params={"run": run.id})
-            cols[2].page_link(PAGES["explain"], label="Explain its misclassified examples",
-                              query_params={"run": run.id, "wrong": "1"})
+    if state == "succeeded" and pred_path.is_file():
+        cols[0].download_button("Report (HTML)", lambda: report_html([run.path]), file_name=f"{run.id}-report.html",
+                                mime="text/html", key="runs_dl_report", on_click="ignore",
+                                help="One self-contained page for people who will not open tunescope.")
+    if model_dir.is_dir() and state == "succeeded":
+        cols[2].page_link(PAGES["predict"], label="Predict with this run", query_params={"run": run.id})
+        cols[2].page_link(PAGES["explain"], label="Explain its misclassified examples",
+                          query_params={"run": run.id, "wrong": "1"})
 
 
 st.title("Runs")

@@ -1,0 +1,372 @@
+"""The stakeholder report: one self-contained HTML file (no scripts, images inline) about a set of
+runs, readable by someone who will never open the app; and the same page printed to PDF by
+headless Chromium.
+
+Sections: summary in plain words, dataset card, a model card per run, metrics with intervals,
+significance tests, curves, confusion matrices, calibration, sample explanations with their
+faithfulness and sanity-check outcome. Every user-provided string goes through `html.escape`.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core import analysis, compare
+from core.errors import ConfigError, RunError
+from core.report_svg import confusion_table, line_chart, share_bars
+from core.runs import Run, default_runs_dir, resolve_run
+
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;
+color:#222}h1{margin-bottom:.2rem}h2{border-bottom:2px solid #1f77b4;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.25rem .5rem;font-size:.9rem;
+text-align:left}th{background:#f5f5f5}.cm td{text-align:center;min-width:2.5rem}.bars td{border:none}
+.card{border:1px solid #ddd;border-radius:6px;padding:.5rem 1rem;margin:.75rem 0;break-inside:avoid}
+.muted{color:#666;font-size:.9rem}.ok{color:#1a7f37}.bad{color:#b42318}section{break-inside:avoid-page}
+@media print{body{margin:0;max-width:none}h2{break-after:avoid}}"""
+
+
+def _e(x: Any) -> str:
+    return html.escape("" if x is None else str(x), quote=True)
+
+
+def _pct(x: Any) -> str:
+    return "–" if x is None else f"{float(x):.1%}"
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    return "–" if x is None else f"{float(x):.{digits}f}"
+
+
+def _count(x: Any) -> str:
+    return "–" if x is None else f"{int(x):,}"
+
+
+def _runs(runs: Sequence[str | Path | Run], runs_dir: Path | None) -> list[Run]:
+    out = []
+    for r in runs:
+        run = r if isinstance(r, Run) else resolve_run(r, runs_dir or default_runs_dir())
+        if (run.status() or {}).get("state") != "succeeded" or not run.summary():
+            raise RunError(f"Run {run.id} has not finished successfully; a report covers finished runs only.")
+        out.append(run)
+    if not out:
+        raise ConfigError("Name at least one run for the report (--runs DIR ...).")
+    return out
+
+
+def _label(run: Run) -> str:
+    s = run.summary()
+    return f"{run.id} ({s.get('method')}, seed {s.get('seed')})"
+
+
+# -- sections ------------------------------------------------------------------------------------
+
+
+def summary_section(runs: list[Run], significance: list[dict[str, Any]]) -> str:
+    best = max(runs, key=lambda r: (r.summary().get("test") or {}).get("macro_f1") or 0)
+    s = best.summary()
+    test = s.get("test") or {}
+    ds = s.get("dataset") or {}
+    task = "texts" if s.get("task") == "text" else "images"
+    labels = [str(x) for x in s.get("labels") or []]
+    acc_ci = analysis_interval(best)
+    lines = [
+        f"<p>We trained {len(runs)} model{'s' if len(runs) > 1 else ''} to sort {task} from the dataset "
+        f"<b>{_e(ds.get('name'))}</b> into {len(labels)} classes ({_e(', '.join(labels[:8]))}"
+        f"{', …' if len(labels) > 8 else ''}).</p>",
+        f"<p>The best, <b>{_e(best.id)}</b>, labels {_pct(test.get('accuracy'))} of {test.get('n', '?')} test "
+        f"examples it never saw during training correctly (95 % interval {acc_ci}). Its confidence is off by "
+        f"{_pct(test.get('ece'))} on average (expected calibration error; lower is better).</p>",
+    ]
+    for sig in significance:
+        lines.append(f"<p>{_e(sig['verdict'])}</p>")
+    lines.append("<p class='muted'>Test accuracy measures how often the model is right on examples like the "
+                 "test set. It says nothing about inputs unlike them; read the limitations in each model card.</p>")
+    return "<section><h2>Summary</h2>" + "".join(lines) + "</section>"
+
+
+def analysis_interval(run: Run) -> str:
+    """Wilson 95 % interval of the test accuracy (one run: the uncertainty from the test set size)."""
+    from scipy.stats import binomtest
+
+    preds = run.predictions()
+    k, n = int(preds["correct"].sum()), len(preds)
+    if n == 0:
+        return "–"
+    ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
+    return f"{ci.low:.1%} to {ci.high:.1%}"
+
+
+def dataset_section(run: Run) -> str:
+    s = run.summary()
+    ds = s.get("dataset") or {}
+    sizes = ds.get("sizes") or {}
+    preds = run.predictions()
+    balance = preds["label"].astype(str).value_counts().to_dict()
+    warnings = ds.get("warnings") or []
+    warn = ("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>") if warnings else "<p>None.</p>"
+    return ("<section><h2>Dataset card</h2><div class='card'>"
+            f"<p><b>{_e(ds.get('name'))}</b> · source <code>{_e(ds.get('source'))}</code> · "
+            f"task {_e(s.get('task'))}</p>"
+            "<table><tr><th>split</th><th>examples</th></tr>"
+            + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in sizes.items()) + "</table>"
+            "<p>Class balance in the test split:</p>" + share_bars(balance)
+            + "<p><b>Warnings found when loading:</b></p>" + warn + "</div></section>")
+
+
+def model_card(run: Run) -> str:
+    s, c = run.summary(), run.config()
+    train = c.get("train") or {}
+    labels = [str(x) for x in s.get("labels") or []]
+    keys = ["epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "seed"]
+    keys += {"lora": ["lora_r", "lora_alpha"], "topk": ["topk_layers"]}.get(str(s.get("method")), [])
+    hyper = {k: train.get(k) for k in keys if train.get(k) is not None}
+    hyper["learning rate used"] = s.get("lr")
+    test = s.get("test") or {}
+    return (
+        f"<div class='card'><h3>{_e(run.id)}</h3><table>"
+        f"<tr><th>base model</th><td>{_e(s.get('model'))} — {_e(s.get('model_source'))}; licence "
+        f"{_e(s.get('model_licence'))}</td></tr>"
+        f"<tr><th>fine-tuning method</th><td>{_e(s.get('method'))}</td></tr>"
+        f"<tr><th>trainable parameters</th><td>{_count(s.get('trainable_params'))} of "
+        f"{_count(s.get('total_params'))}</td></tr>"
+        f"<tr><th>hyper-parameters</th><td>{_e(', '.join(f'{k} {v}' for k, v in hyper.items()))}</td></tr>"
+        f"<tr><th>hardware and time</th><td>{_e(s.get('device'))} ({_e(s.get('precision'))}), "
+        f"{_num(s.get('train_seconds'), 1)} s, {_num(s.get('train_samples_per_second'), 1)} samples/s, "
+        f"peak memory {_num(s.get('peak_memory_mb'), 0)} MB</td></tr>"
+        f"<tr><th>test results</th><td>accuracy {_num(test.get('accuracy'))}, macro-F1 {_num(test.get('macro_f1'))},"
+        f" ECE {_num(test.get('ece'))} on {test.get('n', '?')} examples</td></tr>"
+        f"<tr><th>intended use</th><td>Sorting {'texts' if s.get('task') == 'text' else 'images'} like those in "
+        f"{_e((s.get('dataset') or {}).get('name'))} into: {_e(', '.join(labels))}.</td></tr>"
+        "<tr><th>limitations</th><td>Only tested on examples drawn like the test split; expect lower accuracy "
+        "on other sources, styles or languages. It always answers with one of the classes above, even for "
+        "inputs that fit none. Check its confidence against the calibration chart before trusting it.</td></tr>"
+        "</table></div>")
+
+
+def metrics_section(runs: list[Run]) -> str:
+    frame = pd.DataFrame([compare.run_row(r) for r in runs])
+    table = compare.group_table(frame)
+    rows = "".join(
+        f"<tr><td>{_e(r['dataset'])} · {_e(r['model'])} · {_e(r['method'])}</td><td>{r['runs']}</td>"
+        f"<td>{_e(r['accuracy'])}</td><td>{_e(r['macro_f1'])}</td><td>{_e(r['ece'])}</td><td>{_e(r['note'])}</td>"
+        "</tr>" for r in table.to_dict("records"))
+    return ("<section><h2>Metrics</h2><p class='muted'>Mean ± half-width of the 95 % t-interval across seeds "
+            "(one run: no interval).</p><table><tr><th>group</th><th>runs</th><th>accuracy</th><th>macro-F1</th>"
+            f"<th>ECE</th><th>note</th></tr>{rows}</table></section>")
+
+
+def significance(runs: list[Run]) -> list[dict[str, Any]]:
+    """Verdicts between the two best groups (by mean macro-F1), or the two best runs."""
+    frame = pd.DataFrame([compare.run_row(r) for r in runs])
+    frame["group"] = frame["dataset"].astype(str) + " · " + frame["model"].astype(str) + " · " + frame["method"]
+    by_id = {r.id: r for r in runs}
+    groups = frame.groupby("group", sort=False)["macro_f1"].mean().sort_values(ascending=False)
+    if len(groups) >= 2:
+        ga, gb = groups.index[:2]
+        a = [by_id[i] for i in frame.loc[frame["group"] == ga, "run_id"]]
+        b = [by_id[i] for i in frame.loc[frame["group"] == gb, "run_id"]]
+        names = (ga, gb)
+    elif len(runs) >= 2:
+        ordered = frame.sort_values("macro_f1", ascending=False)["run_id"].tolist()
+        a, b = [by_id[ordered[0]]], [by_id[ordered[1]]]
+        names = (ordered[0], ordered[1])
+    else:
+        return []
+    if len({(r.summary().get("dataset") or {}).get("name") for r in a + b}) > 1:
+        return [{"verdict": "The runs were trained on different datasets, so no significance test applies.",
+                 "tests": []}]
+    out = []
+    for metric in ("macro_f1", "accuracy"):
+        try:
+            v = compare.verdict(a, b, metric, name_a=names[0], name_b=names[1])
+        except RunError as exc:
+            out.append({"verdict": str(exc), "tests": []})
+            break
+        out.append({"verdict": v.text, "tests": list(v.tests), "p_value": v.p_value, "significant": v.significant})
+    return out
+
+
+def significance_section(results: list[dict[str, Any]]) -> str:
+    if not results:
+        return ("<section><h2>Significance</h2><p>One run only: nothing to test against. Train another method "
+                "or more seeds to compare.</p></section>")
+    body = "".join(f"<p>{_e(r['verdict'])}</p>" for r in results)
+    tests = [t for r in results for t in r.get("tests", [])]
+    if tests:
+        body += ("<table><tr><th>test</th><th>metric</th><th>A − B</th><th>p-value</th><th>detail</th></tr>"
+                 + "".join(
+                     f"<tr><td>{_e(t['test'])}</td><td>{_e(t.get('metric'))}</td><td>{float(t['diff']):+.3f}</td>"
+                     f"<td>{_e(compare.fmt_p(t['p_value']))}</td><td>"
+                     + (_e(f"A right only {t['only_a_right']}, B right only {t['only_b_right']}, odds ratio "
+                           f"{t['odds_ratio']:.2f}") if t["test"] == "exact McNemar" else
+                        _e(f"95 % interval {t['low']:+.3f} to {t['high']:+.3f}, {t['resamples']} resamples"))
+                     + "</td></tr>" for t in tests) + "</table>")
+    return ("<section><h2>Significance</h2><p class='muted'>A difference is called a win only when its 95 % interval "
+            f"excludes zero and the test's p-value is below 0.05.</p>{body}</section>")
+
+
+def curves_section(runs: list[Run]) -> str:
+    loss, f1 = {}, {}
+    for r in runs:
+        rows = r.metrics()[0]
+        steps = [x for x in rows if x.get("type") == "step"]
+        epochs = [x for x in rows if x.get("type") == "epoch"]
+        loss[r.id] = ([x["step"] for x in steps], [x.get("loss") for x in steps])
+        f1[r.id] = ([x["epoch"] for x in epochs], [x.get("val_macro_f1") for x in epochs])
+    return ("<section><h2>Training curves</h2>" + line_chart(loss, "Training loss", "step", "loss")
+            + line_chart(f1, "Validation macro-F1", "epoch", "macro-F1", y_range=(0, 1)) + "</section>")
+
+
+def confusion_section(runs: list[Run]) -> str:
+    parts = []
+    for r in runs:
+        s = r.summary()
+        cm = (s.get("test") or {}).get("confusion_matrix")
+        if cm:
+            parts.append(f"<div class='card'><h3>{_e(r.id)}</h3>{confusion_table(cm, [str(x) for x in s['labels']])}"
+                         "</div>")
+    return "<section><h2>Confusion matrices</h2><p class='muted'>Rows: the true class; columns: the prediction." \
+           "</p>" + "".join(parts) + "</section>"
+
+
+def calibration_section(runs: list[Run]) -> str:
+    series = {}
+    notes = []
+    for r in runs:
+        cal = analysis.calibration(r.predictions())
+        used = [b for b in cal["bins"] if b["count"]]
+        series[r.id] = ([b["confidence"] for b in used], [b["accuracy"] for b in used])
+        notes.append(f"<li>{_e(r.id)}: ECE {cal['ece']:.3f}; mean confidence {cal['mean_confidence']:.1%} vs "
+                     f"accuracy {cal['accuracy']:.1%}</li>")
+    chart = line_chart(series, "Reliability: accuracy at each confidence level", "confidence", "accuracy",
+                       y_range=(0, 1), diagonal=True)
+    return ("<section><h2>Calibration</h2><p class='muted'>On the dashed diagonal, a model that says 80 % is right "
+            f"80 % of the time. Below it: over-confident.</p>{chart}<ul>{''.join(notes)}</ul></section>")
+
+
+def explanations_section(runs: list[Run], compute: bool) -> str:
+    """Cached explanations of the first runs (or, with `compute`, two fresh ones: the most confident
+    right and the most confident wrong test example) with faithfulness and the sanity check."""
+    from core.explain.render import record_html
+
+    parts = []
+    for r in runs[:3]:
+        recs = _sample_explanations(r, compute)
+        for rec, sanity in recs:
+            parts.append(record_html(rec.to_dict()))
+            if sanity:
+                cls = "ok" if sanity["passed"] else "bad"
+                parts.append(f"<p class='{cls}'>Sanity check {'passed' if sanity['passed'] else 'failed'}: "
+                             f"{_e(sanity['summary'])}</p>")
+            else:
+                parts.append("<p class='muted'>Sanity check: not run for this explanation.</p>")
+    if not parts:
+        parts.append("<p>No explanations yet: explain a prediction on the Explain page (or pass --explain) and "
+                     "rebuild the report.</p>")
+    return ("<section><h2>Why the models decide: sample explanations</h2><p class='muted'>Each picture comes with "
+            "its faithfulness (does removing what it highlights change the prediction more than removing random "
+            "parts?) and the model-randomisation sanity check.</p>" + "".join(parts) + "</section>")
+
+
+def _sample_explanations(run: Run, compute: bool) -> list[tuple[Any, dict[str, Any] | None]]:
+    import json
+
+    from core.explain.record import Explanation
+
+    d = run.path / "explanations"
+    found = []
+    if d.is_dir():
+        sanity = {}
+        for p in d.glob("sanity-*.json"):
+            try:
+                res = json.loads(p.read_text())
+                sanity[(res["method"], res["target"])] = res
+            except (OSError, ValueError, KeyError):
+                continue
+        for p in sorted(d.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)[:2]:
+            rec = Explanation.load(p)
+            if rec is not None and rec.faithfulness:
+                found.append((rec, sanity.get((rec.method, rec.target))))
+    if found or not compute or not (run.model_dir / "tunescope_model.json").is_file():
+        return found
+    from core.explain.catalog import has_conv_layer
+    from core.explain.explainer import explain
+    from core.explain.sanity import sanity_check
+
+    preds = run.predictions()
+    picks = [preds[preds["correct"]].nlargest(1, "confidence"), preds[~preds["correct"]].nlargest(1, "confidence")]
+    method = "ig" if run.summary().get("task") == "text" else ("gradcam" if has_conv_layer(run.model_dir)
+                                                              else "saliency")
+    params = {"steps": 32} if method == "ig" else None
+    for pick in picks:
+        for row in pick.itertuples():
+            rec = explain(run, str(row.input), method, params=params)
+            found.append((rec, sanity_check(run, str(row.input), method, params=params)))
+    return found
+
+
+def build_report(runs: Sequence[str | Path | Run], runs_dir: Path | None = None, title: str | None = None,
+                 compute_explanations: bool = False) -> str:
+    """The whole report as one HTML string."""
+    rs = _runs(runs, runs_dir)
+    sig = significance(rs)
+    title = title or f"tunescope report: {', '.join(r.id for r in rs[:3])}{' …' if len(rs) > 3 else ''}"
+    cards = "<section><h2>Model cards</h2>" + "".join(model_card(r) for r in rs) + "</section>"
+    first_of_each = {(r.summary().get("dataset") or {}).get("name"): r for r in reversed(rs)}
+    datasets = "".join(dataset_section(r) for r in reversed(list(first_of_each.values())))
+    body = [summary_section(rs, sig), datasets, cards, metrics_section(rs), significance_section(sig),
+            curves_section(rs), confusion_section(rs), calibration_section(rs),
+            explanations_section(rs, compute_explanations)]
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{_e(title)}</h1><p class='muted'>Made with tunescope on {stamp}. {len(rs)} run(s). This file "
+            "is self-contained: it needs no network and runs no code.</p>" + "".join(body) + "</body></html>")
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+def html_to_pdf(html_text: str, out: Path, timeout: float = 180) -> Path:
+    """Print the HTML with headless Chromium (the same engine that shows it in a browser)."""
+    chromium = find_chromium()
+    if chromium is None:
+        raise ConfigError("Making a PDF needs Chromium (e.g. `apt install chromium`); the HTML report was still "
+                          "written and prints to PDF from any browser.")
+    out = Path(out).resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "report.html"
+        src.write_text(html_text, encoding="utf-8")
+        cmd = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               f"--user-data-dir={tmp}/profile", "--no-pdf-header-footer", f"--print-to-pdf={out}", src.as_uri()]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if not out.is_file() or out.stat().st_size == 0:
+        raise ConfigError(f"Chromium could not print the report to PDF (exit {proc.returncode}): "
+                          f"{(proc.stderr or '').strip().splitlines()[-1:] or ''}")
+    return out
+
+
+def write_report(runs: Sequence[str | Path | Run], out: Path, runs_dir: Path | None = None, pdf: bool = False,
+                 compute_explanations: bool = False) -> list[Path]:
+    text = build_report(runs, runs_dir, compute_explanations=compute_explanations)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    written = [out]
+    if pdf:
+        written.append(html_to_pdf(text, out.with_suffix(".pdf")))
+    return written
