@@ -289,13 +289,15 @@ def _sample_explanations(run: Run, compute: bool) -> list[tuple[Any, dict[str, A
         for p in d.glob("sanity-*.json"):
             try:
                 res = json.loads(p.read_text())
-                sanity[(res["method"], res["target"])] = res
+                sanity[(res["method"], res["target"], res.get("input_hash"))] = res
             except (OSError, ValueError, KeyError):
                 continue
-        for p in sorted(d.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)[:2]:
+        for p in sorted(d.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True):
             rec = Explanation.load(p)
-            if rec is not None and rec.faithfulness:
-                found.append((rec, sanity.get((rec.method, rec.target))))
+            if rec is not None and rec.faithfulness:  # those made for sanity checks carry none: skipped
+                found.append((rec, sanity.get((rec.method, rec.target, rec.extra.get("input_hash")))))
+            if len(found) == 2:
+                break
     if found or not compute or not (run.model_dir / "tunescope_model.json").is_file():
         return found
     from core.explain.catalog import has_conv_layer

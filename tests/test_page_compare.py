@@ -71,3 +71,29 @@ def test_seed_group_mode_and_unknown_ids(fake_runs: Path) -> None:
     groups.set_value(groups.options).run()
     assert not at.exception
     assert len(at.dataframe[0].value) == 2
+
+
+def test_two_single_runs_show_both_paired_tests_and_their_disagreements(home: Path) -> None:
+    write_fake_run(home / "runs", "good", accuracy=0.95, method="full", seed=1)
+    write_fake_run(home / "runs", "weak", accuracy=0.55, method="head", seed=2)
+    at = _page("good,weak")
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="compare_metric").set_value("accuracy").run()
+    assert at.success and "exact McNemar p" in at.success[0].value
+    tests = next(d.value for d in at.dataframe if "p-value" in d.value.columns)
+    assert list(tests["test"]) == ["exact McNemar", "paired bootstrap"]
+    assert any("test examples the two runs disagree on" in m.value for m in at.markdown)
+    disagree = next(d.value for d in at.dataframe if "right" in d.value.columns)
+    assert len(disagree) > 0 and set(disagree["right"]) <= {"good", "weak", "neither"}
+    assert [b.proto.label for b in at.get("download_button")] == ["Report on these runs (HTML)"]
+
+
+def test_three_seed_groups_get_a_verdict_with_the_welch_test(fake_runs: Path) -> None:
+    for method, acc in (("head", 0.7), ("full", 0.9)):
+        write_fake_run(fake_runs, f"reviews-{method}-s3", accuracy=acc, method=method, seed=3)
+    at = _page()
+    at.radio(key="compare_mode").set_value("Seed groups").run()
+    at.multiselect(key="compare_groups").set_value(at.multiselect(key="compare_groups").options).run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = (at.success or at.info)[0].value
+    assert "3 vs 3 seeds, Welch t test p" in text and "interval" in text

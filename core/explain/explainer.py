@@ -127,7 +127,8 @@ def explain(run: str | Path | Run, value: Any, method: str = "ig", target: int |
         seconds = time.perf_counter() - t0
         rec = Explanation(run_id=r.id, task=tgt.task, method=info.name, params=p, labels=list(labels), target=c,
                           predicted=predicted, probabilities=probs.tolist(), seconds=seconds, passes=raw.passes,
-                          delta=raw.delta, device=dev.type)
+                          delta=raw.delta, device=dev.type,
+                          extra={"input_hash": input_fingerprint(value, tgt.task)})
         if isinstance(tgt, TextTarget):
             rec.text, rec.tokens, rec.token_scores = tgt.text, tgt.tokens, raw.scores
             rec.words, rec.word_spans = tgt.words, tgt.word_spans

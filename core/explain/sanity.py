@@ -64,7 +64,8 @@ def sanity_check(run: str | Path | Run, value: Any, method: str = "ig", target: 
     r = _run(run, runs_dir)
     original = explain(r, value, method, target, params=params, faithfulness=False, max_tokens=max_tokens,
                        device=device)
-    key = cache_key("sanity", _model_stamp(r), input_fingerprint(value, original.task), original.method,
+    fingerprint = input_fingerprint(value, original.task)
+    key = cache_key("sanity", _model_stamp(r), fingerprint, original.method,
                     original.params, original.target, max_tokens, original.device, seed, PASS_BELOW)
     path = r.path / CACHE_DIR / f"sanity-{key}.json"
     if use_cache and path.is_file():
@@ -93,6 +94,7 @@ def sanity_check(run: str | Path | Run, value: Any, method: str = "ig", target: 
     passed = final < PASS_BELOW
     result = {
         "run_id": r.id, "method": original.method, "params": original.params, "target": original.target,
+        "input_hash": fingerprint,
         "stages": rows, "final_spearman": final, "passed": passed, "threshold": PASS_BELOW, "cached": False,
         "summary": (f"After randomising every layer the explanation's ranking correlates {final:.2f} with the "
                     f"original (Spearman; pass below {PASS_BELOW}). " +

@@ -12,7 +12,7 @@ from core import compare
 from core.errors import RunError
 from core.runs import RUN_ID, Run, list_runs
 from dashboard.charts import curve_overlay, diff_bars
-from dashboard.ui import PAGES, fmt_count, fmt_metric, fmt_seconds, guard, runs_dir
+from dashboard.ui import PAGES, fmt_count, fmt_metric, fmt_seconds, guard, report_html, runs_dir
 
 
 def finished_runs() -> list[dict[str, Any]]:
@@ -84,10 +84,44 @@ def verdict_section(frame: pd.DataFrame, runs: dict[str, Run]) -> None:
         st.warning(str(exc))
     else:
         (st.success if v.significant else st.info)(v.text)
-        st.caption(f"Interval: {v.method}. A difference is only called a win when its 95 % interval excludes zero.")
+        st.caption(f"Interval: {v.method}. A difference is only called a win when its 95 % interval excludes zero "
+                   "and the test's p-value is below 0.05.")
+        if v.tests:
+            st.dataframe(tests_table(v.tests), hide_index=True, width="stretch")
     diff = compare.per_class_diff(runs_a, runs_b)
     if not diff.empty:
         st.plotly_chart(diff_bars(diff, "A", "B"), width="stretch", key="compare_diff")
+    if len(runs_a) == 1 and len(runs_b) == 1:
+        disagreement_section(runs_a[0], runs_b[0])
+
+
+def tests_table(tests: tuple[dict[str, Any], ...]) -> pd.DataFrame:
+    """Both paired tests of two single runs, for readers who want the numbers behind the verdict."""
+    rows = []
+    for t in tests:
+        if t["test"] == "exact McNemar":
+            detail = (f"A right only {t['only_a_right']}, B right only {t['only_b_right']}; odds ratio "
+                      f"{t['odds_ratio']:.2f}")
+        else:
+            detail = f"95 % interval {t['low']:+.3f} to {t['high']:+.3f} ({t['resamples']} resamples)"
+        rows.append({"test": t["test"], "metric": compare.METRIC_NAMES.get(t.get("metric"), t.get("metric")),
+                     "A − B": f"{t['diff']:+.3f}", "p-value": compare.fmt_p(t["p_value"]), "detail": detail})
+    return pd.DataFrame(rows)
+
+
+def disagreement_section(a: Run, b: Run) -> None:
+    from core.analysis import disagreements
+
+    try:
+        d = disagreements(a, b)
+    except RunError:
+        return
+    st.markdown(f"**The {len(d)} test examples the two runs disagree on** (who was right, and each run's "
+                "confidence):")
+    if not d.empty:
+        st.dataframe(d, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                    for c in ("confidence_a", "confidence_b")})
 
 
 st.title("Compare")
@@ -128,6 +162,13 @@ with guard("comparing runs"):
 
     st.subheader("A against B")
     verdict_section(frame, runs)
+
+    st.download_button("Report on these runs (HTML)", lambda: report_html([r.path for r in runs.values()]),
+                       file_name="tunescope-report.html", mime="text/html", key="compare_report", on_click="ignore",
+                       help="A self-contained page (summary, dataset and model cards, metrics with intervals, "
+                            "significance, curves, confusion matrices, calibration, explanations) to send to "
+                            "people who will not open tunescope. Print it to PDF from the browser, or use "
+                            "`tunescope report --pdf`.")
 
     st.subheader("Curves")
     curves = {i: r.metrics()[0] for i, r in runs.items()}

@@ -1,0 +1,72 @@
+"""The stakeholder report: sections a non-specialist needs, every user string escaped, no scripts,
+explanations with their trust scores, and a PDF printed by headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from browser_support import require_chromium
+from run_factory import write_fake_run
+
+from core import report
+from core.errors import ConfigError, RunError
+
+HOSTILE = '<img src=x onerror="alert(1)">'
+
+
+@pytest.fixture
+def hostile_runs(tmp_path: Path) -> list[Path]:
+    labels = ("<b>neg</b>", "pos&<script>")
+    return [write_fake_run(tmp_path, name, accuracy=acc, method=method, seed=seed, dataset=HOSTILE, labels=labels)
+            for name, acc, method, seed in (("full-1", 0.9, "full", 1), ("head-1", 0.6, "head", 2))]
+
+
+def test_report_has_every_section_and_escapes_user_text(hostile_runs: list[Path]) -> None:
+    page = report.build_report(hostile_runs)
+    for heading in ("Summary", "Dataset card", "Model cards", "Metrics", "Significance", "Training curves",
+                    "Confusion matrices", "Calibration", "sample explanations"):
+        assert f"<h2>{heading}" in page or f"<h2>Why the models decide: {heading}" in page, heading
+    assert "<script" not in page and "<img" not in page and "onerror=\"" not in page
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+    assert "&lt;b&gt;neg&lt;/b&gt;" in page and "pos&amp;&lt;script&gt;" in page
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")  # nothing fetched from outside
+    assert "full-1" in page and "exact McNemar" in page and "beats" in page
+    assert page.count("<svg") == 3  # loss, validation F1, reliability
+
+
+def test_unfinished_runs_and_no_runs_are_refused(tmp_path: Path) -> None:
+    running = write_fake_run(tmp_path, "busy", state="running")
+    with pytest.raises(RunError, match="has not finished"):
+        report.build_report([running])
+    with pytest.raises(ConfigError, match="at least one run"):
+        report.build_report([])
+
+
+def test_report_shows_explanations_with_faithfulness_and_sanity(trained_text_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "tiny-text"
+    shutil.copytree(trained_text_run, run, ignore=shutil.ignore_patterns("explanations"))
+    page = report.build_report([run], compute_explanations=True)
+    assert page.count("<h2>Integrated Gradients</h2>") == 2  # the most confident right and wrong examples
+    assert "Faithfulness:" in page and re.search(r"Sanity check (passed|failed)", page)
+    again = report.build_report([run])  # now served from the run's explanation cache
+    assert again.count("<h2>Integrated Gradients</h2>") == 2
+    assert len(re.findall(r"Sanity check (passed|failed)", again)) == 2  # each with its own check
+
+
+def test_cli_writes_html_and_a_pdf_with_the_report_text(hostile_runs: list[Path], tmp_path: Path) -> None:
+    require_chromium()
+    from pypdf import PdfReader
+
+    from core.cli import main
+
+    out = tmp_path / "out" / "report.html"
+    assert main(["report", "--runs", *map(str, hostile_runs), "--out", str(out), "--pdf"]) == 0
+    assert out.is_file() and out.with_suffix(".pdf").is_file()
+    pdf = PdfReader(str(out.with_suffix(".pdf")))
+    assert 2 <= len(pdf.pages) <= 12
+    text = " ".join(p.extract_text() for p in pdf.pages)
+    assert "Summary" in text and "Dataset card" in text and "full-1" in text and "Calibration" in text
+    assert "<img src=x" in text  # the hostile dataset name is printed as text
