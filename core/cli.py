@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="Fine-tune a model on a dataset and save the run.")
     _add_train_args(p)
     p.add_argument("--quiet", action="store_true", help="No progress bar.")
+    p.add_argument("--mlflow", metavar="URI", help="Also log the finished run to this MLflow tracking URI (needs "
+                                                   "`pip install mlflow`; the worker reads $TUNESCOPE_MLFLOW_URI).")
 
     p = sub.add_parser("predict", help="Predict with a trained run.")
     p.add_argument("--run", required=True, help="Run directory or run id.")
@@ -186,9 +188,18 @@ def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 def cmd_train(a: argparse.Namespace) -> int:
     from core import api
     from core.metrics import format_report
+    from core.tracking import maybe_log, tracking_uri
 
     cfg = config_from_args(a)
+    if tracking_uri(a.mlflow):  # refuse before training, not after, when MLflow is missing
+        import importlib.util
+
+        if importlib.util.find_spec("mlflow") is None:
+            from core.errors import ConfigError
+
+            raise ConfigError("--mlflow needs MLflow: run `pip install mlflow` (or leave --mlflow out).")
     run_dir = api.train(cfg, runs_dir=a.runs_dir, callbacks=_progress_callback(a.quiet), run_id=a.run_id)
+    maybe_log(run_dir, a.mlflow)
     summary = json.loads((run_dir / "summary.json").read_text())
     print(f"model {summary['model']}  method {summary['method']}  trainable "
           f"{summary['trainable_params']:,} / {summary['total_params']:,} params  device {summary['device']}")

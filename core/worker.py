@@ -352,6 +352,12 @@ def run_train(ctx: JobContext, train: Callable[..., Path] | None = None,
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
             atomic_write_json(run_dir / "oom_retries.json", retries)
     summary = json.loads((path / "summary.json").read_text())
+    from core.tracking import maybe_log
+
+    try:
+        maybe_log(path)  # $TUNESCOPE_MLFLOW_URI, when set
+    except Exception as exc:  # noqa: BLE001 - MLflow missing: the run itself succeeded
+        print(f"MLflow logging skipped: {exc}", flush=True)
     test = {k: v for k, v in (summary.get("test") or {}).items() if isinstance(v, (int, float))}
     return {"test": test, "best_epoch": summary.get("best_epoch"), "steps": summary.get("steps"),
             "train_seconds": summary.get("train_seconds"), "device": summary.get("device"),
