@@ -230,3 +230,53 @@ def test_e_predict_then_explain_heatmap_faithfulness_sanity_check(app, page) -> 
     assert not dialogs, f"user text ran as script: {dialogs}"
     no_tracebacks(page)
     screenshot(page, "e-predict-explain-sanity")
+
+
+def test_f_confusion_cell_to_explained_error_to_report(app, page, tmp_path: Path) -> None:  # noqa: ANN001
+    import json
+
+    import pandas as pd
+
+    run_dir = app.home / "runs" / "tiny-text"
+    preds = pd.read_parquet(run_dir / "predictions.parquet")
+    labels = json.loads((run_dir / "summary.json").read_text())["labels"]  # the matrix's order
+    wrong = preds[~preds["correct"]]
+    assert not wrong.empty, "the tiny run made no mistakes to explain"
+    true, pred = wrong.iloc[0]["label"], wrong.iloc[0]["pred"]
+    cell = preds[(preds["label"] == true) & (preds["pred"] == pred)]
+    open_page(page, f"{app.url}/runs?run=tiny-text", "Runs")
+    page.get_by_role("heading", name="Confusion matrix").wait_for()
+    chart = page.locator("[data-testid=stPlotlyChart]").filter(has_text="Confusion matrix").first
+    chart.scroll_into_view_if_needed()
+    area = chart.locator(".nsewdrag").first
+    area.wait_for()
+    box = area.bounding_box()
+    k = len(labels)  # click the centre of the cell (row: true class, top to bottom; column: prediction)
+    page.mouse.click(box["x"] + box["width"] * (labels.index(pred) + 0.5) / k,
+                     box["y"] + box["height"] * (labels.index(true) + 0.5) / k)
+    shown = re.compile(rf"{len(cell)} test examples? of class {true} predicted as {pred}")
+    page.get_by_text(shown).wait_for(timeout=30_000)
+    wait_idle(page)
+    link = page.get_by_role("link", name=re.compile(r"^Explain #\d+$")).first
+    example = re.search(r"#(\d+)", link.inner_text()).group(1)
+    link.click()
+    page.get_by_role("heading", name="Explain").first.wait_for()
+    wait_idle(page)
+    picked = widget(page, "stSelectbox", "Test example")
+    page.wait_for_function("([el, want]) => (el.innerText + ' ' + [...el.querySelectorAll('input')].map("
+                           "i => i.value).join(' ')).includes(want)",
+                           arg=[picked.element_handle(), f"#{example} · true {true} · predicted {pred}"])
+    click(page, re.compile(r"^Explain$"))
+    page.locator(".ts-w").first.wait_for()
+    page.get_by_text(re.compile(r"faithfulness: (better|barely|no better)")).first.wait_for()
+    no_tracebacks(page)
+    screenshot(page, "f-confusion-cell-explained")
+
+    open_page(page, f"{app.url}/runs?run=tiny-text", "Runs")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Report (HTML)").click()
+    saved = tmp_path / "report.html"
+    dl.value.save_as(saved)
+    html = saved.read_text()
+    assert "<h2>Summary" in html and "<h2>Confusion matrices" in html and "tiny-text" in html
+    assert "<script" not in html and "Faithfulness:" in html  # the explanation just made is in the report
