@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Modules that add commands: add_commands(sub) -> {name: handler}.
-EXTENSIONS = ("core.cli_jobs", "core.cli_ui", "core.cli_explain", "core.cli_report", "core.cli_export")
+EXTENSIONS = ("core.cli_jobs", "core.cli_ui", "core.cli_explain", "core.cli_report",
+              "core.cli_model_export")
 
 
 def _add_extension_commands(sub: Any) -> None:

@@ -14,12 +14,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from core.catalog import BUILTIN_CARDS, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, TORCHVISION_HEADS
 from core.catalog import auto_image_size as catalog_auto_image_size
 from core.config import DEFAULT_LR, METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.errors import ConfigError, ModelError
+from core.tables import neutralise_cell, safe_csv  # noqa: F401 - re-exported for the pages
 from dashboard.ui import fmt_count, fmt_seconds
 
 OTHER_MODEL = "Other (Hugging Face id or local folder)"
@@ -285,26 +284,6 @@ def merge_metric_rows(rows: list[dict[str, Any]], new: Sequence[Mapping[str, Any
 
 
 # -- downloads ---------------------------------------------------------------------------------------
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise_cell(value: Any) -> Any:
-    """A text cell that a spreadsheet would run as a formula gets a leading quote."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def safe_csv(frame: pd.DataFrame) -> bytes:
-    """CSV (UTF-8) of `frame` with formula injection neutralised in text cells and column names."""
-    out = frame.copy()
-    out.columns = [neutralise_cell(str(c)) for c in out.columns]
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(neutralise_cell)
-    return out.to_csv(index=False).encode("utf-8")
-
 
 def zip_folder(folder: Path, arcroot: str = "model") -> bytes:
     """A ZIP of the regular files under `folder` (symbolic links are skipped, never followed)."""

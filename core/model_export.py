@@ -1,0 +1,215 @@
+"""`tunescope export`: a finished run's model as a standard Hugging Face folder that loads without
+tunescope and predicts identically.
+
+- Text runs pooled through the encoder's pooler (BERT-like): `AutoModelForSequenceClassification`.
+- Text runs with mean or [CLS] pooling (e.g. MiniLM, which pools by the mean): no Hugging Face head
+  class pools that way, so the folder holds the encoder (`AutoModel`), the tokenizer, the linear head
+  (`classifier.safetensors`) and `reference_logits()`'s few lines in the README.
+- ViT-like image runs: `AutoModelForImageClassification` plus its image processor.
+- torchvision and EfficientNet-Lite runs: no Hugging Face class exists; the folder is the tunescope
+  model (safetensors + spec), loadable with `core.models.load_bundle`.
+LoRA runs are saved with their adapters merged, so they export like any other run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from core.errors import RunError
+from core.runs import Run, default_runs_dir, resolve_run
+
+HEAD_FILE = "classifier.safetensors"
+HEAD_SPEC = "tunescope_head.json"
+
+
+def _label_maps(labels: list[str]) -> dict[str, Any]:
+    return {"id2label": dict(enumerate(labels)), "label2id": {name: i for i, name in enumerate(labels)}}
+
+
+def _check(run: Run, out: Path) -> None:
+    if not (run.model_dir / "tunescope_model.json").is_file():
+        raise RunError(f"Run {run.id} has no saved model (state: {run.status().get('state', 'unknown')}); only "
+                       "finished runs can be exported.")
+    if out.exists() and any(out.iterdir()):
+        raise RunError(f"{out} already exists and is not empty; choose a new folder (nothing was overwritten).")
+
+
+def export_run(run: str | Path | Run, out_dir: str | Path, runs_dir: str | Path | None = None) -> dict[str, Any]:
+    """Write the export folder; return {"path", "format", "identical"}."""
+    from core.models import HFImageClassifier, TextClassifier, load_bundle
+
+    r = run if isinstance(run, Run) else resolve_run(run, Path(runs_dir) if runs_dir else default_runs_dir())
+    out = Path(out_dir)
+    _check(r, out)
+    bundle, labels = load_bundle(r.model_dir)
+    model = bundle.model
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if isinstance(model, TextClassifier) and model.pooling == "pooler":
+        fmt = _export_text_pooler(model, bundle, labels, tmp)
+    elif isinstance(model, TextClassifier):
+        fmt = _export_text_encoder(model, bundle, labels, tmp)
+    elif isinstance(model, HFImageClassifier) and hasattr(getattr(model.backbone, "embeddings", None),
+                                                           "patch_embeddings"):
+        fmt = _export_vit(model, bundle, labels, tmp)
+    else:
+        fmt = _export_native(r, tmp)
+    (tmp / "README.md").write_text(_readme(r, fmt, labels), encoding="utf-8")
+    if out.exists():
+        out.rmdir()  # empty (checked above)
+    tmp.rename(out)
+    return {"path": str(out), "format": fmt}
+
+
+def _export_text_pooler(model: Any, bundle: Any, labels: list[str], out: Path) -> str:
+    from transformers import AutoModelForSequenceClassification
+
+    config = model.encoder.config.__class__.from_dict(model.encoder.config.to_dict())
+    config.num_labels = len(labels)
+    config.problem_type = "single_label_classification"
+    for k, v in _label_maps(labels).items():
+        setattr(config, k, v)
+    hf = AutoModelForSequenceClassification.from_config(config)
+    base = getattr(hf, hf.base_model_prefix)
+    missing, unexpected = base.load_state_dict(model.encoder.state_dict(), strict=False)
+    classifier = getattr(hf, "classifier", None)
+    if missing or unexpected or classifier is None or not hasattr(classifier, "weight") \
+            or tuple(classifier.weight.shape) != tuple(model.classifier.weight.shape):
+        raise RunError(f"{type(hf).__name__} does not match this run's encoder and head; export failed.")
+    classifier.load_state_dict(model.classifier.state_dict())
+    hf.save_pretrained(out)
+    bundle.preprocessor.tokenizer.save_pretrained(out)
+    return f"Hugging Face {type(hf).__name__} (AutoModelForSequenceClassification)"
+
+
+def _export_text_encoder(model: Any, bundle: Any, labels: list[str], out: Path) -> str:
+    from safetensors.torch import save_file
+
+    model.encoder.save_pretrained(out)
+    bundle.preprocessor.tokenizer.save_pretrained(out)
+    save_file({k: v.contiguous() for k, v in model.classifier.state_dict().items()}, str(out / HEAD_FILE))
+    (out / HEAD_SPEC).write_text(json.dumps({"pooling": model.pooling, "labels": labels,
+                                             "max_length": bundle.preprocessor.max_length}, indent=2))
+    return f"Hugging Face AutoModel encoder + linear head ({model.pooling} pooling)"
+
+
+def _export_vit(model: Any, bundle: Any, labels: list[str], out: Path) -> str:
+    from transformers import AutoModelForImageClassification, ViTImageProcessor
+
+    config = model.backbone.config.__class__.from_dict(model.backbone.config.to_dict())
+    config.num_labels = len(labels)
+    for k, v in _label_maps(labels).items():
+        setattr(config, k, v)
+    hf = AutoModelForImageClassification.from_config(config)
+    base = getattr(hf, hf.base_model_prefix)
+    state = {k: v for k, v in model.backbone.state_dict().items() if not k.startswith("pooler.")}
+    missing, unexpected = base.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RunError(f"{type(hf).__name__} does not match this run's backbone; export failed.")
+    hf.classifier.load_state_dict(model.classifier.state_dict())
+    hf.save_pretrained(out)
+    spec = bundle.preprocessor.spec
+    ViTImageProcessor(size={"height": spec.size, "width": spec.size}, image_mean=list(spec.mean),
+                      image_std=list(spec.std), resample=2).save_pretrained(out)  # 2 = bilinear, as in training
+    return f"Hugging Face {type(hf).__name__} (AutoModelForImageClassification)"
+
+
+def _export_native(run: Run, out: Path) -> str:
+    for f in run.model_dir.iterdir():
+        if f.is_file():
+            shutil.copy2(f, out / f.name)
+    return "tunescope model (no Hugging Face class exists for this architecture)"
+
+
+def reference_logits(folder: str | Path, texts: list[str]) -> Any:
+    """Logits of an exported mean/[CLS]-pooled text model using only transformers, safetensors and
+    torch: the same lines the export's README shows."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = Path(folder)
+    head = json.loads((folder / HEAD_SPEC).read_text())
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    encoder = AutoModel.from_pretrained(folder).eval()
+    weights = load_file(str(folder / HEAD_FILE))
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=head["max_length"], return_tensors="pt")
+    with torch.no_grad():
+        hidden = encoder(**batch).last_hidden_state
+        if head["pooling"] == "mean":
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        else:
+            pooled = hidden[:, 0]
+        return pooled @ weights["weight"].T + weights["bias"]
+
+
+_SNIPPETS = {
+    "AutoModelForSequenceClassification": """```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+import torch
+
+tokenizer = AutoTokenizer.from_pretrained("{folder}")
+model = AutoModelForSequenceClassification.from_pretrained("{folder}").eval()
+batch = tokenizer(["an example text"], padding=True, truncation=True, return_tensors="pt")
+with torch.no_grad():
+    probs = model(**batch).logits.softmax(-1)
+print(model.config.id2label[int(probs.argmax())])
+```""",
+    "AutoModel encoder": """```python
+import json, torch
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoTokenizer
+
+folder = "{folder}"
+head = json.load(open(f"{{folder}}/tunescope_head.json"))
+tokenizer, encoder = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+w = load_file(f"{{folder}}/classifier.safetensors")
+batch = tokenizer(["an example text"], padding=True, truncation=True, max_length=head["max_length"],
+                  return_tensors="pt")
+with torch.no_grad():
+    hidden = encoder(**batch).last_hidden_state
+    if head["pooling"] == "mean":
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    else:
+        pooled = hidden[:, 0]
+    logits = pooled @ w["weight"].T + w["bias"]
+print(head["labels"][int(logits.argmax())])
+```""",
+    "AutoModelForImageClassification": """```python
+from PIL import Image
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+import torch
+
+processor = AutoImageProcessor.from_pretrained("{folder}")
+model = AutoModelForImageClassification.from_pretrained("{folder}").eval()
+with torch.no_grad():
+    logits = model(**processor(Image.open("photo.jpg").convert("RGB"), return_tensors="pt")).logits
+print(model.config.id2label[int(logits.argmax())])
+```""",
+    "tunescope model": """```bash
+tunescope predict --run <this run> --image photo.jpg
+```
+or in Python: `core.models.load_bundle(Path("{folder}"))` (tunescope installed).""",
+}
+
+
+def _readme(run: Run, fmt: str, labels: list[str]) -> str:
+    s = run.summary()
+    test = s.get("test") or {}
+    snippet = next(v for k, v in _SNIPPETS.items() if k in fmt).format(folder=".")
+    return (f"# {run.id}\n\nExported by tunescope: a `{s.get('method')}` fine-tune of `{s.get('model')}` "
+            f"({s.get('model_source')}; licence {s.get('model_licence')}) on the dataset "
+            f"`{(s.get('dataset') or {}).get('name')}`"
+            + (" (LoRA adapters merged into the weights)" if s.get("method") == "lora" else "") + ".\n\n"
+            f"- Format: {fmt}\n- Classes: {', '.join(map(str, labels))}\n"
+            f"- Test accuracy {test.get('accuracy', float('nan')):.3f}, "
+            f"macro-F1 {test.get('macro_f1', float('nan')):.3f}"
+            f" on {test.get('n', '?')} held-out examples\n\n## Use\n\nRun from this folder (or replace `.` by its "
+            f"path):\n\n{snippet}\n\nThe predictions equal tunescope's own for the same inputs (checked at export "
+            "in tunescope's tests).\n")

@@ -1,0 +1,138 @@
+"""Exports: Hugging Face folders that load without tunescope and give the same logits, and
+prediction tables with formula injection neutralised."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from core.errors import ConfigError, RunError
+from core.model_export import export_run, reference_logits
+from core.models import load_bundle
+from core.tables import safe_table, write_table
+
+TEXTS = ["a great and lovely film", "dull and boring plot", "the acting was quite moving"]
+
+
+def _tunescope_logits(run_dir: Path, texts: list[str]) -> np.ndarray:
+    bundle, _ = load_bundle(run_dir / "model")
+    batch = bundle.preprocessor.collate(bundle.preprocessor.encode(texts))
+    with torch.no_grad():
+        return bundle.model.eval()(**batch).numpy()
+
+
+@pytest.fixture(scope="module")
+def pooler_run(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import make_sentiment_rows
+
+    from core import api
+    from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    d = tmp_path_factory.mktemp("pooler")
+    src = d / "reviews.csv"
+    with open(src, "w", newline="") as f:
+        csv.writer(f).writerows([("text", "label"), *make_sentiment_rows(80)])
+    cfg = RunConfig(data=DataConfig(source=str(src)),
+                    model=ModelConfig(name=str(tiny_bert_dir), max_length=32, pooling="pooler"),
+                    train=TrainConfig(method="lora", epochs=1, batch_size=16, lr=1e-2, device="cpu"))
+    return api.train(cfg, runs_dir=d / "runs", run_id="tiny-pooler")
+
+
+def test_pooler_text_run_exports_as_sequence_classification(pooler_run: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    res = export_run(pooler_run, tmp_path / "hf")
+    assert "AutoModelForSequenceClassification" in res["format"]
+    out = Path(res["path"])
+    hf = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    tok = AutoTokenizer.from_pretrained(out)
+    with torch.no_grad():
+        got = hf(**tok(TEXTS, padding=True, return_tensors="pt")).logits.numpy()
+    np.testing.assert_allclose(got, _tunescope_logits(pooler_run, TEXTS), atol=1e-5)
+    assert hf.config.id2label == {0: "negative", 1: "positive"}
+    readme = (out / "README.md").read_text()
+    assert "LoRA adapters merged" in readme and "AutoModelForSequenceClassification.from_pretrained" in readme
+    assert str(tmp_path) not in readme  # no local paths leak into a shared folder
+
+
+def test_mean_pooled_text_run_exports_encoder_and_head(trained_text_run: Path, tmp_path: Path) -> None:
+    res = export_run(trained_text_run, tmp_path / "enc")
+    assert "AutoModel encoder" in res["format"] and "mean pooling" in res["format"]
+    got = reference_logits(res["path"], TEXTS).numpy()
+    np.testing.assert_allclose(got, _tunescope_logits(trained_text_run, TEXTS), atol=1e-5)
+    readme = (Path(res["path"]) / "README.md").read_text()
+    assert 'pooled @ w["weight"].T + w["bias"]' in readme  # the README shows reference_logits' lines
+
+
+def test_vit_run_exports_as_image_classification(trained_image_runs: dict, tmp_path: Path) -> None:
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    run = trained_image_runs["vit"]
+    res = export_run(run, tmp_path / "vit")
+    assert "AutoModelForImageClassification" in res["format"]
+    hf = AutoModelForImageClassification.from_pretrained(res["path"]).eval()
+    bundle, labels = load_bundle(run / "model")
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        np.testing.assert_allclose(hf(pixel_values=pixels).logits.numpy(),
+                                   bundle.model.eval()(pixel_values=pixels).numpy(), atol=1e-5)
+    processor = AutoImageProcessor.from_pretrained(res["path"])
+    assert processor.size["height"] == 32 and list(hf.config.id2label.values()) == labels
+
+
+def test_torchvision_run_exports_the_tunescope_format_and_says_so(trained_image_runs: dict, tmp_path: Path) -> None:
+    res = export_run(trained_image_runs["resnet"], tmp_path / "tv")
+    out = Path(res["path"])
+    assert res["format"].startswith("tunescope model")
+    assert (out / "model.safetensors").is_file() and (out / "tunescope_model.json").is_file()
+    assert "tunescope predict" in (out / "README.md").read_text()
+    bundle, _ = load_bundle(out)  # the folder itself loads
+    assert bundle.task == "image"
+
+
+def test_export_refuses_to_overwrite_or_to_export_unfinished_runs(trained_text_run: Path, tmp_path: Path) -> None:
+    from run_factory import write_fake_run
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    with pytest.raises(RunError, match="not empty"):
+        export_run(trained_text_run, taken)
+    assert (taken / "keep.txt").read_text() == "mine" and len(list(taken.iterdir())) == 1
+    with pytest.raises(RunError, match="no saved model"):
+        export_run(write_fake_run(tmp_path / "runs", "no-model"), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_formula_cells_are_neutralised_numbers_untouched(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"input": ['=HYPERLINK("http://x","y")', "+x", "@SUM(A1)", "-1 stars", "fine", "\tTAB"],
+                          "score": [-1.0, 2.0, 3.0, -4.5, 5.0, 6.0]})
+    safe = safe_table(frame)
+    assert safe["input"].tolist() == ['\'=HYPERLINK("http://x","y")', "'+x", "'@SUM(A1)", "'-1 stars", "fine",
+                                      "'\tTAB"]
+    assert safe["score"].tolist() == frame["score"].tolist()
+    back = pd.read_csv(io.BytesIO(write_table(frame, tmp_path / "p.csv").read_bytes()), keep_default_na=False)
+    assert back["input"][0].startswith("'=") and back["score"][0] == -1.0
+    parquet = pd.read_parquet(write_table(frame, tmp_path / "p.parquet"))
+    assert parquet["input"][1] == "'+x" and parquet["score"].dtype == float
+    with pytest.raises(ConfigError, match="csv or .parquet"):
+        write_table(frame, tmp_path / "p.xlsx")
+
+
+def test_cli_export_model_and_predictions(trained_text_run: Path, tmp_path: Path, capsys) -> None:
+    from core.cli import main
+
+    assert main(["export", "--run", str(trained_text_run), "--out", str(tmp_path / "m"), "--predictions",
+                 str(tmp_path / "preds.parquet")]) == 0
+    out = capsys.readouterr().out
+    assert "model:" in out and "predictions:" in out and (tmp_path / "m" / "README.md").is_file()
+    assert len(pd.read_parquet(tmp_path / "preds.parquet")) == len(pd.read_parquet(trained_text_run /
+                                                                                    "predictions.parquet"))
+    assert main(["export", "--run", str(trained_text_run)]) == 2
+    assert "Say what to export" in capsys.readouterr().err
