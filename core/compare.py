@@ -87,7 +87,7 @@ def group_table(frame: pd.DataFrame, by: Sequence[str] = GROUP_KEYS, confidence:
         for m in METRICS:
             ci = t_interval(g[m].dropna().tolist(), confidence)
             row[m] = format_ci(ci)
-            row[f"{m}_mean"], row[f"{m}_hw"] = ci["mean"], ci["half_width"]
+            row[f"{m}_mean"], row[f"{m}_hw"], row[f"{m}_sd"] = ci["mean"], ci["half_width"], ci["std"]
         for c in ("trainable_params", "train_seconds", "samples_per_second", "peak_memory_mb"):
             vals = pd.to_numeric(g[c], errors="coerce").dropna()
             row[c] = float(vals.mean()) if len(vals) else None

@@ -157,11 +157,13 @@ def metrics_section(runs: list[Run]) -> str:
     table = compare.group_table(frame)
     rows = "".join(
         f"<tr><td>{_e(r['dataset'])} · {_e(r['model'])} · {_e(r['method'])}</td><td>{r['runs']}</td>"
-        f"<td>{_e(r['accuracy'])}</td><td>{_e(r['macro_f1'])}</td><td>{_e(r['ece'])}</td><td>{_e(r['note'])}</td>"
+        f"<td>{_e(r['accuracy'])}</td><td>{_e(r['macro_f1'])}</td><td>{_num(r['macro_f1_sd'])}</td>"
+        f"<td>{_e(r['ece'])}</td><td>{_e(r['note'])}</td>"
         "</tr>" for r in table.to_dict("records"))
     return ("<section><h2>Metrics</h2><p class='muted'>Mean ± half-width of the 95 % t-interval across seeds "
-            "(one run: no interval).</p><table><tr><th>group</th><th>runs</th><th>accuracy</th><th>macro-F1</th>"
-            f"<th>ECE</th><th>note</th></tr>{rows}</table></section>")
+            "(one run: no interval); sd is the standard deviation across seeds.</p><table><tr><th>group</th>"
+            "<th>runs</th><th>accuracy</th><th>macro-F1</th><th>macro-F1 sd</th><th>ECE</th><th>note</th></tr>"
+            f"{rows}</table></section>")
 
 
 def significance(runs: list[Run]) -> list[dict[str, Any]]:
