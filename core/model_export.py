@@ -65,6 +65,24 @@ def export_run(run: str | Path | Run, out_dir: str | Path, runs_dir: str | Path 
     return {"path": str(out), "format": fmt}
 
 
+def export_zip(run: str | Path | Run, runs_dir: str | Path | None = None) -> bytes:
+    """The export folder as a ZIP (for a download button), its root named `<run id>-hf`."""
+    import io
+    import tempfile
+    import zipfile
+
+    r = run if isinstance(run, Run) else resolve_run(run, Path(runs_dir) if runs_dir else default_runs_dir())
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{r.id}-hf"
+        export_run(r, out)
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+            for f in sorted(out.rglob("*")):
+                if f.is_file():
+                    z.write(f, f.relative_to(tmp).as_posix())
+    return buf.getvalue()
+
+
 def _export_text_pooler(model: Any, bundle: Any, labels: list[str], out: Path) -> str:
     from transformers import AutoModelForSequenceClassification
 

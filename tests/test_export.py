@@ -136,3 +136,18 @@ def test_cli_export_model_and_predictions(trained_text_run: Path, tmp_path: Path
                                                                                     "predictions.parquet"))
     assert main(["export", "--run", str(trained_text_run)]) == 2
     assert "Say what to export" in capsys.readouterr().err
+
+
+
+def test_export_zip_unpacks_to_a_loadable_folder(trained_text_run: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    from core.model_export import export_zip
+
+    data = export_zip(trained_text_run)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        z.extractall(tmp_path)
+    folder = tmp_path / f"{trained_text_run.name}-hf"
+    assert (folder / "README.md").is_file()
+    np.testing.assert_allclose(reference_logits(folder, TEXTS).numpy(), _tunescope_logits(trained_text_run, TEXTS),
+                               atol=1e-5)

@@ -77,7 +77,7 @@ def test_model_zip_and_predict_link_when_the_model_exists(fake_runs: Path) -> No
     (model / "tunescope_model.json").write_text("{}")
     at = open_runs("reviews-head-s1")
     assert [b.proto.label for b in at.get("download_button")] == ["Predictions (CSV)", "Report (HTML)",
-                                                                  "Model folder (ZIP)"]
+                                                                  "Model folder (ZIP)", "Hugging Face export (ZIP)"]
     links = [p for p in at.get("page_link") if p.proto.label == "Predict with this run"]
     assert len(links) == 1 and links[0].proto.query_string == "run=reviews-head-s1"
     explain = [p for p in at.get("page_link") if p.proto.label == "Explain its misclassified examples"]

@@ -143,6 +143,12 @@ def run_detail(run_id: str) -> None:
     downloads(run, state)
 
 
+def hf_export_zip(run: Run) -> bytes:
+    from core.model_export import export_zip  # imports torch: only when the button is clicked
+
+    return export_zip(run)
+
+
 def downloads(run: Run, state: str) -> None:
     pred_path = run.path / "predictions.parquet"
     model_dir = run.model_dir
@@ -163,6 +169,11 @@ def downloads(run: Run, state: str) -> None:
         cols[1].download_button("Model folder (ZIP)", lambda: tf.zip_folder(folder, arcroot=run.id),
                                 file_name=f"{run.id}-model.zip", mime="application/zip", key="runs_dl_model",
                                 on_click="ignore", help="Built when you click; a few seconds for a large model.")
+        if state == "succeeded":
+            cols[1].download_button("Hugging Face export (ZIP)", lambda: hf_export_zip(run),
+                                    file_name=f"{run.id}-hf.zip", mime="application/zip", key="runs_dl_hf",
+                                    on_click="ignore", help="Loads with transformers alone and predicts the same "
+                                                            "(see its README); same as `tunescope export`.")
     if state == "succeeded" and pred_path.is_file():
         cols[0].download_button("Report (HTML)", lambda: report_html([run.path]), file_name=f"{run.id}-report.html",
                                 mime="text/html", key="runs_dl_report", on_click="ignore",
