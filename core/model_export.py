@@ -39,8 +39,11 @@ def _check(run: Run, out: Path) -> None:
 
 def export_run(run: str | Path | Run, out_dir: str | Path, runs_dir: str | Path | None = None) -> dict[str, Any]:
     """Write the export folder; return {"path", "format", "identical"}."""
+    from transformers.utils import logging as hf_logging
+
     from core.models import HFImageClassifier, TextClassifier, load_bundle
 
+    hf_logging.disable_progress_bar()  # save_pretrained's shard bar is noise in a CLI's output
     r = run if isinstance(run, Run) else resolve_run(run, Path(runs_dir) if runs_dir else default_runs_dir())
     out = Path(out_dir)
     _check(r, out)
