@@ -169,7 +169,8 @@ def metrics_section(runs: list[Run]) -> str:
 def significance(runs: list[Run]) -> list[dict[str, Any]]:
     """Verdicts between the two best groups (by mean macro-F1), or the two best runs."""
     frame = pd.DataFrame([compare.run_row(r) for r in runs])
-    frame["group"] = frame["dataset"].astype(str) + " · " + frame["model"].astype(str) + " · " + frame["method"]
+    frame["group"] = (frame["dataset"].astype(str) + " · " + frame["model"].astype(str) + " · "
+                      + frame["method"].astype(str))  # a missing field must not drop the run from the grouping
     by_id = {r.id: r for r in runs}
     groups = frame.groupby("group", sort=False)["macro_f1"].mean().sort_values(ascending=False)
     if len(groups) >= 2:
