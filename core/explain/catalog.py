@@ -174,5 +174,5 @@ def describe_cost(method: str, params: dict[str, Any] | None, seconds: float, de
     detail = {"ig": f", {p.get('steps')} steps", "gradient_shap": f", {p.get('samples')} samples",
               "kernel_shap": f", {p.get('samples')} samples", "smoothgrad": f", {p.get('nt_samples')} samples"}
     where = "GPU" if str(device).startswith("cuda") else "CPU"
-    shown = f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
+    shown = f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
     return f"{info.label}{detail.get(info.name, '')}: ~{shown} on {where}"

@@ -15,10 +15,13 @@ from typing import Any
 from core.explain.catalog import describe_cost, estimate_seconds
 
 TIMING_FILE = "timing.json"
-# Fallbacks measured on a 2-core CPU (DESIGN.md §3): MiniLM (22.7M params) ≈ 0.05 s per
-# forward+backward of 128 tokens; EfficientNet-Lite0 (4.65M) ≈ 0.1 s per 224² image.
-_TEXT_S_PER_TOKEN_PARAM = 0.05 / (128 * 22.7e6)
-_IMAGE_S_PER_PIXEL_PARAM = 0.1 / (224 * 224 * 4.65e6)
+# A pass costs a fixed part (kernel launches, Python, the head) plus a part that grows with the
+# input: on MiniLM, 16 tokens took 0.027 s per pass and 128 tokens 0.043 s. Half fixed is close.
+FIXED_SHARE = 0.5
+# Fallbacks measured on a 2-core CPU (bench/explain_latency.py): MiniLM (22.7M params), 128 tokens,
+# 0.043 s per forward+backward pass; EfficientNet-Lite0 (4.65M), 224², 0.045 s.
+_TEXT_REF = (0.043, 128, 22.7e6)
+_IMAGE_REF = (0.045, 224 * 224, 4.65e6)
 
 
 def _path(run_dir: Path) -> Path:
@@ -32,14 +35,24 @@ def read_timings(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
+def scale(per_pass: float, units_measured: float, units: float) -> float:
+    """Seconds per pass at `units` tokens (or pixels) from a measurement at `units_measured`."""
+    return per_pass * (FIXED_SHARE + (1 - FIXED_SHARE) * units / max(1.0, units_measured))
+
+
+def _units(task: str, size: int) -> int:
+    return max(1, size if task == "text" else size * size)
+
+
 def record_pass_time(run_dir: Path, device: str, task: str, seconds_per_pass: float, size: int) -> None:
-    """Keep a running median-ish figure: the newest measurement, smoothed with the previous one."""
+    """The newest measurement, averaged with the previous one (brought to the same input size)."""
     data = read_timings(run_dir)
     old = data.get(device)
-    per_unit = seconds_per_pass / max(1, size if task == "text" else size * size)
-    if old and old.get("task") == task:
-        per_unit = 0.5 * per_unit + 0.5 * float(old["seconds_per_unit"])
-    data[device] = {"task": task, "seconds_per_unit": per_unit, "unit": "token" if task == "text" else "pixel"}
+    units = _units(task, size)
+    per_pass = seconds_per_pass
+    if old and old.get("task") == task and "per_pass" in old:
+        per_pass = 0.5 * per_pass + 0.5 * scale(float(old["per_pass"]), float(old["units"]), units)
+    data[device] = {"task": task, "per_pass": per_pass, "units": units}
     p = _path(run_dir)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
@@ -52,13 +65,14 @@ def estimate(run_dir: Path, method: str, params: dict[str, Any] | None, *, task:
              n_features: int, total_params: int | None, device: str = "cpu") -> tuple[float, bool, str]:
     """(seconds, measured?, sentence) for `method` on an input of `size` tokens (text) or pixels
     per side (image) with `n_features` words or patches."""
-    units = size if task == "text" else size * size
+    units = _units(task, size)
     entry = read_timings(run_dir).get(device)
-    if entry and entry.get("task") == task:
-        per_pass, measured = float(entry["seconds_per_unit"]) * units, True
+    if entry and entry.get("task") == task and "per_pass" in entry:
+        per_pass, measured = scale(float(entry["per_pass"]), float(entry["units"]), units), True
     else:
-        rate = _TEXT_S_PER_TOKEN_PARAM if task == "text" else _IMAGE_S_PER_PIXEL_PARAM
-        per_pass, measured = rate * units * float(total_params or (22.7e6 if task == "text" else 4.65e6)), False
+        ref_s, ref_units, ref_params = _TEXT_REF if task == "text" else _IMAGE_REF
+        size_factor = float(total_params or ref_params) / ref_params
+        per_pass, measured = scale(ref_s, ref_units, units) * size_factor, False
     seconds = estimate_seconds(method, params, per_pass, n_features)
     sentence = describe_cost(method, params, seconds, device)
     return seconds, measured, sentence + ("" if measured else " (rough: not yet measured on this machine)")
