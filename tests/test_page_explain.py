@@ -200,3 +200,16 @@ def test_a_link_to_one_test_example_opens_it(text_run: Path) -> None:
     _ok(at)
     assert at.radio(key=f"ex_source_{text_run.name}").value == "From the test set"
     assert at.selectbox(key=f"ex_example_{text_run.name}_False").value == idx
+
+
+def test_an_image_test_example_is_shown_and_explained(home: Path, trained_image_runs: dict) -> None:
+    dest = home / "runs" / trained_image_runs["vit"].name
+    shutil.copytree(trained_image_runs["vit"], dest, ignore=shutil.ignore_patterns("explanations"))
+    at = _page(run=dest.name)
+    at.radio(key=f"ex_source_{dest.name}").set_value("From the test set").run()
+    _ok(at)
+    assert at.get("image")  # the test image itself, before any explanation
+    assert at.multiselect(key="ex_methods_image").value == ["saliency"]  # a ViT: no GradCAM by default
+    at.button(key="ex_go").click().run()
+    _ok(at)
+    assert any("Attribution (green: for, red: against)" in c.proto.spec for c in at.get("plotly_chart"))

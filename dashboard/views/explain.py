@@ -106,6 +106,10 @@ def _pick_input(run_id: str, task: str, run_path: Path) -> tuple[Any, str, str]:
 
     i = st.selectbox("Test example", rows, index=start, format_func=label, key=f"ex_example_{run_id}_{wrong_only}")
     value = str(preds.loc[i, "input"])
+    if task == "image":
+        from core.data import open_image
+
+        st.image(open_image(value), caption=Path(value).name, width=200)
     return value, hashlib.sha256(value.encode()).hexdigest(), f"test example #{i}"
 
 
