@@ -171,7 +171,8 @@ def paired_bootstrap(a: Run, b: Run, metric: str = "macro_f1", resamples: int = 
     of resampled differences, centred on zero, at least as far from zero as the observed one)."""
     pa, pb = paired_predictions(a, b)
     labels = sorted(set(pa["label_id"]) | set(pa["pred_id"]) | set(pb["pred_id"]))
-    k = int(max(labels)) + 1
+    # Macro-F1 averages over every class of the run, as the summary's does, not only the ones seen.
+    k = max(int(max(labels)) + 1, sum(c.startswith("prob_") for c in pa.columns))
     y = pa["label_id"].to_numpy(int)
     xa, xb = pa["pred_id"].to_numpy(int), pb["pred_id"].to_numpy(int)
     rng = np.random.default_rng(seed)
@@ -197,9 +198,9 @@ def welch_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0
     va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
     diff = float(xa.mean() - xb.mean())
     se = math.sqrt(va + vb)
-    if se == 0:
-        return {"diff": diff, "low": diff, "high": diff, "method": "Welch t interval (no spread)",
-                "n": (len(xa), len(xb)), "p_value": 1.0 if diff == 0 else 0.0, "cohens_d": None}
+    if se == 0:  # identical scores within each group: no spread, so no test can say anything
+        return {"diff": diff, "low": diff, "high": diff, "method": "Welch t interval (no spread across seeds)",
+                "n": (len(xa), len(xb)), "p_value": None, "cohens_d": None}
     dof = (va + vb) ** 2 / ((va ** 2 / (len(xa) - 1)) + (vb ** 2 / (len(xb) - 1)))
     half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
     p = float(2 * stats.t.sf(abs(diff) / se, dof))
@@ -239,6 +240,7 @@ def verdict(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", name_a
     label = METRIC_NAMES.get(metric, metric)
     alpha = 1 - confidence
     tests: tuple[dict[str, Any], ...] = ()
+    tested = metric
     if len(a) >= 2 and len(b) >= 2:
         va = [run_row(r)[metric] for r in a]
         vb = [run_row(r)[metric] for r in b]
@@ -246,22 +248,26 @@ def verdict(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", name_a
             raise RunError("Some of the picked runs have no test metrics yet (unfinished or failed).")
         res = welch_interval(va, vb, confidence)
         p = res["p_value"]
-        basis = f"{len(a)} vs {len(b)} seeds, Welch t test {fmt_p(p)}"
+        basis = (f"{len(a)} vs {len(b)} seeds, Welch t test {fmt_p(p)}" if p is not None else
+                 f"{len(a)} vs {len(b)} seeds with identical scores within each side: no spread, so no test")
     else:
-        boot_metric = metric if metric in ("accuracy", "macro_f1") else "macro_f1"
-        res = paired_bootstrap(a[0], b[0], boot_metric, confidence=confidence)
-        tests = tuple(paired_tests(a[0], b[0], confidence))
-        if boot_metric == "accuracy":
+        tested = metric if metric in ("accuracy", "macro_f1") else "macro_f1"
+        # One side has a single run: pair it with the other side's median run (said in the verdict).
+        ra, rb = _median_run(a, tested), _median_run(b, tested)
+        res = paired_bootstrap(ra, rb, tested, confidence=confidence)
+        tests = tuple(paired_tests(ra, rb, confidence))
+        which = "one run each" if len(a) == 1 and len(b) == 1 else f"runs {ra.id} vs {rb.id} (the median of each side)"
+        if tested == "accuracy":
             p = tests[0]["p_value"]
-            basis = f"one run each, {res['n']} paired test examples, exact McNemar {fmt_p(p)}"
+            basis = f"{which}, {res['n']} paired test examples, exact McNemar {fmt_p(p)}"
         else:
             p = res["p_value"]
-            basis = f"one run each, {res['n']} paired test examples, paired bootstrap {fmt_p(p)}"
-        label = METRIC_NAMES.get(boot_metric, boot_metric)
+            basis = f"{which}, {res['n']} paired test examples, paired bootstrap {fmt_p(p)}"
+        label = METRIC_NAMES.get(tested, tested)
     diff, low, high = res["diff"], res["low"], res["high"]
     pm = (high - low) / 2
     pct = int(round(confidence * 100))
-    better_a = diff > 0 if metric not in LOWER_IS_BETTER else diff < 0
+    better_a = diff > 0 if tested not in LOWER_IS_BETTER else diff < 0
     significant = (low > 0 or high < 0) and p is not None and p < alpha
     if significant:
         winner, loser = (name_a, name_b) if better_a else (name_b, name_a)
@@ -273,6 +279,13 @@ def verdict(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", name_a
                 "as tied, or add seeds.")
     return Verdict(text=text, significant=significant, diff=diff, low=low, high=high, method=res["method"],
                    p_value=p, tests=tests)
+
+
+def _median_run(runs: Sequence[Run], metric: str) -> Run:
+    if len(runs) == 1:
+        return runs[0]
+    scored = sorted(runs, key=lambda r: run_row(r)[metric] or 0.0)
+    return scored[(len(scored) - 1) // 2]
 
 
 def fmt_p(p: float | None) -> str:

@@ -123,3 +123,43 @@ def test_single_run_verdict_reports_both_paired_tests(tmp_path: Path) -> None:
     assert [t["test"] for t in v.tests] == ["exact McNemar", "paired bootstrap"]
     tie = compare.verdict([a], [Run(write_fake_run(tmp_path, "c", accuracy=0.9, seed=1))], "accuracy")
     assert not tie.significant and tie.text.startswith("No clear difference")
+
+
+def test_single_run_ece_verdict_names_the_better_macro_f1_run(tmp_path: Path) -> None:
+    good = Run(write_fake_run(tmp_path, "good", accuracy=0.95, seed=1))
+    bad = Run(write_fake_run(tmp_path, "bad", accuracy=0.45, seed=2))
+    v = compare.verdict([good], [bad], "ece", "good", "bad")  # falls back to macro-F1, where higher is better
+    assert v.significant and v.text.startswith("good beats bad on macro-F1")
+
+
+def test_a_single_run_against_a_group_uses_the_groups_median_run_and_says_so(tmp_path: Path) -> None:
+    group = [Run(write_fake_run(tmp_path, f"g{i}", accuracy=acc, seed=i)) for i, acc in enumerate((0.5, 0.95, 0.9))]
+    one = Run(write_fake_run(tmp_path, "one", accuracy=0.5, seed=9))
+    v = compare.verdict(group, [one], "accuracy", "group", "one")
+    assert "runs g2 vs one (the median of each side)" in v.text  # g0 0.5 < g2 0.9 < g1 0.95
+
+
+def test_no_spread_across_seeds_is_never_called_a_win(tmp_path: Path) -> None:
+    res = compare.welch_interval([0.9, 0.9], [0.8, 0.8])
+    assert res["p_value"] is None
+    a = [Run(write_fake_run(tmp_path, f"a{i}", accuracy=0.9, seed=1, data_seed=i)) for i in range(2)]
+    b = [Run(write_fake_run(tmp_path, f"b{i}", accuracy=0.6, seed=2, data_seed=i)) for i in range(2)]
+    for r in a + b:  # identical scores within each side
+        s = r.summary()
+        s["test"]["macro_f1"] = 0.9 if r.id.startswith("a") else 0.6
+        (r.path / "summary.json").write_text(__import__("json").dumps(s))
+    v = compare.verdict(a, b, "macro_f1")
+    assert not v.significant and "no spread, so no test" in v.text
+
+
+def test_bootstrap_macro_f1_averages_over_every_class_like_the_summary(tmp_path: Path) -> None:
+    a = Run(write_fake_run(tmp_path, "a", accuracy=0.9, seed=1, labels=("x", "y", "z"), n_test=60))
+    preds = a.predictions()
+    keep = preds[preds["label_id"] != 2]
+    keep = keep[keep["pred_id"] != 2]  # class z never seen nor predicted
+    keep.to_parquet(a.path / "predictions.parquet", index=False)
+    res = compare.paired_bootstrap(a, a, "macro_f1", resamples=50)
+    assert res["diff"] == 0
+    assert compare._score(keep["label_id"].to_numpy(), keep["pred_id"].to_numpy(), 3, "macro_f1") == \
+        pytest.approx(2 / 3 * compare._score(keep["label_id"].to_numpy(), keep["pred_id"].to_numpy(), 2, "macro_f1"))
+    assert sum(c.startswith("prob_") for c in keep.columns) == 3
