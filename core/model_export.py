@@ -57,14 +57,20 @@ def export_run(run: str | Path | Run, out_dir: str | Path, runs_dir: str | Path 
     # Built beside the target under a fresh private name, then renamed: a failed export leaves nothing.
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        if isinstance(model, TextClassifier) and model.pooling == "pooler":
-            fmt = _export_text_pooler(model, bundle, labels, tmp)
-        elif isinstance(model, TextClassifier):
-            fmt = _export_text_encoder(model, bundle, labels, tmp)
-        elif isinstance(model, HFImageClassifier) and hasattr(getattr(model.backbone, "embeddings", None),
-                                                               "patch_embeddings"):
-            fmt = _export_vit(model, bundle, labels, tmp)
-        else:
+        fmt = None
+        try:
+            if isinstance(model, TextClassifier) and model.pooling == "pooler":
+                fmt = _export_text_pooler(model, bundle, labels, tmp)
+            elif isinstance(model, TextClassifier):
+                fmt = _export_text_encoder(model, bundle, labels, tmp)
+            elif isinstance(model, HFImageClassifier) and hasattr(getattr(model.backbone, "embeddings", None),
+                                                                   "patch_embeddings"):
+                fmt = _export_vit(model, bundle, labels, tmp)
+        except (RunError, RuntimeError, ValueError, KeyError):
+            fmt = None  # this architecture's Hugging Face head does not match the run's: keep tunescope's format
+        if fmt is None:
+            for f in list(tmp.iterdir()):
+                shutil.rmtree(f) if f.is_dir() else f.unlink()
             fmt = _export_native(r, tmp)
         (tmp / "README.md").write_text(_readme(r, fmt, labels), encoding="utf-8")
         if out.exists():
@@ -111,15 +117,44 @@ def _export_text_pooler(model: Any, bundle: Any, labels: list[str], out: Path) -
         raise RunError(f"{type(hf).__name__} does not match this run's encoder and head; export failed.")
     classifier.load_state_dict(model.classifier.state_dict())
     hf.save_pretrained(out)
-    bundle.preprocessor.tokenizer.save_pretrained(out)
+    _save_tokenizer(bundle, out)
+    _verify_text(model, bundle, out, lambda d: AutoModelForSequenceClassification.from_pretrained(d))
     return f"Hugging Face {type(hf).__name__} (AutoModelForSequenceClassification)"
+
+
+def _save_tokenizer(bundle: Any, out: Path) -> None:
+    """With tunescope's own length limit, so `truncation=True` cuts where tunescope did."""
+    tok = bundle.preprocessor.tokenizer
+    old = tok.model_max_length
+    tok.model_max_length = bundle.preprocessor.max_length
+    try:
+        tok.save_pretrained(out)
+    finally:
+        tok.model_max_length = old
+
+
+VERIFY_TEXTS = ["a short example", "another, somewhat longer example sentence to check the export " * 40]
+
+
+def _verify_text(model: Any, bundle: Any, out: Path, load: Any) -> None:
+    """Reload the export and compare its logits with the run's on two texts (one past the limit)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    hf = load(out).eval()
+    tok = AutoTokenizer.from_pretrained(out)
+    with torch.no_grad():
+        got = hf(**tok(VERIFY_TEXTS, padding=True, truncation=True, return_tensors="pt")).logits
+        want = model.eval()(**bundle.preprocessor.collate(bundle.preprocessor.encode(VERIFY_TEXTS)))
+    if not torch.allclose(got, want, atol=1e-4):
+        raise RunError("The exported model's predictions differ from the run's.")
 
 
 def _export_text_encoder(model: Any, bundle: Any, labels: list[str], out: Path) -> str:
     from safetensors.torch import save_file
 
     model.encoder.save_pretrained(out)
-    bundle.preprocessor.tokenizer.save_pretrained(out)
+    _save_tokenizer(bundle, out)
     save_file({k: v.contiguous() for k, v in model.classifier.state_dict().items()}, str(out / HEAD_FILE))
     (out / HEAD_SPEC).write_text(json.dumps({"pooling": model.pooling, "labels": labels,
                                              "max_length": bundle.preprocessor.max_length}, indent=2))
@@ -144,12 +179,23 @@ def _export_vit(model: Any, bundle: Any, labels: list[str], out: Path) -> str:
     spec = bundle.preprocessor.spec
     ViTImageProcessor(size={"height": spec.size, "width": spec.size}, image_mean=list(spec.mean),
                       image_std=list(spec.std), resample=2).save_pretrained(out)  # 2 = bilinear, as in training
+    import torch
+
+    reloaded = AutoModelForImageClassification.from_pretrained(out).eval()
+    pixels = torch.randn(2, 3, spec.size, spec.size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # e.g. Swin and DINOv2 heads pool differently from tunescope's [CLS] head
+        if not torch.allclose(reloaded(pixel_values=pixels).logits, model.eval()(pixel_values=pixels), atol=1e-4):
+            raise RunError("The exported model's predictions differ from the run's.")
     return f"Hugging Face {type(hf).__name__} (AutoModelForImageClassification)"
 
 
 def _export_native(run: Run, out: Path) -> str:
     for f in run.model_dir.iterdir():
-        if f.is_file():
+        if f.is_symlink():
+            continue
+        if f.is_dir():
+            shutil.copytree(f, out / f.name, symlinks=False)
+        elif f.is_file():
             shutil.copy2(f, out / f.name)
     return "tunescope model (no Hugging Face class exists for this architecture)"
 

@@ -52,9 +52,11 @@ def test_pooler_text_run_exports_as_sequence_classification(pooler_run: Path, tm
     out = Path(res["path"])
     hf = AutoModelForSequenceClassification.from_pretrained(out).eval()
     tok = AutoTokenizer.from_pretrained(out)
+    texts = [*TEXTS, " ".join(["great film"] * 40)]  # past the run's 32-token limit
     with torch.no_grad():
-        got = hf(**tok(TEXTS, padding=True, return_tensors="pt")).logits.numpy()
-    np.testing.assert_allclose(got, _tunescope_logits(pooler_run, TEXTS), atol=1e-5)
+        got = hf(**tok(texts, padding=True, truncation=True, return_tensors="pt")).logits.numpy()
+    np.testing.assert_allclose(got, _tunescope_logits(pooler_run, texts), atol=1e-5)
+    assert tok.model_max_length == 32
     assert hf.config.id2label == {0: "negative", 1: "positive"}
     readme = (out / "README.md").read_text()
     assert "LoRA adapters merged" in readme and "AutoModelForSequenceClassification.from_pretrained" in readme
@@ -173,3 +175,17 @@ def test_export_zip_unpacks_to_a_loadable_folder(trained_text_run: Path, tmp_pat
     assert (folder / "README.md").is_file()
     np.testing.assert_allclose(reference_logits(folder, TEXTS).numpy(), _tunescope_logits(trained_text_run, TEXTS),
                                atol=1e-5)
+
+
+
+def test_an_image_head_that_predicts_differently_falls_back_to_the_tunescope_format(
+        trained_image_runs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import model_export
+
+    def differs(*args, **kwargs):
+        raise RunError("The exported model's predictions differ from the run's.")
+
+    monkeypatch.setattr(model_export, "_export_vit", differs)  # as a Swin or DINOv2 head would
+    res = export_run(trained_image_runs["vit"], tmp_path / "vit")
+    assert res["format"].startswith("tunescope model")
+    assert load_bundle(Path(res["path"]))[0].task == "image"
