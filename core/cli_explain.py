@@ -121,7 +121,8 @@ def _html(records: list[Any], out: dict[str, Any], other: Any) -> str:
     if "sanity" in out:
         s = out["sanity"]
         rows = "".join(f"<tr><td>{html.escape(x['stage'])}</td><td>{x['spearman']:+.2f}</td></tr>" for x in s["stages"])
-        sections.append(f"<section><h2>Sanity check: {'passed' if s['passed'] else 'failed'}</h2>"
+        outcome = {True: "passed", False: "failed"}.get(s["passed"], "not applicable")
+        sections.append(f"<section><h2>Sanity check: {outcome}</h2>"
                         f"<p>{html.escape(s['summary'])}</p><table><tr><th>randomised up to</th><th>Spearman</th>"
                         f"</tr>{rows}</table></section>")
     if other is not None:

@@ -44,7 +44,7 @@ def _pct(x: Any) -> str:
 
 
 def _num(x: Any, digits: int = 3) -> str:
-    return "–" if x is None else f"{float(x):.{digits}f}"
+    return "–" if x is None or pd.isna(x) else f"{float(x):.{digits}f}"
 
 
 def _count(x: Any) -> str:
@@ -268,9 +268,9 @@ def explanations_section(runs: list[Run], compute: bool) -> str:
         for rec, sanity in recs:
             parts.append(record_html(rec.to_dict()))
             if sanity:
-                cls = "ok" if sanity["passed"] else "bad"
-                parts.append(f"<p class='{cls}'>Sanity check {'passed' if sanity['passed'] else 'failed'}: "
-                             f"{_e(sanity['summary'])}</p>")
+                outcome = {True: ("ok", "passed"), False: ("bad", "failed")}.get(sanity["passed"],
+                                                                                ("muted", "not applicable"))
+                parts.append(f"<p class='{outcome[0]}'>Sanity check {outcome[1]}: {_e(sanity['summary'])}</p>")
             else:
                 parts.append("<p class='muted'>Sanity check: not run for this explanation.</p>")
     if not parts:
@@ -279,6 +279,12 @@ def explanations_section(runs: list[Run], compute: bool) -> str:
     return ("<section><h2>Why the models decide: sample explanations</h2><p class='muted'>Each picture comes with "
             "its faithfulness (does removing what it highlights change the prediction more than removing random "
             "parts?) and the model-randomisation sanity check.</p>" + "".join(parts) + "</section>")
+
+
+def _sanity_key(method: str, target: int, input_hash: str | None, params: Any, max_tokens: Any) -> str:
+    import json
+
+    return json.dumps([method, target, input_hash, params, max_tokens], sort_keys=True, default=str)
 
 
 def _sample_explanations(run: Run, compute: bool) -> list[tuple[Any, dict[str, Any] | None]]:
@@ -293,13 +299,15 @@ def _sample_explanations(run: Run, compute: bool) -> list[tuple[Any, dict[str, A
         for p in d.glob("sanity-*.json"):
             try:
                 res = json.loads(p.read_text())
-                sanity[(res["method"], res["target"], res.get("input_hash"))] = res
+                sanity[_sanity_key(res["method"], res["target"], res.get("input_hash"), res.get("params"),
+                                   res.get("max_tokens"))] = res
             except (OSError, ValueError, KeyError):
                 continue
         for p in sorted(d.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True):
             rec = Explanation.load(p)
             if rec is not None and rec.faithfulness:  # those made for sanity checks carry none: skipped
-                found.append((rec, sanity.get((rec.method, rec.target, rec.extra.get("input_hash")))))
+                found.append((rec, sanity.get(_sanity_key(rec.method, rec.target, rec.extra.get("input_hash"),
+                                                          rec.params, rec.extra.get("max_tokens")))))
             if len(found) == 2:
                 break
     if found or not compute or not (run.model_dir / "tunescope_model.json").is_file():
@@ -355,14 +363,16 @@ def html_to_pdf(html_text: str, out: Path, timeout: float = 180) -> Path:
                           "written and prints to PDF from any browser.")
     out = Path(out).resolve()
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "report.html"
+        src, printed = Path(tmp) / "report.html", Path(tmp) / "report.pdf"
         src.write_text(html_text, encoding="utf-8")
         cmd = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               f"--user-data-dir={tmp}/profile", "--no-pdf-header-footer", f"--print-to-pdf={out}", src.as_uri()]
+               f"--user-data-dir={tmp}/profile", "--no-pdf-header-footer", f"--print-to-pdf={printed}", src.as_uri()]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    if not out.is_file() or out.stat().st_size == 0:
-        raise ConfigError(f"Chromium could not print the report to PDF (exit {proc.returncode}): "
-                          f"{(proc.stderr or '').strip().splitlines()[-1:] or ''}")
+        if proc.returncode != 0 or not printed.is_file() or printed.stat().st_size == 0:
+            last = (proc.stderr or "").strip().splitlines()[-1:] or [""]
+            raise ConfigError(f"Chromium could not print the report to PDF (exit {proc.returncode}): {last[0][:200]}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(printed), out)  # only a finished PDF replaces an older one
     return out
 
 
@@ -370,6 +380,8 @@ def write_report(runs: Sequence[str | Path | Run], out: Path, runs_dir: Path | N
                  compute_explanations: bool = False) -> list[Path]:
     text = build_report(runs, runs_dir, compute_explanations=compute_explanations)
     out = Path(out)
+    if out.suffix.lower() == ".pdf":  # `--out report.pdf --pdf`: the HTML goes beside it, not under it
+        out = out.with_suffix(".html")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     written = [out]

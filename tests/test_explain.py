@@ -422,3 +422,39 @@ def test_dataset_view_ranks_words_that_carry_a_class_often_above_one_off_words(t
     assert scores == sorted(scores, reverse=True)
     sentiment = {"good", "great", "fun", "lovely", "superb", "moving", "brilliant", "charming"}
     assert sentiment & {w["word"] for w in positive[:3]}, positive[:5]
+
+
+def test_patch_maps_skip_extra_tokens_before_the_patches():
+    att = np.zeros((1, 1, 6, 6))  # [CLS], [DIST], then a 2 × 2 grid of patches
+    att[0, 0, 0] = [0.1, 0.5, 0.1, 0.1, 0.1, 0.1]
+    att[0, 0, 1:] = np.eye(6)[1:]
+    maps = attention.AttentionMaps("image", att, attention.rollout(att), ["t"] * 6, grid=2)
+    np.testing.assert_allclose(maps.cls_patch_maps()[0], np.full((2, 2), 0.25))  # [DIST]'s 0.5 left out
+
+
+def test_diff_without_character_offsets_lines_up_equal_words_and_refuses_others():
+    from types import SimpleNamespace as R
+
+    def rec(words, scores):
+        return R(task="text", text="x", words=words, word_spans=[(-1, -1)] * len(words),
+                 word_scores=np.array(scores, float), run_id="r", method="ig")
+
+    d = agreement.explanation_diff(rec(["a", "b", "c"], [1, 2, 3]), rec(["a", "b", "c"], [3, 2, 1]))
+    assert d["spearman"] == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="different words"):
+        agreement.explanation_diff(rec(["a", "b"], [1, 2]), rec(["a", "bc"], [1, 2]))
+
+
+def test_a_flat_explanation_makes_the_sanity_check_not_applicable(trained_text_run, monkeypatch):
+    from core.explain import explainer
+
+    real = explainer.attribute
+
+    def flat(target, method, c, params=None):
+        raw = real(target, method, c, params)
+        raw.scores = np.zeros_like(raw.scores)
+        return raw
+
+    monkeypatch.setattr(explainer, "attribute", flat)
+    res = sanity_check(trained_text_run, "flat scores here", "saliency", use_cache=False, device="cpu")
+    assert res["passed"] is None and "does not apply" in res["summary"]

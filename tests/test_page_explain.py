@@ -213,3 +213,15 @@ def test_an_image_test_example_is_shown_and_explained(home: Path, trained_image_
     at.button(key="ex_go").click().run()
     _ok(at)
     assert any("Attribution (green: for, red: against)" in c.proto.spec for c in at.get("plotly_chart"))
+
+
+def test_a_sanity_result_is_not_shown_for_a_new_input(text_run: Path) -> None:
+    at = _page()
+    at.text_area(key="ex_text").input("great and lovely").run()
+    at.button(key="ex_go").click().run()
+    at.button(key="ex_rec_0_sanity").click().run()
+    assert at.success and "Sanity check passed" in at.success[0].value
+    at.text_area(key="ex_text").input("dull and boring").run()
+    at.button(key="ex_go").click().run()
+    _ok(at)
+    assert not at.success and at.button(key="ex_rec_0_sanity")  # the old verdict is gone; the button is back

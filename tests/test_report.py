@@ -70,3 +70,31 @@ def test_cli_writes_html_and_a_pdf_with_the_report_text(hostile_runs: list[Path]
     text = " ".join(p.extract_text() for p in pdf.pages)
     assert "Summary" in text and "Dataset card" in text and "full-1" in text and "Calibration" in text
     assert "<img src=x" in text  # the hostile dataset name is printed as text
+
+
+def test_a_failed_pdf_print_never_passes_off_an_old_pdf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "bin" / "chromium"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(report, "find_chromium", lambda: str(fake))
+    old = tmp_path / "report.pdf"
+    old.write_bytes(b"%PDF old")
+    with pytest.raises(ConfigError, match="could not print"):
+        report.html_to_pdf("<html></html>", old)
+    assert old.read_bytes() == b"%PDF old"  # untouched, and not returned as the new one
+
+
+def test_out_named_pdf_keeps_the_html_beside_it(hostile_runs: list[Path], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "html_to_pdf", lambda text, out: Path(out).write_bytes(b"%PDF") and Path(out))
+    written = report.write_report(hostile_runs, tmp_path / "r.pdf", pdf=True)
+    assert [p.name for p in written] == ["r.html", "r.pdf"]
+    assert (tmp_path / "r.html").read_text().startswith("<!doctype html>")
+
+
+def test_single_run_groups_show_a_dash_not_nan(tmp_path: Path) -> None:
+    runs = [write_fake_run(tmp_path, f"g{i}", accuracy=0.8, method="full", seed=i) for i in range(2)]
+    runs.append(write_fake_run(tmp_path, "solo", accuracy=0.7, method="head", seed=5))
+    page = report.build_report(runs)
+    assert ">nan<" not in page and "<td>–</td>" in page

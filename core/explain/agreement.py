@@ -90,8 +90,15 @@ def explanation_diff(a: Any, b: Any) -> dict[str, Any]:
     if a.task == "text":
         if a.text != b.text:
             raise ValueError("The two explanations are of different texts.")
-        spans_b = {tuple(s): i for i, s in enumerate(b.word_spans or [])}
-        shared = [(i, spans_b[tuple(s)]) for i, s in enumerate(a.word_spans or []) if tuple(s) in spans_b]
+        known = all(s[0] >= 0 for s in (a.word_spans or []) + (b.word_spans or []))
+        if known:
+            spans_b = {tuple(s): i for i, s in enumerate(b.word_spans or [])}
+            shared = [(i, spans_b[tuple(s)]) for i, s in enumerate(a.word_spans or []) if tuple(s) in spans_b]
+        elif a.words == b.words:  # no character offsets (slow tokenizers): the same words, by position
+            shared = [(i, i) for i in range(len(a.words or []))]
+        else:
+            raise ValueError("These two models split the text into different words and their tokenizers give no "
+                             "character offsets, so their explanations cannot be lined up word by word.")
         ia, ib = [i for i, _ in shared], [j for _, j in shared]
         sa, sb = _normalised(np.asarray(a.word_scores)[ia]), _normalised(np.asarray(b.word_scores)[ib])
         return {"task": "text", "words": [a.words[i] for i in ia], "a": sa.tolist(), "b": sb.tolist(),

@@ -48,8 +48,9 @@ class AttentionMaps:
         """Image models: (layers + 1, grid, grid): each layer's head-averaged [CLS] attention to the
         patches, then the rollout; scaled to sum to 1 per map."""
         g = self.grid
-        first = self.attentions.mean(axis=1)[:, 0, 1:1 + g * g]
-        maps = np.concatenate([first, self.rollout[0:1, 1:1 + g * g]], axis=0)
+        # Patches are the last g² tokens: [CLS] comes first, then any distillation/register tokens.
+        first = self.attentions.mean(axis=1)[:, 0, -g * g:]
+        maps = np.concatenate([first, self.rollout[0:1, -g * g:]], axis=0)
         maps = maps / np.clip(maps.sum(axis=1, keepdims=True), 1e-12, None)
         return maps.reshape(-1, g, g)
 
@@ -100,7 +101,7 @@ def _image_attention(target: ImageTarget) -> AttentionMaps:
     a = torch.stack([x[0] for x in atts]).float().cpu().numpy()
     n_patches = a.shape[-1] - 1
     grid = int(round(n_patches ** 0.5))
-    if grid * grid != n_patches:  # extra tokens (distillation / registers): keep the first grid²
+    if grid * grid != n_patches:  # extra tokens (distillation / registers) before the patches
         grid = int(np.floor(n_patches ** 0.5))
     tokens = ["[CLS]", *(f"patch {i}" for i in range(a.shape[-1] - 1))]
     return AttentionMaps("image", a, rollout(a), tokens, grid=grid, image=target.image)

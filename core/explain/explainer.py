@@ -128,7 +128,7 @@ def explain(run: str | Path | Run, value: Any, method: str = "ig", target: int |
         rec = Explanation(run_id=r.id, task=tgt.task, method=info.name, params=p, labels=list(labels), target=c,
                           predicted=predicted, probabilities=probs.tolist(), seconds=seconds, passes=raw.passes,
                           delta=raw.delta, device=dev.type,
-                          extra={"input_hash": input_fingerprint(value, tgt.task)})
+                          extra={"input_hash": input_fingerprint(value, tgt.task), "max_tokens": max_tokens})
         if isinstance(tgt, TextTarget):
             rec.text, rec.tokens, rec.token_scores = tgt.text, tgt.tokens, raw.scores
             rec.words, rec.word_spans = tgt.words, tgt.word_spans

@@ -65,7 +65,7 @@ def sanity_check(run: str | Path | Run, value: Any, method: str = "ig", target: 
     original = explain(r, value, method, target, params=params, faithfulness=False, max_tokens=max_tokens,
                        device=device)
     fingerprint = input_fingerprint(value, original.task)
-    key = cache_key("sanity", _model_stamp(r), fingerprint, original.method,
+    key = cache_key("sanity-v2", _model_stamp(r), fingerprint, original.method,
                     original.params, original.target, max_tokens, original.device, seed, PASS_BELOW)
     path = r.path / CACHE_DIR / f"sanity-{key}.json"
     if use_cache and path.is_file():
@@ -91,12 +91,16 @@ def sanity_check(run: str | Path | Run, value: Any, method: str = "ig", target: 
     if progress:
         progress(len(stages), len(stages), "done")
     final = rows[-1]["spearman"] if rows else 1.0
-    passed = final < PASS_BELOW
+    flat = bool(len(base) < 2 or float(base.max() - base.min()) == 0.0)
+    passed: bool | None = None if flat else final < PASS_BELOW
     result = {
         "run_id": r.id, "method": original.method, "params": original.params, "target": original.target,
         "input_hash": fingerprint,
         "stages": rows, "final_spearman": final, "passed": passed, "threshold": PASS_BELOW, "cached": False,
-        "summary": (f"After randomising every layer the explanation's ranking correlates {final:.2f} with the "
+        "max_tokens": max_tokens,
+        "summary": ("The original explanation is flat (every score equal), so there is no ranking to compare: "
+                    "the check does not apply. Try another method or a different input." if flat else
+                    f"After randomising every layer the explanation's ranking correlates {final:.2f} with the "
                     f"original (Spearman; pass below {PASS_BELOW}). " +
                     ("It depends on the learned weights: it passes." if passed else
                      "It changes too little when the model becomes noise: it fails, so it mostly shows "

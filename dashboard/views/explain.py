@@ -159,7 +159,8 @@ def _estimate(run_path: Path, summary: dict[str, Any], methods: list[str], param
     return total, lines
 
 
-def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_tokens: int) -> None:
+def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_tokens: int,
+                 results_key: Any = None) -> None:
     info = catalog.get_method(rec.method)
     with st.container(border=True):
         st.subheader(info.label)
@@ -185,7 +186,7 @@ def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_t
                 st.write(f.get("summary", ""))
                 if rec.task == "image":
                     st.plotly_chart(charts.deletion_insertion(f), width="stretch", key=f"{key}_curves")
-        sanity_key = f"{run_id}|{rec.method}|{key}"
+        sanity_key = f"{results_key!r}|{rec.method}|{key}"
         done = st.session_state.setdefault(_SANITY, {}).get(sanity_key)
         auto = st.session_state.get("_ex_sanity_auto") == sanity_key  # its background job just finished
         if done is None and (auto or st.button("Run the sanity check", key=f"{key}_sanity",
@@ -207,8 +208,9 @@ def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_t
             bar.empty()
             st.session_state[_SANITY][sanity_key] = done
         if done:
-            (st.success if done["passed"] else st.error)(("Sanity check passed. " if done["passed"] else
-                                                          "Sanity check failed. ") + done["summary"])
+            show, word = {True: (st.success, "passed"), False: (st.error, "failed")}.get(
+                done["passed"], (st.warning, "not applicable"))
+            show(f"Sanity check {word}. {done['summary']}")
             st.plotly_chart(charts.sanity_curve(done), width="stretch", key=f"{key}_sanity_chart")
         with st.expander(f"About {info.label}"):
             st.write(info.summary)
@@ -301,6 +303,9 @@ with guard("explaining"):
                                                      max_tokens=max_tokens))
                 bar.empty()
                 st.session_state[_RESULTS] = {"key": results_key, "records": records, "value": value}
+                # Sanity results belong to the explanations they were run for, not to these new ones.
+                st.session_state[_SANITY] = {k: v for k, v in st.session_state.get(_SANITY, {}).items()
+                                             if k.startswith(repr(results_key))}
         elif value is None:
             st.info("Choose an input above, then press Explain." if task == "text" or methods else
                     "Choose an image and at least one method.")
@@ -315,7 +320,7 @@ with guard("explaining"):
                 st.caption("1 = the methods rank the words (or image patches) identically; 0 = unrelated. Low "
                            "agreement means at least one picture is not telling the whole story.")
             for i, rec in enumerate(records):
-                _show_record(rec, f"ex_rec_{i}", run_id, saved["value"], target, max_tokens)
+                _show_record(rec, f"ex_rec_{i}", run_id, saved["value"], target, max_tokens, results_key)
 
     with tab_attention:
         if task == "image" and has_cnn:
