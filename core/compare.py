@@ -254,8 +254,9 @@ def verdict(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", name_a
         tested = metric if metric in ("accuracy", "macro_f1") else "macro_f1"
         # One side has a single run: pair it with the other side's median run (said in the verdict).
         ra, rb = _median_run(a, tested), _median_run(b, tested)
-        res = paired_bootstrap(ra, rb, tested, confidence=confidence)
         tests = tuple(paired_tests(ra, rb, confidence))
+        # The macro-F1 bootstrap is one of the paired tests already; only accuracy needs its own interval.
+        res = tests[1] if tested == "macro_f1" else paired_bootstrap(ra, rb, tested, confidence=confidence)
         which = "one run each" if len(a) == 1 and len(b) == 1 else f"runs {ra.id} vs {rb.id} (the median of each side)"
         if tested == "accuracy":
             p = tests[0]["p_value"]

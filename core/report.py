@@ -204,7 +204,8 @@ def significance_section(results: list[dict[str, Any]]) -> str:
         return ("<section><h2>Significance</h2><p>One run only: nothing to test against. Train another method "
                 "or more seeds to compare.</p></section>")
     body = "".join(f"<p>{_e(r['verdict'])}</p>" for r in results)
-    tests = [t for r in results for t in r.get("tests", [])]
+    # Every verdict between the same two runs carries the same pair of paired tests: list them once.
+    tests = next((list(r["tests"]) for r in results if r.get("tests")), [])
     if tests:
         body += ("<table><tr><th>test</th><th>metric</th><th>A − B</th><th>p-value</th><th>detail</th></tr>"
                  + "".join(

@@ -34,6 +34,7 @@ def test_report_has_every_section_and_escapes_user_text(hostile_runs: list[Path]
     assert "&lt;b&gt;neg&lt;/b&gt;" in page and "pos&amp;&lt;script&gt;" in page
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")  # nothing fetched from outside
     assert "full-1" in page and "exact McNemar" in page and "beats" in page
+    assert page.count("<td>exact McNemar</td>") == 1  # listed once, not once per verdict
     assert page.count("<svg") == 3  # loss, validation F1, reliability
 
 
