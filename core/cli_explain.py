@@ -48,21 +48,6 @@ def _params(a: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in p.items() if v is not None}
 
 
-def _params_for(method: str, given: dict[str, Any]) -> dict[str, Any]:
-    """Only the options that mean something to this method (one --steps for a list of methods)."""
-    from core.explain.catalog import get_method
-
-    info = get_method(method)
-    keep = dict(given)
-    if "steps" not in info.defaults:
-        keep.pop("steps", None)
-    if "samples" not in info.defaults:
-        keep.pop("samples", None)
-    if not info.uses_baseline and not keep.get("noise_tunnel"):
-        keep.pop("baseline", None)
-    return keep
-
-
 def cmd_explain(a: argparse.Namespace) -> int:
     from core.explain.agreement import agreement_matrix, explanation_diff
     from core.explain.catalog import get_method
@@ -80,18 +65,18 @@ def cmd_explain(a: argparse.Namespace) -> int:
         raise ConfigError("--method needs at least one method name.")
     given = _params(a)
     common = {"runs_dir": a.runs_dir, "max_tokens": a.max_tokens, "device": a.device}
-    records = [explain(a.run, value, m, a.target, params=_params_for(m, given),
+    records = [explain(a.run, value, m, a.target, params=get_method(m).relevant(given),
                        faithfulness=not a.no_faithfulness, **common) for m in methods]
     out: dict[str, Any] = {"explanations": [r.to_dict(arrays=a.format == "json") for r in records]}
     if len(records) > 1:
         out["agreement"] = agreement_matrix([(r.method, r.scores()) for r in records])
+    first = records[0].params  # the first method's resolved settings: the sanity check and comparison reuse them
     if a.sanity:
-        out["sanity"] = sanity_check(a.run, value, methods[0], a.target, params=_params_for(methods[0], given),
-                                     **common)
+        out["sanity"] = sanity_check(a.run, value, methods[0], a.target, params=first, **common)
     other = None
     if a.compare_run:
-        other = explain(a.compare_run, value, methods[0], records[0].target_label,
-                        params=_params_for(methods[0], given), faithfulness=not a.no_faithfulness, **common)
+        other = explain(a.compare_run, value, methods[0], records[0].target_label, params=first,
+                        faithfulness=not a.no_faithfulness, **common)
         diff = explanation_diff(records[0], other)
         out["compare"] = {"explanation": other.to_dict(arrays=a.format == "json"),
                           "spearman": diff["spearman"], **({"words": diff["words"], "diff": diff["diff"]}

@@ -44,6 +44,16 @@ class MethodInfo:
             out[key] = value
         return out
 
+    def relevant(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The options of a form or command line shared by several methods that mean something to
+        this one (one IG-steps field, one baseline choice, one SmoothGrad switch for all)."""
+        out = {k: v for k, v in given.items() if k in self.defaults and v is not None}
+        if given.get("noise_tunnel") and self.name in GRADIENT_METHODS:
+            out["noise_tunnel"] = True
+        if (self.uses_baseline or out.get("noise_tunnel")) and given.get("baseline") is not None:
+            out["baseline"] = given["baseline"]
+        return out
+
     def passes(self, params: dict[str, Any], n_features: int) -> int:
         """Forward(+backward) passes one attribution costs; `n_features` = tokens or image patches."""
         p = self.params(params)

@@ -132,17 +132,11 @@ def _params_form(task: str, methods: list[str], labels: list[str]) -> tuple[dict
 
 
 def method_params(method: str, given: dict[str, Any]) -> dict[str, Any]:
-    info = catalog.get_method(method)
-    p = {k: v for k, v in given.items() if k in info.defaults or k == "noise_tunnel"}
-    if info.uses_baseline or given.get("noise_tunnel"):
-        p["baseline"] = given["baseline"]
-    if info.name == "kernel_shap":  # GradientShap keeps its own default: 20 gradient samples suffice
-        p["samples"] = int(given["samples"])
-    else:
-        p.pop("samples", None)
-    if not given.get("noise_tunnel"):
-        p.pop("noise_tunnel", None)
-    return p
+    """The form's settings that apply to `method`; the samples field is KernelShap's (GradientShap
+    keeps its own 20)."""
+    if method != "kernel_shap":
+        given = {k: v for k, v in given.items() if k != "samples"}
+    return catalog.get_method(method).relevant(given)
 
 
 def _estimate(run_path: Path, summary: dict[str, Any], methods: list[str], params: dict[str, Any],
