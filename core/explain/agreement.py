@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
 
 GRID = 14
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman's rho; 0 when either side is constant (a flat map ranks nothing)."""
+    from scipy.stats import spearmanr  # lazy: the Explain page imports this module for grids only
+
     a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
@@ -35,16 +36,22 @@ def top_k_overlap(a: np.ndarray, b: np.ndarray, k: int) -> float:
     return len(top_a & top_b) / k
 
 
+def grid_cells(size: int, grid: int) -> np.ndarray:
+    """(size, size) ids of the cells of a grid × grid partition of a square map (row-major)."""
+    cell = (np.arange(size) * grid) // size
+    return cell[:, None] * grid + cell[None, :]
+
+
+def patch_sums(heatmap: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of a square map per cell of a grid × grid partition, and each pixel's cell id."""
+    ids = grid_cells(heatmap.shape[0], grid)
+    return np.bincount(ids.ravel(), weights=np.ravel(heatmap), minlength=grid * grid), ids
+
+
 def comparable(scores: np.ndarray) -> np.ndarray:
     """|scores| per word, or per patch of a 14 × 14 grid for an image heatmap."""
     s = np.abs(np.asarray(scores, dtype=np.float64))
-    if s.ndim == 2:
-        n = s.shape[0]
-        g = min(GRID, n)
-        cell = (np.arange(n) * g) // n
-        ids = cell[:, None] * g + cell[None, :]
-        s = np.bincount(ids.ravel(), weights=s.ravel(), minlength=g * g)
-    return s
+    return patch_sums(s, min(GRID, s.shape[0]))[0] if s.ndim == 2 else s
 
 
 def default_k(n: int) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import RunError
+from core.explain.agreement import patch_sums
 from core.explain.record import CACHE_DIR, cache_key
 from core.runs import Run
 
@@ -45,12 +46,9 @@ def confidently_wrong(predictions: pd.DataFrame, k: int = 10) -> list[dict[str, 
 
 
 def _downsample(heatmap: np.ndarray, size: int = MAP_SIZE) -> np.ndarray:
-    n = heatmap.shape[0]
-    if n <= size:
+    if heatmap.shape[0] <= size:
         return heatmap.astype(np.float64)
-    cell = (np.arange(n) * size) // n
-    ids = cell[:, None] * size + cell[None, :]
-    total = np.bincount(ids.ravel(), weights=heatmap.ravel(), minlength=size * size)
+    total, ids = patch_sums(heatmap, size)
     count = np.bincount(ids.ravel(), minlength=size * size)
     return (total / np.maximum(count, 1)).reshape(size, size)
 

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.explain.agreement import patch_sums
+
 TEXT_FRACTIONS = (0.1, 0.2, 0.5)
 IMAGE_STEPS = 10
 IMAGE_GRID = 14
@@ -65,14 +67,6 @@ def text_faithfulness(target: Any, word_scores: np.ndarray, class_index: int, se
     }
 
 
-def _patch_scores(heatmap: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of the heatmap per cell of a grid × grid partition, and each pixel's cell id."""
-    s = heatmap.shape[0]
-    cell = (np.arange(s) * grid) // s
-    ids = cell[:, None] * grid + cell[None, :]
-    return np.bincount(ids.ravel(), weights=heatmap.ravel(), minlength=grid * grid), ids
-
-
 def _auc(curve: np.ndarray) -> float:
     y = np.asarray(curve, dtype=np.float64)
     return float(((y[1:] + y[:-1]) / 2).mean())  # trapezoids over equal steps of [0, 1]
@@ -81,7 +75,7 @@ def _auc(curve: np.ndarray) -> float:
 def image_faithfulness(target: Any, heatmap: np.ndarray, class_index: int, seed: int = 0,
                        batch_size: int = 16) -> dict[str, Any]:
     grid = min(IMAGE_GRID, target.size)
-    scores, ids = _patch_scores(heatmap, grid)
+    scores, ids = patch_sums(heatmap, grid)
     n = grid * grid
     x = target.inputs().detach()
     removed_base = target.baseline("zeros")  # deletion: the mean colour (RISE uses a constant)
