@@ -71,6 +71,10 @@ def test_mean_pooled_text_run_exports_encoder_and_head(trained_text_run: Path, t
     np.testing.assert_allclose(got, _tunescope_logits(trained_text_run, TEXTS), atol=1e-5)
     readme = (Path(res["path"]) / "README.md").read_text()
     assert 'pooled @ w["weight"].T + w["bias"]' in readme  # the README shows reference_logits' lines
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(compile(code.replace("print(", "result = (").replace("'.'", repr(res["path"])), "README", "exec"), scope)
+    assert scope["result"].tolist() == reference_logits(res["path"], ["an example text"]).argmax(-1).tolist()
 
 
 def test_vit_run_exports_as_image_classification(trained_image_runs: dict, tmp_path: Path) -> None:
