@@ -123,6 +123,17 @@ def trained_text_run(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFacto
     return api.train(cfg, runs_dir=d / "runs", run_id="tiny-text")
 
 
+@pytest.fixture
+def text_run(home: Path, trained_text_run: Path) -> Path:
+    """The tiny trained text run, copied into this test's $TUNESCOPE_HOME/runs (without cached
+    explanations, so each page test starts from none)."""
+    import shutil
+
+    dest = home / "runs" / trained_text_run.name
+    shutil.copytree(trained_text_run, dest, ignore=shutil.ignore_patterns("explanations"))
+    return dest
+
+
 @pytest.fixture(scope="session")
 def shapes_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two visually distinct image classes (bright squares vs dark stripes), 24 images each."""

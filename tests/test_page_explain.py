@@ -8,7 +8,6 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import pytest
 from apptest_support import open_app_page
 from streamlit.testing.v1 import AppTest
 
@@ -20,13 +19,6 @@ def _page(**query: str) -> AppTest:
 def _ok(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-
-
-@pytest.fixture
-def text_run(home: Path, trained_text_run: Path) -> Path:
-    dest = home / "runs" / trained_text_run.name
-    shutil.copytree(trained_text_run, dest, ignore=shutil.ignore_patterns("explanations"))
-    return dest
 
 
 def _html(at: AppTest) -> str:

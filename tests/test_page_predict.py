@@ -4,7 +4,6 @@ message, never a traceback."""
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,6 @@ from streamlit.testing.v1 import AppTest
 
 def _page(run: str | None = None) -> AppTest:
     return open_app_page("predict", check=False, **({"run": run} if run is not None else {}))
-
-
-@pytest.fixture
-def text_run(home: Path, trained_text_run: Path) -> Path:
-    dest = home / "runs" / trained_text_run.name
-    shutil.copytree(trained_text_run, dest)
-    return dest
 
 
 def test_no_runs_is_a_friendly_message(home: Path) -> None:
