@@ -93,7 +93,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
 def _html(records: list[Any], out: dict[str, Any], other: Any) -> str:
     import html
 
-    from core.explain.render import page_html, record_html
+    from core.explain.render import page_html, record_html, sanity_word
 
     sections = [record_html(r.to_dict()) for r in records]
     if "agreement" in out:
@@ -106,7 +106,7 @@ def _html(records: list[Any], out: dict[str, Any], other: Any) -> str:
     if "sanity" in out:
         s = out["sanity"]
         rows = "".join(f"<tr><td>{html.escape(x['stage'])}</td><td>{x['spearman']:+.2f}</td></tr>" for x in s["stages"])
-        outcome = {True: "passed", False: "failed"}.get(s["passed"], "not applicable")
+        outcome = sanity_word(s["passed"])
         sections.append(f"<section><h2>Sanity check: {outcome}</h2>"
                         f"<p>{html.escape(s['summary'])}</p><table><tr><th>randomised up to</th><th>Spearman</th>"
                         f"</tr>{rows}</table></section>")

@@ -261,7 +261,7 @@ def calibration_section(runs: list[Run]) -> str:
 def explanations_section(runs: list[Run], compute: bool) -> str:
     """Cached explanations of the first runs (or, with `compute`, two fresh ones: the most confident
     right and the most confident wrong test example) with faithfulness and the sanity check."""
-    from core.explain.render import record_html
+    from core.explain.render import record_html, sanity_word
 
     parts = []
     for r in runs[:3]:
@@ -269,9 +269,9 @@ def explanations_section(runs: list[Run], compute: bool) -> str:
         for rec, sanity in recs:
             parts.append(record_html(rec.to_dict()))
             if sanity:
-                outcome = {True: ("ok", "passed"), False: ("bad", "failed")}.get(sanity["passed"],
-                                                                                ("muted", "not applicable"))
-                parts.append(f"<p class='{outcome[0]}'>Sanity check {outcome[1]}: {_e(sanity['summary'])}</p>")
+                word = sanity_word(sanity["passed"])
+                css = {"passed": "ok", "failed": "bad"}.get(word, "muted")
+                parts.append(f"<p class='{css}'>Sanity check {word}: {_e(sanity['summary'])}</p>")
             else:
                 parts.append("<p class='muted'>Sanity check: not run for this explanation.</p>")
     if not parts:

@@ -61,6 +61,11 @@ def legend_html() -> str:
             "· stronger colour, larger effect · hover a word for its score</div>")
 
 
+def sanity_word(passed: bool | None) -> str:
+    """How a sanity-check result reads: `passed` is None when the check did not apply (flat map)."""
+    return {True: "passed", False: "failed"}.get(passed, "not applicable")
+
+
 def top_words(words: Sequence[str], scores: Sequence[float], k: int = 5) -> list[tuple[str, float]]:
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:k]
     return [(words[i], float(scores[i])) for i in order]

@@ -202,8 +202,8 @@ def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_t
             bar.empty()
             st.session_state[_SANITY][sanity_key] = done
         if done:
-            show, word = {True: (st.success, "passed"), False: (st.error, "failed")}.get(
-                done["passed"], (st.warning, "not applicable"))
+            word = render.sanity_word(done["passed"])
+            show = {"passed": st.success, "failed": st.error}.get(word, st.warning)
             show(f"Sanity check {word}. {done['summary']}")
             st.plotly_chart(charts.sanity_curve(done), width="stretch", key=f"{key}_sanity_chart")
         with st.expander(f"About {info.label}"):
