@@ -225,13 +225,23 @@ def open_image(ref: str, *, limits: DataLimits | None = None) -> Image.Image:
     """Open an image `input` reference as an upright RGB image (alpha flattened onto white)."""
     limits = limits or DataLimits()
     ref = os.fspath(ref)
-    image = _open_checked(read_image_bytes(ref, limits=limits), _describe_ref(ref), limits)
+    return decode_image(read_image_bytes(ref, limits=limits), _describe_ref(ref), limits=limits)
+
+
+def decode_image(data: bytes, where: str, *, limits: DataLimits | None = None) -> Image.Image:
+    """Image bytes as the upright RGB image every model sees: the one reader for training,
+    prediction, explanation and export. `where` names the file in error messages."""
+    limits = limits or DataLimits()
+    if len(data) > limits.max_file_bytes:
+        raise FileTooLargeError(f"{where} is {archive.fmt_bytes(len(data))}, over the limit of "
+                                f"{archive.fmt_bytes(limits.max_file_bytes)}; use a smaller image.")
+    image = _open_checked(data, where, limits)
     try:
         image.load()
         if image.getexif().get(0x0112, 1) != 1:  # EXIF orientation: phones store photos sideways
             image = ImageOps.exif_transpose(image)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise CorruptImageError(f"{_describe_ref(ref)} cannot be decoded ({exc}); "
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise CorruptImageError(f"{where} cannot be decoded ({exc}); "
                                 f"replace or remove that image.") from None
     return _to_rgb(image)
 
@@ -1286,5 +1296,5 @@ def _fmt_names(names: Sequence[Any], limit: int = 12, last: str = ", ") -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-__all__ = ["DataLimits", "UnknownLabelError", "inspect_columns", "load_dataset", "load_labeled_file",
-           "open_image", "read_image_bytes"]
+__all__ = ["DataLimits", "UnknownLabelError", "decode_image", "inspect_columns", "load_dataset",
+           "load_labeled_file", "open_image", "read_image_bytes"]
