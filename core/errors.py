@@ -96,3 +96,15 @@ class RunError(TunescopeError):
 
 class JobError(TunescopeError):
     """A job id is unknown, or a job cannot do what was asked."""
+
+
+class DiskFullError(TunescopeError, OSError):
+    """Not enough free disk space for a run's files (found before writing, or when a write ran out)."""
+
+
+class ModelIntegrityError(RunError):
+    """A run's saved model files differ from the SHA-256 hashes recorded when they were written."""
+
+
+class JobStoreDamagedError(JobError):
+    """The job database fails its integrity check; `tunescope db rebuild` recovers the history."""
