@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core import archive
+from core import archive, datastore
 from core.datasets import SPLITS, LabeledData, Task
 from core.errors import (
     ArchiveTooLargeError,
@@ -116,15 +116,20 @@ def load_dataset(source: str | os.PathLike[str], *, task: str | None = None,
                  text_column: str | None = None, label_column: str | None = None,
                  split_column: str | None = None, seed: int = 0, val_fraction: float = 0.1,
                  test_fraction: float = 0.2, max_samples: int | None = None,
-                 max_text_tokens_hint: int = 256, limits: DataLimits = DataLimits()) -> LabeledData:
+                 max_text_tokens_hint: int = 256, limits: DataLimits = DataLimits(),
+                 confine: bool = False) -> LabeledData:
     """Load, validate and split a dataset for training.
 
     `source` is a table file (CSV/TSV/TXT/JSONL/JSON/Parquet; image paths in a `path` column make
     it an image dataset), an image ZIP or folder laid out as `<label>/<file>`, or `demo:NAME`.
     For image tables, `text_column` names the column holding the image paths.
+
+    Image paths in a table stored by tunescope itself (a staged upload or a saved dataset) must stay
+    inside that table's own folder; `confine=True` applies the same rule to any other source (the
+    dashboard passes it). Other local tables, a user's own files on the command line, keep local paths.
     """
     _check_options(task, val_fraction, test_fraction, max_samples, seed)
-    src = _resolve_source(source, task, text_column, label_column)
+    src = _resolve_source(source, task, text_column, label_column, confine)
     ex = _read_examples(src, split_column, limits)
     _check_classes(ex)
     if max_samples is not None and max_samples < len(ex.labels):
@@ -162,14 +167,15 @@ def _require_all_splits(ex: _Examples, assignment: list[str]) -> None:
 def load_labeled_file(path: str | os.PathLike[str], *, labels: Sequence[str] | None = None,
                       task: str | None = None, text_column: str | None = None,
                       label_column: str | None = None, max_text_tokens_hint: int = 256,
-                      limits: DataLimits = DataLimits()) -> LabeledData:
+                      limits: DataLimits = DataLimits(), confine: bool = False) -> LabeledData:
     """Load a labelled file for evaluation: every row goes to the "test" split, nothing is split.
 
     With `labels` (the model's classes, in its order) every label must be one of them and
-    `label_id` indexes into that list; otherwise the file's own labels are used.
+    `label_id` indexes into that list; otherwise the file's own labels are used. `confine` as in
+    `load_dataset`.
     """
     _check_options(task, 0.0, 0.0, None, 0)
-    src = _resolve_source(path, task, text_column, label_column)
+    src = _resolve_source(path, task, text_column, label_column, confine)
     ex = _read_examples(src, None, limits, use_split_column=False)
     if labels is not None:
         known = [str(label) for label in labels]
@@ -256,6 +262,7 @@ class _Source:
     task: str | None
     text_column: str | None
     label_column: str | None
+    confined: bool = False  # image paths in a table must resolve inside the table's own folder
 
 
 def _check_options(task: str | None, val_fraction: float, test_fraction: float,
@@ -274,7 +281,7 @@ def _check_options(task: str | None, val_fraction: float, test_fraction: float,
 
 
 def _resolve_source(source: str | os.PathLike[str], task: str | None, text_column: str | None,
-                    label_column: str | None) -> _Source:
+                    label_column: str | None, confine: bool = False) -> _Source:
     given = os.fspath(source)
     if isinstance(given, str) and given.startswith("demo:"):
         return _resolve_demo(given, task, text_column, label_column)
@@ -283,7 +290,37 @@ def _resolve_source(source: str | os.PathLike[str], task: str | None, text_colum
     path = Path(given).expanduser()
     if not path.exists():
         raise DataError(f"'{given}' does not exist; check the path (or use demo:NAME for a demo).")
-    return _Source(str(given), path, _stem(path), task, text_column, label_column)
+    saved_name = _saved_dataset_name(path)
+    # Decided from where the file lives, not only from a keyword: a queued job carries just the
+    # source path, and the worker must apply the same rule the page did.
+    confined = confine or saved_name is not None or _in_tunescope_storage(path)
+    return _Source(str(given), path, saved_name or _stem(path), task, text_column, label_column, confined)
+
+
+def _in_tunescope_storage(path: Path) -> bool:
+    """True inside the upload staging or saved-dataset areas of $TUNESCOPE_HOME (symlinks resolved)."""
+    try:
+        real = path.resolve()
+        roots = [datastore.uploads_dir().resolve(), datastore.datasets_dir().resolve()]
+    except (OSError, RuntimeError):
+        return True  # cannot tell: the stricter rule is the safe one
+    return any(real.is_relative_to(root) for root in roots)
+
+
+def _saved_dataset_name(path: Path) -> str | None:
+    """The name a dataset was saved under, when `path` is the `data.<ext>` file of a saved dataset's
+    folder (its stem, "data", would otherwise name every saved dataset alike), else None."""
+    meta = path.parent / datastore.META
+    if path.is_dir() or _stem(path) != "data" or not meta.is_file():
+        return None
+    try:
+        with open(meta, "rb") as fh:
+            record = json.loads(fh.read(2**20))  # a saved dataset's own small record; cap a foreign one
+    except (OSError, ValueError):
+        return None
+    name = record.get("name") if isinstance(record, dict) else None
+    # The record must describe this very folder, so a stray dataset.json elsewhere changes nothing.
+    return name if isinstance(name, str) and name == path.parent.name and datastore.NAME.fullmatch(name) else None
 
 
 def _resolve_demo(given: str, task: str | None, text_column: str | None,
@@ -346,12 +383,12 @@ def _read_file_capped(path: Path, limits: DataLimits) -> bytes:
                 f"{archive.fmt_bytes(limits.max_file_bytes)}; use a smaller file (or a sample) "
                 f"or raise max_file_bytes.")
         return path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"'{path}' does not exist; check the path.") from None
+    except FileNotFoundError:  # the name only: messages never show the server's folders
+        raise DataError(f"'{path.name}' does not exist; check the path.") from None
     except IsADirectoryError:
-        raise DataError(f"'{path}' is a folder, not a file.") from None
+        raise DataError(f"'{path.name}' is a folder, not a file.") from None
     except PermissionError:
-        raise DataError(f"'{path}' cannot be read (permission denied); check its permissions.") from None
+        raise DataError(f"'{path.name}' cannot be read (permission denied); check its permissions.") from None
 
 
 def _read_table_bytes(path: Path, limits: DataLimits) -> bytes:
@@ -796,11 +833,15 @@ def _read_examples(src: _Source, split_column: str | None, limits: DataLimits,
         if src.task == "text":
             raise ConfigError(f"'{src.path.name}' holds images, so it cannot be used with task 'text'; "
                               f"drop the task setting or use task 'image'.")
-        return _zip_examples(src.path, limits) if kind == "zip" else _folder_examples(src.path, limits)
+        if kind == "zip":
+            return _zip_examples(src.path, limits)
+        return _folder_examples(src.path, limits, src.confined)
     table = _read_table(src.path, kind, limits)
     cols = _choose_columns(table, src, split_column, use_split_column)
-    build = _table_image_examples if cols.task == "image" else _table_text_examples
-    ex = build(table, cols, limits)
+    if cols.task == "image":
+        ex = _table_image_examples(table, cols, limits, src.confined)
+    else:
+        ex = _table_text_examples(table, cols, limits)
     if cols.split:
         ex.splits = _split_values(table, cols.split)
     ex.warnings[:0] = table.warnings
@@ -828,7 +869,8 @@ def _table_text_examples(table: _Table, cols: _Columns, limits: DataLimits) -> _
                      label_column=cols.label)
 
 
-def _table_image_examples(table: _Table, cols: _Columns, limits: DataLimits) -> _Examples:
+def _table_image_examples(table: _Table, cols: _Columns, limits: DataLimits,
+                          confined: bool = False) -> _Examples:
     labels = _table_labels(table, cols.label)
     base = table.path.resolve().parent
     inputs: list[str] = []
@@ -839,11 +881,14 @@ def _table_image_examples(table: _Table, cols: _Columns, limits: DataLimits) -> 
         if not raw:
             raise EmptyTextError(f"{where} has no image path in column '{cols.input}'; fill it in "
                                  f"or delete the row.")
-        path = Path(raw).expanduser()
-        path = path if path.is_absolute() else base / path
-        if not path.is_file():
-            raise DataError(f"{where} points to '{raw}', which does not exist (paths are relative "
-                            f"to '{base}'); fix the path or delete the row.")
+        if confined:
+            path = _inside_folder(raw, base, where)
+        else:  # the user's own CSV on their own machine: their paths, their files
+            path = Path(raw).expanduser()
+            path = path if path.is_absolute() else base / path
+            if not path.is_file():
+                raise DataError(f"{where} points to '{raw}', which does not exist (paths are relative "
+                                f"to '{base}'); fix the path or delete the row.")
         if not archive.is_image_name(path.name):
             raise UnsupportedFormatError(f"{where} points to '{raw}', which is not a .png, .jpg, "
                                          f".jpeg, .webp or .bmp image; convert it or delete the row.")
@@ -853,6 +898,36 @@ def _table_image_examples(table: _Table, cols: _Columns, limits: DataLimits) -> 
         keys.append(_digest(data))
     return _Examples("image", table.path.name, inputs, labels, list(table.numbers), table.unit, keys,
                      label_column=cols.label)
+
+
+_STORED_IMAGES_ONLY = ("an uploaded or saved CSV can only use images stored with it, so fix the path or upload "
+                       "a ZIP of <label>/<image> folders instead")
+
+
+def _inside_folder(raw: str, base: Path, where: str) -> Path:
+    """`raw` resolved (symlinks too) inside `base`, an already resolved folder, or a refusal.
+
+    Whatever lies outside gets one message, whether or not it exists, and no message shows the
+    server's folders: an upload must not learn what else is on the server.
+    """
+    outside = DataError(f"{where} names an image outside this dataset's own folder (absolute paths, '~' "
+                        f"and '..' are not allowed here); {_STORED_IMAGES_ONLY}.")
+    if raw.startswith("~") or Path(raw).is_absolute():
+        raise outside
+    try:
+        path = (base / raw).resolve()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop, an overlong name
+        raise outside from None
+    if not path.is_relative_to(base):
+        raise outside
+    if not path.is_file():
+        raise DataError(f"{where} points to '{_clip(raw)}', which is not in this dataset's folder; "
+                        f"{_STORED_IMAGES_ONLY}.")
+    return path
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _split_values(table: _Table, column: str) -> list[str]:
@@ -915,7 +990,7 @@ def _zip_file_names(path: Path) -> list[str]:
                 if not i.is_dir() and not archive.is_ignored_name(i.filename)]
 
 
-def _folder_examples(path: Path, limits: DataLimits) -> _Examples:
+def _folder_examples(path: Path, limits: DataLimits, confined: bool = False) -> _Examples:
     files = _walk_folder(path)
     images = [f for f in files if archive.is_image_name(f)]
     if len(images) > limits.max_archive_entries:
@@ -924,8 +999,12 @@ def _folder_examples(path: Path, limits: DataLimits) -> _Examples:
             f"{limits.max_archive_entries:,}; use a subset or raise max_archive_entries.")
     layout = _image_layout(f"Folder '{path.name}'", images, files)
     inputs, keys, total = [], [], 0
+    root = path.resolve()
     for rel in images:
         file = path / rel
+        if confined and not _resolves_inside(file, root):
+            raise DataError(f"Image '{rel}' in folder '{path.name}' links outside this dataset's own folder; "
+                            f"replace the link with the image itself.")
         data = _read_file_capped(file, limits)
         total += len(data)
         if total > limits.max_archive_bytes:
@@ -936,6 +1015,13 @@ def _folder_examples(path: Path, limits: DataLimits) -> _Examples:
         inputs.append(str(file.resolve()))
         keys.append(_digest(data))
     return _image_examples(path, layout, inputs, keys, images, "file", len(files) - len(images))
+
+
+def _resolves_inside(file: Path, root: Path) -> bool:
+    try:
+        return file.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
 
 
 def _walk_folder(root: Path) -> list[str]:

@@ -133,6 +133,10 @@ def save_dataset(name: str, source: str | Path, original_name: str | None = None
     if final.exists():
         raise DataError(f"A dataset named {name!r} exists already; pick another name (nothing was changed).")
     data = load_dataset(source, text_column=text_column, label_column=label_column)
+    if data.task == "image" and suffix != ".zip":
+        # Only the file is kept, not the images its paths name, so the saved copy could never load.
+        raise DataError(f"{original!r} is a table of image paths, and a saved dataset keeps only that file, "
+                        "not the images; upload a ZIP of <label>/<image> folders instead (nothing was stored).")
     rows = sum(data.sizes().values())
     meta = SavedDataset(name=name, path=str(final / f"data{suffix}"), task=data.task, labels=data.labels,
                         sizes=data.sizes(), rows=rows, original_name=original, saved=time.time(),

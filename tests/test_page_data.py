@@ -150,3 +150,17 @@ def test_delete_needs_confirmation_and_updates_the_page(home: Path, sentiment_cs
     assert not [d for d in at.dataframe if "reviews" in d.value.to_string()]
     assert int({m.label: m.value for m in at.metric}["Train"].replace(",", "")) > 5000  # back on the demo
     assert not [c for c in at.checkbox if c.key == "data_delete_sure"]
+
+
+def test_an_uploaded_csv_of_server_paths_shows_no_server_image(home: Path, tmp_path: Path) -> None:
+    from fixtures_data import image_bytes
+
+    secret = tmp_path / "private" / "secret.png"
+    secret.parent.mkdir()
+    secret.write_bytes(image_bytes(seed=5))
+    rows = [f"{secret},{'a' if i % 2 else 'b'}" for i in range(12)]
+    at = _upload(_page(), "paths.csv", ("path,label\n" + "\n".join(rows) + "\n").encode())
+    message = at.error[0].value
+    assert "'paths.csv' row 2" in message and "outside this dataset's own folder" in message, message
+    assert str(tmp_path) not in message and str(home) not in message
+    assert not at.get("image") and not [b for b in at.button if b.key == "data_save"]

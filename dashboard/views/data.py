@@ -35,7 +35,8 @@ shown = {"column_boxes": False}  # what this run put on the page (the script rer
 @st.cache_data(show_spinner=False, max_entries=16)
 def load(source: str, text_column: str | None, label_column: str | None, size: int, mtime: float) -> LabeledData:
     # size and mtime are part of the key: a replaced file must not be served from the cache.
-    return load_dataset(source, text_column=text_column, label_column=label_column)
+    # confine: whatever this page is handed, its image paths stay inside the dataset's own folder.
+    return load_dataset(source, text_column=text_column, label_column=label_column, confine=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
