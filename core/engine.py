@@ -167,6 +167,19 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.
     return batches
 
 
+def accumulation_weights(sizes: Sequence[int], grad_accum: int) -> list[float]:
+    """Each batch's loss weight: its examples over those of its accumulation group (`grad_accum`
+    consecutive batches from the epoch's start, the last group possibly shorter). Summed over a
+    group the weighted mean losses are the mean over all its examples, so the gradient equals one
+    big batch's, also for a short final group and for batches of unequal size."""
+    weights = []
+    for start in range(0, len(sizes), grad_accum):
+        group = sizes[start:start + grad_accum]
+        total = sum(group)
+        weights += [n / total for n in group]
+    return weights
+
+
 def _eval_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     order = sorted(range(len(lengths)), key=lambda j: lengths[j])
     return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
@@ -358,6 +371,7 @@ class Engine:
             batches = length_grouped_batches(lengths, cfg.batch_size, rng, group)
             if p.batch:
                 rng.setstate(live_state)
+            weights = accumulation_weights([len(b) for b in batches], cfg.grad_accum)
             t_epoch = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             for bi in range(p.batch, len(batches)):
@@ -371,7 +385,7 @@ class Engine:
                         batch = self._collate([train_items[i] for i in b], augment=cfg.augment, rng=rng)
                         logits = self.model(**_to(batch, self.device))
                     loss = nn.functional.cross_entropy(logits.float(), y)
-                (loss / cfg.grad_accum).backward()
+                (loss * weights[bi]).backward()
                 lv = float(loss.detach())
                 p.epoch_loss += lv * len(b)
                 p.epoch_n += len(b)
