@@ -253,6 +253,11 @@ def cmd_runs(a: argparse.Namespace) -> int:
     else:
         print(_table(rows, ["run_id", "state", "task", "dataset", "model", "method", "seed", "accuracy",
                             "macro_f1", "train_seconds"]))
+        damaged = [r for r in rows if r.get("reason")]
+        if damaged:
+            print(f"\n{len(damaged)} damaged run(s):")
+            for r in damaged:
+                print(f"  {r['run_id']}: {r['reason']}")
     return 0
 
 

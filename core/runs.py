@@ -129,13 +129,29 @@ class Run:
         self.id = self.path.name
 
     def _json(self, name: str) -> dict[str, Any]:
+        """A run file's JSON object ({} when the file does not exist yet). Anything else (not UTF-8,
+        not JSON, `null`, a list) is a RunError naming the run and the file, never a crash later on."""
         p = self.path / name
         if not p.is_file():
             return {}
         try:
-            return json.loads(p.read_text())
-        except (json.JSONDecodeError, OSError) as exc:
-            raise RunError(f"{p} is unreadable ({exc}); the run may have been interrupted.") from exc
+            raw = p.read_bytes()
+        except OSError as exc:
+            raise RunError(f"Run {self.id}: {name} cannot be read ({exc.strerror or exc}); check the "
+                           f"file's permissions in {self.path}.") from exc
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise RunError(f"Run {self.id}: {name} is damaged (not UTF-8 text at byte {exc.start}); restore it "
+                           "from a backup or delete the run.") from exc
+        except json.JSONDecodeError as exc:
+            raise RunError(f"Run {self.id}: {name} is damaged (not valid JSON: {exc.msg} at line {exc.lineno} "
+                           f"column {exc.colno}); the run may have been interrupted, or restore the file from a "
+                           "backup.") from exc
+        if not isinstance(obj, dict):
+            raise RunError(f"Run {self.id}: {name} is damaged (it holds {_json_kind(obj)} instead of a JSON "
+                           "object); restore it from a backup or delete the run.")
+        return obj
 
     def config(self) -> dict[str, Any]:
         return self._json("config.json")
@@ -217,7 +233,8 @@ def resolve_run(run: str | Path, runs_dir: Path | None = None) -> Run:
 
 
 def list_runs(runs_dir: Path | None = None) -> list[dict[str, Any]]:
-    """One flat row per run, newest first, for tables."""
+    """One flat row per run, newest first, for tables. A run with a damaged file has state "damaged"
+    and says why in `reason` (None for every other run)."""
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     if not root.is_dir():
         return []
@@ -226,19 +243,41 @@ def list_runs(runs_dir: Path | None = None) -> list[dict[str, Any]]:
         if not p.is_dir() or p.name.startswith(".") or not (p / "config.json").is_file():
             continue
         run = Run(p)
-        try:
-            summary, status, config = run.summary(), run.status(), run.config()
-        except RunError:
-            summary, status, config = {}, {"state": "unreadable"}, {}
-        test = summary.get("test", {})
+        # Each file on its own: one damaged file marks this run as damaged, with what could still be
+        # read from the others, and never hides the other runs.
+        reasons: list[str] = []
+        files: dict[str, dict[str, Any]] = {}
+        for name, read in (("summary", run.summary), ("status", run.status), ("config", run.config)):
+            try:
+                files[name] = read()
+            except RunError as exc:
+                files[name] = {}
+                reasons.append(str(exc))
+        summary, status, config = files["summary"], files["status"], files["config"]
+        test = _dict(summary.get("test"))
+        train = _dict(config.get("train"))
         rows.append({
-            "run_id": p.name, "state": status.get("state", "unknown"),
+            "run_id": p.name, "state": "damaged" if reasons else status.get("state", "unknown"),
             "task": summary.get("task") or config.get("task"),
-            "dataset": summary.get("dataset", {}).get("name") or config.get("dataset_name"),
+            "dataset": _dict(summary.get("dataset")).get("name") or config.get("dataset_name"),
             "model": summary.get("model") or config.get("model_name"),
-            "method": summary.get("method") or config.get("train", {}).get("method"),
-            "seed": summary.get("seed", config.get("train", {}).get("seed")),
+            "method": summary.get("method") or train.get("method"),
+            "seed": summary.get("seed", train.get("seed")),
             "accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
             "train_seconds": summary.get("train_seconds"), "path": str(p),
+            "reason": " ".join(reasons) or None,
         })
     return rows
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A nested section of a run file, or {} when a hand-edited file has something else there."""
+    return value if isinstance(value, dict) else {}
+
+
+def _json_kind(obj: Any) -> str:
+    if obj is None:
+        return "null"
+    if isinstance(obj, bool):
+        return "true/false"
+    return {list: "a list", str: "a string"}.get(type(obj), "a number")
