@@ -1,9 +1,10 @@
 """Saved datasets: uploads a user chose to keep, validated once and reusable by name.
 
 An upload first lands in a private staging folder (one per browser session); it becomes visible to
-everyone only through `save_dataset`, which validates it with the same loader training uses and
-writes it atomically. A file that fails validation is never stored, and saving under a taken name is
-refused rather than overwriting what is there.
+everyone only through `save_dataset`, which reserves the name (an exclusive mkdir), validates the file
+with the same loader training uses, and writes `dataset.json` last, so a folder without it is a save in
+progress that nobody lists. A file that fails validation is never stored, and saving under a taken name
+(or one being saved) is refused rather than overwriting what is there.
 
 Layout of `$TUNESCOPE_HOME/datasets/<name>/`: the file itself (its original extension kept, so the
 loader recognises the format) and `dataset.json` (task, labels, sizes, warnings, when saved).
@@ -12,6 +13,7 @@ loader recognises the format) and `dataset.json` (task, labels, sizes, warnings,
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shutil
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import DataError
-from core.runs import atomic_dir, tunescope_home
+from core.runs import atomic_write_bytes, tunescope_home
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
 SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json", ".parquet", ".zip",
@@ -122,35 +124,77 @@ def save_dataset(name: str, source: str | Path, original_name: str | None = None
                  text_column: str | None = None, label_column: str | None = None) -> SavedDataset:
     """Validate `source` (a staged upload or any local file) and keep a copy under `name`.
 
-    Raises the loader's DataError (naming the row or entry) and stores nothing when it is invalid."""
+    The name is reserved first, atomically, so of two saves of one name exactly one goes ahead and
+    the other is refused at once. Raises the loader's DataError (naming the row or entry) and stores
+    nothing, freeing the name again, when the data is invalid."""
     from core.data import load_dataset
 
     check_name(name)
     source = Path(source)
     original = original_name or source.name
     suffix = suffix_of(original)
-    final = datasets_dir() / name
-    if final.exists():
-        raise DataError(f"A dataset named {name!r} exists already; pick another name (nothing was changed).")
-    data = load_dataset(source, text_column=text_column, label_column=label_column)
-    if data.task == "image" and suffix != ".zip":
-        # Only the file is kept, not the images its paths name, so the saved copy could never load.
-        raise DataError(f"{original!r} is a table of image paths, and a saved dataset keeps only that file, "
-                        "not the images; upload a ZIP of <label>/<image> folders instead (nothing was stored).")
-    rows = sum(data.sizes().values())
-    meta = SavedDataset(name=name, path=str(final / f"data{suffix}"), task=data.task, labels=data.labels,
-                        sizes=data.sizes(), rows=rows, original_name=original, saved=time.time(),
-                        warnings=list(data.warnings))
-    record = meta.to_dict()
-    record["columns"] = {"text": text_column, "label": label_column}
-
-    def write(tmp: Path) -> None:
-        shutil.copyfile(source, tmp / f"data{suffix}")
-        (tmp / META).write_text(json.dumps(record, indent=1))
-
-    datasets_dir().mkdir(parents=True, exist_ok=True)
-    atomic_dir(final, write)
+    final = _reserve(name)
+    try:
+        data = load_dataset(source, text_column=text_column, label_column=label_column)
+        if data.task == "image" and suffix != ".zip":
+            # Only the file is kept, not the images its paths name, so the saved copy could never load.
+            raise DataError(f"{original!r} is a table of image paths, and a saved dataset keeps only that "
+                            "file, not the images; upload a ZIP of <label>/<image> folders instead "
+                            "(nothing was stored).")
+        meta = SavedDataset(name=name, path=str(final / f"data{suffix}"), task=data.task, labels=data.labels,
+                            sizes=data.sizes(), rows=sum(data.sizes().values()), original_name=original,
+                            saved=time.time(), warnings=list(data.warnings))
+        record = meta.to_dict()
+        record["columns"] = {"text": text_column, "label": label_column}
+        _copy_durably(source, final / f"data{suffix}")
+        # The record goes last: until it exists the folder is only a reservation, which nobody lists.
+        atomic_write_bytes(final / META, json.dumps(record, indent=1).encode())
+    except BaseException:
+        shutil.rmtree(final, ignore_errors=True)  # our own reservation: nothing stored, the name free
+        raise
     return meta
+
+
+RESERVATION_TTL_S = STAGE_TTL_S  # a save takes minutes at most; a day-old reservation is a crashed one
+
+
+def _reserve(name: str) -> Path:
+    """Create `datasets/<name>/` exclusively: the reservation two concurrent saves race for."""
+    root = datasets_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / name
+    for _ in range(2):
+        try:
+            final.mkdir()  # atomic create-exclusive, also between processes
+            return final
+        except FileExistsError:
+            if not _reclaim_abandoned(final):
+                break
+    raise DataError(f"A dataset named {name!r} exists already (or is being saved); pick another name "
+                    "(nothing was changed).")
+
+
+def _reclaim_abandoned(folder: Path, now: float | None = None) -> bool:
+    """Free a reservation left by a save that died before writing its record (and only that)."""
+    try:
+        if (folder / META).exists() or (now or time.time()) - folder.stat().st_mtime < RESERVATION_TTL_S:
+            return False
+        # Renaming first means two reclaimers cannot both take it: the second rename fails.
+        trash = folder.with_name(f".abandoned-{folder.name}-{secrets.token_hex(3)}")
+        folder.rename(trash)
+    except OSError:
+        return False
+    shutil.rmtree(trash, ignore_errors=True)
+    return True
+
+
+def _copy_durably(source: Path, target: Path) -> None:
+    """Copy under a hidden name, flush it to disk, then rename it into place."""
+    tmp = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(source, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
 
 
 def _read(folder: Path) -> SavedDataset | None:
@@ -190,7 +234,7 @@ def columns_of(name: str) -> dict[str, str | None]:
 
 def delete_dataset(name: str) -> None:
     folder = datasets_dir() / check_name(name)
-    if not folder.is_dir():
+    if not folder.is_dir() or not (folder / META).is_file():  # a save still in progress is not deletable
         raise DataError(f"No saved dataset {name!r}.")
     trash = folder.with_name(f".deleted-{name}-{secrets.token_hex(3)}")
     folder.rename(trash)  # atomic: readers see the dataset or nothing

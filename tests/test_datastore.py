@@ -64,3 +64,105 @@ def test_slug_and_suffix() -> None:
     assert datastore.slug("My Reviews 2024") == "my-reviews-2024"
     assert datastore.slug("!!!").startswith("dataset-")
     assert datastore.suffix_of("x.CSV.GZ") == ".csv.gz"
+
+
+# --- one name, one dataset: the name is reserved before the slow validation (item 5) --------
+
+_SAVER = r"""
+import json, sys, time
+from pathlib import Path
+
+from core import data, datastore  # imports done before the start signal, so both saves start together
+
+ready, go, source = map(Path, sys.argv[1:4])
+ready.write_text("ready")
+while not go.exists():
+    time.sleep(0.0005)
+try:
+    saved = datastore.save_dataset("classdata", source)
+    print(json.dumps({"ok": True, "rows": saved.rows, "source": str(source)}))
+except Exception as exc:
+    print(json.dumps({"ok": False, "error": str(exc), "type": type(exc).__name__}))
+"""
+
+
+def _rows_csv(path: Path, n: int, labels: tuple[str, str]) -> Path:
+    lines = ["text,label"] + [f"example {labels[i % 2]} number {i} with a few more words,{labels[i % 2]}"
+                              for i in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_two_processes_saving_one_name_at_once_one_wins_cleanly(home: Path, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    sources = [_rows_csv(tmp_path / "a.csv", 3000, ("pos", "neg")), _rows_csv(tmp_path / "b.csv", 2400, ("x", "y"))]
+    go = tmp_path / "go"
+    env = {**os.environ, "TUNESCOPE_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [subprocess.Popen([sys.executable, "-c", _SAVER, str(tmp_path / f"ready{i}"), str(go), str(src)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for i, src in enumerate(sources)]
+    deadline = time.time() + 60
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)) and time.time() < deadline:
+        time.sleep(0.005)
+    go.write_text("go")
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    winners = [r for r in results if r["ok"]]
+    losers = [r for r in results if not r["ok"]]
+    assert len(winners) == 1 and len(losers) == 1, results
+    assert losers[0]["type"] == "DataError"
+    assert "A dataset named 'classdata' exists already (or is being saved)" in losers[0]["error"]
+    [saved] = datastore.list_datasets()
+    winner = Path(winners[0]["source"])
+    assert saved.name == "classdata" and saved.rows == winners[0]["rows"]
+    assert Path(saved.path).read_bytes() == winner.read_bytes()  # the survivor's own file, intact
+    assert sorted(p.name for p in (datastore.datasets_dir() / "classdata").iterdir()) == ["data.csv", "dataset.json"]
+    assert [p.name for p in datastore.datasets_dir().iterdir()] == ["classdata"]  # no leftovers
+
+
+def test_a_save_in_progress_is_not_listed_and_holds_its_name(home: Path, sentiment_csv: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.data
+
+    real = core.data.load_dataset
+    seen = {}
+
+    def slow_validation(*args, **kwargs):
+        seen["listed"] = datastore.list_datasets()
+        with pytest.raises(DataError, match="exists already \\(or is being saved\\)") as err:
+            datastore.save_dataset("reviews", sentiment_csv)
+        seen["second"] = str(err.value)
+        with pytest.raises(DataError, match="No saved dataset"):
+            datastore.delete_dataset("reviews")  # nobody can delete what is still being written
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core.data, "load_dataset", slow_validation)
+    saved = datastore.save_dataset("reviews", sentiment_csv)
+    assert seen["listed"] == [] and "nothing was changed" in seen["second"]
+    assert [d.name for d in datastore.list_datasets()] == ["reviews"] and saved.rows == 240
+
+
+def test_a_failed_validation_frees_the_name(home: Path, sentiment_csv: Path) -> None:
+    bad = datastore.stage_upload("s1", "bad.csv", b"text,label\nonly one row,pos\n")
+    with pytest.raises(DataError):
+        datastore.save_dataset("reviews", bad)
+    assert not (datastore.datasets_dir() / "reviews").exists()
+    assert datastore.save_dataset("reviews", sentiment_csv).rows == 240
+
+
+def test_an_abandoned_reservation_is_reclaimed_but_a_fresh_one_is_not(home: Path, sentiment_csv: Path) -> None:
+    folder = datastore.datasets_dir() / "reviews"
+    folder.mkdir(parents=True)  # a save that crashed before writing its record
+    (folder / "data.csv").write_text("half")
+    with pytest.raises(DataError, match="being saved"):
+        datastore.save_dataset("reviews", sentiment_csv)
+    past = time.time() - datastore.STAGE_TTL_S - 60
+    os.utime(folder, (past, past))
+    saved = datastore.save_dataset("reviews", sentiment_csv)
+    assert Path(saved.path).read_bytes() == sentiment_csv.read_bytes()
