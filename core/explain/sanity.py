@@ -1,11 +1,11 @@
 """The model-randomisation sanity check (Adebayo et al. 2018, "Sanity Checks for Saliency Maps").
 
 Randomise the model's weights from the top down, one stage at a time (head, then each block from
-the last to the first, then the embeddings), explain the same input again after each stage, and
-measure how similar the new explanation is to the original (Spearman rank correlation of the
-magnitudes). An explanation that barely changes when the weights it should depend on are noise is
-describing the input (edges, word frequency), not the model. It passes when the correlation with the
-fully randomised model falls below `PASS_BELOW`.
+the last to the first, then everything left: the embeddings, or an image model's stem), explain
+the same input again after each stage, and measure how similar the new explanation is to the
+original (Spearman rank correlation of the magnitudes). An explanation that barely changes when the
+weights it should depend on are noise is describing the input (edges, word frequency), not the
+model. It passes when the correlation with the fully randomised model falls below `PASS_BELOW`.
 """
 
 from __future__ import annotations
@@ -28,28 +28,47 @@ from core.runs import Run
 PASS_BELOW = 0.5
 
 
-def cascade(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
-    """Stages to randomise, output side first."""
+def cascade(model: nn.Module) -> list[tuple[str, list[nn.Module | nn.Parameter]]]:
+    """Stages to randomise, output side first. The last stage ("embeddings" for text, "stem" for
+    images) takes every weight no earlier stage did: the embedding tables, position/type embeddings
+    and their LayerNorm, a CNN's stem, a ViT's patch embedding and final norm. Otherwise the "fully
+    randomised" model would keep trained weights that the explanation may still be reading."""
     try:
         blocks = list(model.blocks())
-    except ModelError:  # an architecture whose layers we cannot find: the head and embeddings still count
+    except ModelError:  # an architecture whose layers we cannot find: the head and the rest still count
         blocks = []
-    stages: list[tuple[str, list[nn.Module]]] = [("head", list(model.head_modules()))]
+    stages: list[tuple[str, list[nn.Module | nn.Parameter]]] = [("head", list(model.head_modules()))]
     stages += [(f"block {i + 1}", [b]) for i, b in reversed(list(enumerate(blocks)))]
-    emb = getattr(model, "embedding_modules", lambda: [])()
-    if emb:
-        stages.append(("embeddings", list(emb)))
+    emb = list(getattr(model, "embedding_modules", lambda: [])())
+    covered = {id(p) for _, mods in stages for p in _parameters(mods)}
+    last: list[nn.Module | nn.Parameter] = [m for m in emb if any(id(p) not in covered for p in m.parameters())]
+    covered |= {id(p) for p in _parameters(last)}
+    last += [p for p in model.parameters() if id(p) not in covered]
+    if last:
+        stages.append(("embeddings" if emb else "stem", last))
     return stages
 
 
+def _parameters(items: list[nn.Module | nn.Parameter]) -> list[nn.Parameter]:
+    """The distinct parameters of modules and bare parameters, in order (shared weights once)."""
+    seen: set[int] = set()
+    out = []
+    for item in items:
+        for p in [item] if isinstance(item, nn.Parameter) else item.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+    return out
+
+
 @torch.no_grad()
-def randomise(modules: list[nn.Module], generator: torch.Generator) -> None:
-    """Re-draw every weight from a normal distribution with the weight's own spread."""
-    for m in modules:
-        for p in m.parameters():
-            std = float(p.float().std()) if p.numel() > 1 else 0.0
-            noise = torch.randn(p.shape, generator=generator, dtype=torch.float32)
-            p.copy_((noise * max(std, 0.02)).to(p.device, p.dtype))
+def randomise(modules: list[nn.Module | nn.Parameter], generator: torch.Generator) -> None:
+    """Re-draw every weight (of the given modules, or the given parameters) from a normal
+    distribution with the weight's own spread."""
+    for p in _parameters(modules):
+        std = float(p.float().std()) if p.numel() > 1 else 0.0
+        noise = torch.randn(p.shape, generator=generator, dtype=torch.float32)
+        p.copy_((noise * max(std, 0.02)).to(p.device, p.dtype))
 
 
 def sanity_check(run: str | Path | Run, value: Any, method: str = "ig", target: int | str | None = None, *,
@@ -65,7 +84,7 @@ def sanity_check(run: str | Path | Run, value: Any, method: str = "ig", target: 
     original = explain(r, value, method, target, params=params, faithfulness=False, max_tokens=max_tokens,
                        device=device)
     fingerprint = input_fingerprint(value, original.task)
-    key = cache_key("sanity-v2", _model_stamp(r), fingerprint, original.method,
+    key = cache_key("sanity-v3", _model_stamp(r), fingerprint, original.method,
                     original.params, original.target, max_tokens, original.device, seed, PASS_BELOW)
     path = r.path / CACHE_DIR / f"sanity-{key}.json"
     if use_cache and path.is_file():
