@@ -32,7 +32,7 @@ import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core import archive, datastore
-from core.datasets import SPLITS, LabeledData, Task
+from core.datasets import SPLITS, LabeledData, Task, content_fingerprint
 from core.errors import (
     ArchiveTooLargeError,
     ConfigError,
@@ -1350,6 +1350,7 @@ def _assemble(src: _Source, ex: _Examples, assignment: list[str], labels: list[s
               notes: list[str]) -> LabeledData:
     index = {label: i for i, label in enumerate(labels)}
     splits = {}
+    content: dict[str, tuple[list[Any], list[str]]] = {}
     for name in SPLITS:
         rows = [i for i, s in enumerate(assignment) if s == name]
         splits[name] = pd.DataFrame({
@@ -1357,9 +1358,13 @@ def _assemble(src: _Source, ex: _Examples, assignment: list[str], labels: list[s
             "label": pd.Series([ex.labels[i] for i in rows], dtype=object),
             "label_id": pd.Series([index[ex.labels[i]] for i in rows], dtype=np.int64),
         })
+        # images by the digest of their bytes, so the same images under another path match
+        ids = ex.keys if ex.task == "image" else ex.inputs
+        content[name] = ([ids[i] for i in rows], [ex.labels[i] for i in rows])
     task: Task = "image" if ex.task == "image" else "text"
     return LabeledData(task=task, labels=list(labels), splits=splits, source=src.given,
-                       name=src.name, warnings=list(dict.fromkeys(notes)))
+                       name=src.name, warnings=list(dict.fromkeys(notes)),
+                       fingerprint=content_fingerprint(task, labels, content))
 
 
 def _fmt_loc(unit: str, loc: Any) -> str:

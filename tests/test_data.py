@@ -749,3 +749,47 @@ def test_too_few_examples_for_all_three_splits_is_an_error_not_a_crash_later(tmp
     p.write_text("text,label\na,x\nb,x\nc,y\nd,y\n")
     with pytest.raises(TooFewExamplesError, match="'t.csv' has only 4 usable examples, too few for a validation"):
         load_dataset(p)
+
+
+# --- a dataset's name and content fingerprint (item 15a) ------------------------------------
+
+def test_a_saved_dataset_loads_under_its_saved_name(tmp_path, home):
+    from core import datastore
+
+    text = datastore.save_dataset("classdata", csv_file(tmp_path))
+    shapes = datastore.save_dataset("shapes", write_zip(tmp_path / "s.zip", image_entries({"red": 5, "blue": 5})))
+    assert Path(text.path).name == "data.csv" and Path(shapes.path).name == "data.zip"
+    assert load_dataset(text.path).name == "classdata" and load_dataset(shapes.path).name == "shapes"
+    assert load_labeled_file(text.path).name == "classdata"
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "dataset.json").write_text(json.dumps({"name": "someone-else"}))  # not a saved dataset's record
+    assert load_dataset(csv_file(own, name="data.csv")).name == "data"  # a local file keeps its stem
+    assert load_dataset(csv_file(tmp_path, name="reviews.tsv", delimiter="\t")).name == "reviews"
+
+
+def test_fingerprint_is_stable_and_follows_the_content(tmp_path):
+    first = load_dataset(csv_file(tmp_path))
+    again = load_dataset(csv_file(tmp_path))
+    assert re.fullmatch(r"[0-9a-f]{16}", first.fingerprint) and first.fingerprint == again.fingerprint
+    copy = tmp_path / "elsewhere"
+    copy.mkdir()
+    assert load_dataset(csv_file(copy, name="renamed.csv")).fingerprint == first.fingerprint  # content, not path
+    rows = text_rows(BALANCED)
+    assert rows[0][1] == "neg"
+    rows[0] = (rows[0][0], "pos")  # one label changed
+    changed = load_dataset(write_csv(tmp_path / "changed.csv", rows))
+    assert changed.fingerprint != first.fingerprint
+    assert load_dataset(csv_file(tmp_path), seed=1).fingerprint != first.fingerprint  # another split
+    other = load_dataset(csv_file(tmp_path, name="other.csv", per_class={"x": 20, "y": 20}))
+    assert other.fingerprint != first.fingerprint
+
+
+def test_image_fingerprint_hashes_the_images_not_their_paths(tmp_path):
+    entries = image_entries({"red": 5, "blue": 5})
+    a = load_dataset(write_zip(tmp_path / "a.zip", entries))
+    (tmp_path / "elsewhere").mkdir()
+    b = load_dataset(write_zip(tmp_path / "elsewhere" / "b.zip", entries))
+    assert a.fingerprint == b.fingerprint and a.split("train")["input"].iloc[0] != b.split("train")["input"].iloc[0]
+    entries["red/0.png"] = image_entries({"red": 1}, start=50)["red/0.png"]
+    assert load_dataset(write_zip(tmp_path / "c.zip", entries)).fingerprint != a.fingerprint
