@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.errors import ConfigError
+from core.jobs import BUSY_TIMEOUT_S, STALE_AFTER_S
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -46,7 +47,10 @@ def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], N
     p.add_argument("--priority", type=int, default=0, help="Higher runs first (default 0); FIFO within a priority.")
     p.add_argument("--owner", help="Who the job belongs to (default: $TUNESCOPE_USER or the login name).")
     p.add_argument("--max-attempts", type=int, default=3,
-                   help="Give up after the job's process or worker died this many times (default 3).")
+                   help="Give up after this many interruptions that are the job's fault: its own process died, "
+                        "or it got no further than its checkpoint (default 3). Being killed with its worker while "
+                        "starting or after making progress does not count; 10 interruptions of any kind (or 3 "
+                        "times this number) always end it.")
     p.add_argument("--json", action="store_true", help="Print {group_id, jobs} as JSON.")
 
     p = sub.add_parser("jobs", help="List jobs, newest first.")
@@ -77,8 +81,10 @@ def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], N
     p.add_argument("--max-jobs", type=int, help="Exit after running this many jobs.")
     p.add_argument("--poll", type=float, default=0.5, help="Seconds between looks at the queue (default 0.5).")
     p.add_argument("--heartbeat", type=float, default=2.0, help="Seconds between heartbeats (default 2).")
-    p.add_argument("--stale-after", type=float, default=30.0,
-                   help="A running job without heartbeat this long is interrupted and resumed (default 30).")
+    p.add_argument("--stale-after", type=float, default=STALE_AFTER_S,
+                   help="A running job without heartbeat this long is interrupted and resumed (default "
+                        f"{STALE_AFTER_S:.0f}: well above the {BUSY_TIMEOUT_S:.0f} s a heartbeat may wait for a "
+                        "database lock).")
     p.add_argument("--reap-every", type=float, default=10.0, help="Seconds between reaper passes (default 10).")
     p.add_argument("--cancel-grace", type=float, default=10.0,
                    help="SIGTERM a cancelled job still running after this many seconds (default 10).")
@@ -201,7 +207,8 @@ def cmd_cancel(a: argparse.Namespace) -> int:
         elif job.is_final:
             print(f"{i} {job.state} before the cancel took effect")
         else:
-            print(f"{i} cancel requested (now {job.state}); it stops between training steps")
+            note = jobs.cancel_note(job.progress or {}) if job.state == "running" else "it will not run again"
+            print(f"{i} cancel requested (now {job.state}); {note}")
     return 0
 
 

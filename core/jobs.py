@@ -13,7 +13,11 @@ Job life cycle::
        └──cancel──► cancelled   └──worker lost / job killed──► interrupted ──claim (resume)──► running
 
 An `interrupted` job is claimable like a queued one: the next worker resumes it from its newest intact
-checkpoint. Each claim counts as an attempt; after `max_attempts` the reaper fails the job instead.
+checkpoint. Each claim counts as an attempt. An unplanned interruption (`crashes`) counts against
+`max_attempts` (`strikes`) only when the job itself failed (its process died while its worker lived)
+or it made no progress past its checkpoint; being killed with its worker during start-up, or after it
+got further, does not. Once strikes reach `max_attempts`, or crashes of any kind reach
+`crash_ceiling(max_attempts)` (a job that keeps crashing its worker), the job fails instead.
 """
 
 from __future__ import annotations
@@ -43,7 +47,12 @@ CLAIMABLE = ("queued", "interrupted")
 KINDS = ("train", "noop", "explain")  # built-in runners (core.worker.RUNNERS)
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_JOBS_PER_SUBMIT = 256
-STALE_AFTER_S = 30.0  # a running job whose heartbeat is older than this belongs to a dead worker
+CRASH_CEILING = 10  # unplanned interruptions of any kind after which a job fails (at least)
+BUSY_TIMEOUT_S = 30.0  # how long one SQLite statement waits for a lock held by another process
+# A running job whose heartbeat is older than this belongs to a dead worker. A live worker's heartbeat
+# can be held up by a lock for a whole busy timeout (plus its own interval), so the limit must be
+# clearly longer than that, or a worker stuck on a lock would have its own live job reaped.
+STALE_AFTER_S = 3 * BUSY_TIMEOUT_S
 
 # Grid axes a submission may vary: short name -> (RunConfig section, field).
 GRID_AXES = {"method": ("train", "method"), "lr": ("train", "lr"), "model": ("model", "name"),
@@ -88,10 +97,11 @@ class Job:
     tags: dict[str, Any] = dataclasses.field(default_factory=dict)
     attempts: int = 0  # claims so far; also the token that proves which process owns the job
     crashes: int = 0  # unplanned interruptions (worker or job process died); planned stops don't count
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS  # fail instead of resuming once crashes reach this
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS  # fail instead of resuming once strikes reach this
     cancel_requested: float | None = None
     oom_retries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     result: dict[str, Any] = dataclasses.field(default_factory=dict)
+    strikes: int = 0  # the crashes that count against max_attempts (see core.worker.judge_interruption)
 
     @property
     def run_dir(self) -> Path | None:
@@ -124,6 +134,29 @@ def _from_row(row: sqlite3.Row) -> Job:
         if k in d:
             d[k] = json.loads(d[k]) if d[k] else ({} if k != "oom_retries" else [])
     return Job(**d)
+
+
+def crash_ceiling(max_attempts: int) -> int:
+    """Unplanned interruptions after which a job fails even if none counted against it: the hard
+    limit for a job that keeps taking its worker down with it."""
+    return max(CRASH_CEILING, 3 * max_attempts)
+
+
+def cancel_note(progress: Mapping[str, Any]) -> str:
+    """What a cancel does to a running job, by the phase it reported last (for the CLI and the log)."""
+    phase = str(progress.get("phase") or "")
+    kill = "its worker kills it if it has not stopped in time"
+    if phase == "train":
+        return f"it stops before its next training step (within about a second); {kill}"
+    if phase.startswith("features:"):
+        return (f"it stops after the current batch of feature caching on the {phase.split(':', 1)[1]} split "
+                f"(the features are not kept); {kill}")
+    if phase.startswith("predict:"):
+        return (f"it stops after the current batch of predictions on the {phase.split(':', 1)[1]} split; "
+                f"{kill}")
+    what = f"'{phase}'" if phase else "its current phase"
+    return (f"{what} has no stopping point, so it is interrupted a few seconds after it sees the request; "
+            f"{kill}")
 
 
 def new_job_id() -> str:
@@ -181,8 +214,9 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     def update(self, job_id: str, *, expect_state: str | Sequence[str] | None = None,
-               expect_attempt: int | None = None, **fields: Any) -> bool:
-        """Set fields if the job still is in `expect_state` / at `expect_attempt`; True if it was."""
+               expect_attempt: int | None = None, expect_stale_before: float | None = None, **fields: Any) -> bool:
+        """Set fields if the job still is in `expect_state` / at `expect_attempt` / without a heartbeat
+        since `expect_stale_before` (checked in the same transaction as the write); True if it was."""
 
     @abc.abstractmethod
     def report_progress(self, job_id: str, attempt: int, progress: dict[str, Any]) -> str | None:
@@ -242,7 +276,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     max_attempts INTEGER NOT NULL DEFAULT 3,
     cancel_requested REAL,
     oom_retries TEXT,
-    result TEXT
+    result TEXT,
+    strikes INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, priority DESC, seq);
 CREATE INDEX IF NOT EXISTS jobs_group ON jobs (group_id, seq);
@@ -257,8 +292,10 @@ CREATE TABLE IF NOT EXISTS workers (
     info TEXT
 );
 """
-_BUSY_TIMEOUT_MS = 30_000
+_BUSY_TIMEOUT_MS = int(BUSY_TIMEOUT_S * 1000)
 _LOCK_RETRIES = 5
+# Columns added after the first release, with the statement that fills them in an existing file.
+_MIGRATIONS = {"strikes": "UPDATE jobs SET strikes = crashes"}  # old crashes all counted
 
 
 class SQLiteJobStore(JobStore):
@@ -304,16 +341,21 @@ class SQLiteJobStore(JobStore):
             with self._tx() as c:
                 for stmt in filter(str.strip, _SCHEMA.split(";")):
                     c.execute(stmt)
+                have = {r["name"] for r in c.execute("PRAGMA table_info(jobs)")}
+                for column, fill in _MIGRATIONS.items():
+                    if column not in have:
+                        c.execute(f"ALTER TABLE jobs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+                        c.execute(fill)
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, retries: int = _LOCK_RETRIES) -> Iterator[sqlite3.Connection]:
         conn = self._conn
-        for attempt in range(_LOCK_RETRIES):
+        for attempt in range(retries):
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 break
             except sqlite3.OperationalError as exc:  # busy handler gave up: back off and retry
-                if "locked" not in str(exc) and "busy" not in str(exc) or attempt == _LOCK_RETRIES - 1:
+                if "locked" not in str(exc) and "busy" not in str(exc) or attempt == retries - 1:
                     raise
                 time.sleep(0.05 * 2**attempt)
         try:
@@ -396,7 +438,7 @@ class SQLiteJobStore(JobStore):
         return job
 
     def update(self, job_id: str, *, expect_state: str | Sequence[str] | None = None,
-               expect_attempt: int | None = None, **fields: Any) -> bool:
+               expect_attempt: int | None = None, expect_stale_before: float | None = None, **fields: Any) -> bool:
         unknown = set(fields) - set(_COLUMNS)
         if unknown:
             raise ValueError(f"unknown job fields: {sorted(unknown)}")
@@ -411,6 +453,9 @@ class SQLiteJobStore(JobStore):
         if expect_attempt is not None:
             sql += " AND attempts = ?"
             params.append(expect_attempt)
+        if expect_stale_before is not None:
+            sql += " AND COALESCE(heartbeat, started, created) < ?"
+            params.append(expect_stale_before)
         with self._tx() as c:
             return c.execute(sql, params).rowcount == 1
 
@@ -425,7 +470,9 @@ class SQLiteJobStore(JobStore):
 
     def heartbeat(self, worker_id: str, job_ids: Sequence[str]) -> set[str]:
         now = time.time()
-        with self._tx() as c:
+        # One try (one busy timeout at most): the next beat follows in seconds, while retrying here
+        # could hold a beat back for longer than the stale limit.
+        with self._tx(retries=1) as c:
             c.execute("UPDATE workers SET heartbeat = ? WHERE id = ?", (now, worker_id))
             if not job_ids:
                 return set()
@@ -700,8 +747,8 @@ def list_jobs(state: str | Sequence[str] | None = None, group: str | None = None
 
 def cancel(job_id: str, wait: bool = False, timeout: float = 45.0, store: JobStore | None = None) -> Job:
     """Cancel a job. A queued (or interrupted) job leaves the queue at once; a running one is asked to
-    stop between steps and is force-killed by its worker if it does not. A running job whose worker
-    is gone is cancelled directly. With `wait`, return once the job has reached a final state."""
+    stop (`cancel_note` says when it does) and is force-killed by its worker if it does not. A running
+    job whose worker is gone is cancelled directly. With `wait`, return once the job is final."""
     store = store or open_store()
     job = store.request_cancel(job_id)
     if job.state == "cancelled" and job.run_dir is not None:

@@ -21,11 +21,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from core.errors import RunError
+
+if TYPE_CHECKING:  # pandas costs a second to import; the CLI and the job store need none of it
+    import pandas as pd
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -178,6 +179,8 @@ class Run:
         p = self.path / "predictions.parquet"
         if not p.is_file():
             raise RunError(f"Run {self.id} has no test predictions (it may not have finished).")
+        import pandas as pd
+
         return pd.read_parquet(p)
 
     @property

@@ -16,7 +16,8 @@ Child (`python -m core.worker run-job ID --attempt N --parent PID`)
 Reaper (`reap`)
     On worker start, periodically, and on cancel: a running job whose worker is gone (stale heartbeat,
     or a dead worker pid on this host) becomes `interrupted` and is claimed again for resume, or
-    `failed` once it has crashed `max_attempts` times, or `cancelled` if cancellation was asked for.
+    `failed` once its counted interruptions reach `max_attempts` (see `judge_interruption`), or
+    `cancelled` if cancellation was asked for.
 
 Test and extension hook: `$TUNESCOPE_JOB_RUNNERS` names modules whose `RUNNERS` dict adds job kinds.
 """
@@ -47,6 +48,8 @@ from core.jobs import (
     Job,
     JobStore,
     _mark_run,
+    cancel_note,
+    crash_ceiling,
     jobs_dir,
     log_path,
     open_store,
@@ -172,7 +175,9 @@ class JobContext:
             os._exit(EXIT_LOST)
         if answer == "cancel" and not self.cancel_requested:
             self.cancel_requested, self._cancel_seen = True, time.monotonic()
-            print(f"cancel requested for job {self.job.id}; stopping between steps", flush=True)
+            with self._lock:
+                progress = dict(self.progress)
+            print(f"cancel requested for job {self.job.id}; {cancel_note(progress)}", flush=True)
         if (self._cancel_seen is not None and not self.finishing and not self.stop_requested
                 and time.monotonic() - self._cancel_seen > self.self_term_after):
             # Not at a step boundary for a while (loading, building, long evaluation): interrupt.
@@ -550,6 +555,47 @@ def _kill_orphan(job: Job, host: str) -> None:
         time.sleep(0.05)
 
 
+def _made_progress(job: Job) -> bool | None:
+    """Whether the attempt now ending got past the checkpoint it started from: None when it never
+    reported (it died in start-up), else True once it completed a training step after that point."""
+    p = job.progress or {}
+    if p.get("attempt") != job.attempts or p.get("phase") in (None, "starting"):
+        return None  # what is there is the previous attempt's, or it was still loading
+    step = p.get("step")
+    start = p.get("resumed_from_step") or 0
+    return isinstance(step, (int, float)) and step > start
+
+
+def judge_interruption(job: Job, reason: str, died_alone: bool) -> tuple[str, str, dict[str, Any]]:
+    """(state, message, fields) for a running job that was interrupted without a plan.
+
+    It counts against `max_attempts` (a strike) when the job itself failed (`died_alone`: its process
+    died while its worker lived) or when the attempt was under way and got no further than its
+    checkpoint. Being killed along with its worker during start-up, or after it made progress, is not
+    the job's fault. Every interruption still counts towards `crash_ceiling`, so a job that keeps
+    taking its worker down with it stops all the same."""
+    crashes = job.crashes + 1
+    progressed = _made_progress(job)
+    counted = died_alone or progressed is False
+    strikes = job.strikes + counted
+    fields: dict[str, Any] = {"crashes": crashes, "strikes": strikes}
+    ceiling = crash_ceiling(job.max_attempts)
+    if counted:
+        why = "its process died while its worker ran" if died_alone else "it got no further than its checkpoint"
+        tally = f"counted against the job ({why}): {strikes} of {job.max_attempts}"
+    else:
+        why = "it was still starting" if progressed is None else "it had made progress"
+        tally = f"not counted against the job ({why}); {crashes} of at most {ceiling} interruptions"
+    if counted and strikes >= job.max_attempts:
+        return "failed", (f"Interrupted {crashes} times, the last because {reason}; {tally}, so giving up. "
+                          f"See `tunescope logs {job.id}`."), fields
+    if crashes >= ceiling:
+        return "failed", (f"Interrupted {crashes} times, the last because {reason}; it keeps crashing or losing "
+                          f"its worker, so giving up. See `tunescope logs {job.id}`."), fields
+    return "interrupted", (f"Interrupted because {reason}, {tally}; it resumes from its last checkpoint when "
+                           "a worker is free."), fields
+
+
 def reap(store: JobStore, stale_after_s: float = STALE_AFTER_S, only: Sequence[str] | None = None,
          log: Callable[[str], None] | None = None) -> list[tuple[str, str]]:
     """Settle running jobs whose worker is gone; returns (job id, new state) pairs."""
@@ -567,20 +613,19 @@ def reap(store: JobStore, stale_after_s: float = STALE_AFTER_S, only: Sequence[s
         _kill_orphan(job, host)
         reason = (f"its worker (pid {job.worker_pid}) is gone" if worker_gone
                   else f"no heartbeat from its worker for {age:.0f} s")
-        crashes = job.crashes + 1
-        fields: dict[str, Any] = {"crashes": crashes, "pid": None}
         if job.cancel_requested is not None:
             state, msg = "cancelled", f"Cancelled ({reason})."
-        elif crashes >= job.max_attempts:
-            state, msg = "failed", (f"Interrupted {crashes} times, the last because {reason}; giving up. "
-                                    f"See `tunescope logs {job.id}`.")
+            fields: dict[str, Any] = {"crashes": job.crashes + 1, "pid": None}
         else:
-            state, msg = "interrupted", (f"Interrupted because {reason}; it resumes from its last checkpoint "
-                                         "when a worker is free.")
+            state, msg, fields = judge_interruption(job, reason, died_alone=False)
+            fields["pid"] = None
         if state != "interrupted":
             fields["finished"] = now
-        if store.update(job.id, expect_state="running", expect_attempt=job.attempts, state=state, error=msg,
-                        **fields):
+        # A dead worker's pid stays dead; a stale heartbeat must still be stale when the write lands
+        # (a heartbeat that got in after this pass looked means the worker is alive after all).
+        fresh_limit = None if worker_gone else now - stale_after_s
+        if store.update(job.id, expect_state="running", expect_attempt=job.attempts,
+                        expect_stale_before=fresh_limit, state=state, error=msg, **fields):
             _mark_run(job, state, msg)
             out.append((job.id, state))
             (log or _log)(f"reaped job {job.id}: {state} ({reason})")
@@ -894,13 +939,9 @@ class Worker:
         elif self.stopping and slot.term_sent is not None:
             state, msg = "interrupted", "Stopped by its worker; it resumes from its last checkpoint."
         elif sig in _FATAL_SIGNALS or rc == EXIT_LOST:
-            crashes = job.crashes + 1
-            fields["crashes"] = crashes
             why = f"its process was killed ({sig_name}, e.g. out of host memory)" if sig else "its process was lost"
-            if crashes >= job.max_attempts:
-                state, msg = "failed", f"Interrupted {crashes} times, the last because {why}; giving up."
-            else:
-                state, msg = "interrupted", f"Interrupted because {why}; it resumes from its last checkpoint."
+            state, msg, judged = judge_interruption(job, why, died_alone=True)
+            fields.update(judged)
         else:
             how = f"crashed with {sig_name}" if sig else f"exited with code {rc}"
             state, msg = "failed", f"The job process {how} without reporting a result; see `tunescope logs {job.id}`."

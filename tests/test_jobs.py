@@ -273,26 +273,178 @@ def test_status_poll_is_cheap_with_1000_jobs(home):
     assert per_poll < 0.005, f"{per_poll * 1000:.2f} ms per status poll"
 
 
+def stuck(attempt: int, step: int = 0) -> dict:
+    """Progress of an attempt that was under way (past start-up) but got no step past its checkpoint."""
+    return {"phase": "train", "attempt": attempt, "step": step, **({"resumed_from_step": step} if step else {})}
+
+
 def test_reaper_interrupts_stale_jobs_then_gives_up(home):
     from core.worker import reap
 
     store = jobs.open_store()
     (a,) = jobs.submit({"seconds": 0}, kind="noop", max_attempts=2)
     claim(store, pid=2**22 + 12345)  # a worker pid that does not exist (above pid_max)
-    store.update(a, host="elsewhere")  # not this host: only the heartbeat can tell
+    store.update(a, host="elsewhere", progress=stuck(1))  # not this host: only the heartbeat can tell
     assert reap(store, stale_after_s=30) == []
     store.update(a, heartbeat=time.time() - 60)
     assert reap(store, stale_after_s=30) == [(a, "interrupted")]
     job = store.get(a)
-    assert job.crashes == 1 and "heartbeat" in job.error and job.finished is None
+    assert job.crashes == 1 and job.strikes == 1 and "heartbeat" in job.error and job.finished is None
     dead = 2**22 + 12345
     assert claim(store, pid=dead).id == a  # interrupted jobs are claimed again (to resume)
     assert store.get(a).attempts == 2
     # same host, dead worker pid: reaped at once, without waiting for the heartbeat to go stale
-    store.update(a, host=__import__("socket").gethostname())
+    store.update(a, host=__import__("socket").gethostname(), progress=stuck(2, step=6))
     assert reap(store, stale_after_s=30) == [(a, "failed")]
     job = store.get(a)
     assert job.state == "failed" and "giving up" in job.error and job.finished
+
+
+def _kill_with_worker(store, job_id: str, progress: dict | None) -> jobs.Job:
+    """Claim the job for a worker that then dies (its pid is gone) with the job at `progress`."""
+    from core.worker import reap
+
+    job = store.claim("w-dead", __import__("socket").gethostname(), 2**22 + 4321, "cpu")
+    assert job.id == job_id
+    if progress is not None:
+        store.update(job_id, progress={**progress, "attempt": job.attempts})
+    reap(store)
+    return store.get(job_id)
+
+
+def test_killed_with_its_worker_during_start_up_does_not_count(home):
+    """Item 22: three worker deaths during the job's start-up are not the job's fault."""
+    store = jobs.open_store()
+    (a,) = jobs.submit({"seconds": 0}, kind="noop", max_attempts=3)
+    for n in range(1, 5):
+        # the child had not reported yet (progress from the previous attempt), or reported "starting"
+        job = _kill_with_worker(store, a, None if n % 2 else {"phase": "starting"})
+        assert job.state == "interrupted", (n, job.error)
+        assert job.crashes == n and job.strikes == 0
+        assert "not counted" in job.error
+    # and it still runs to the end
+    assert claim(store).id == a
+
+
+def test_killed_with_its_worker_after_progress_does_not_count_but_stuck_does(home):
+    store = jobs.open_store()
+    (a,) = jobs.submit({"seconds": 0}, kind="noop", max_attempts=2)
+    job = _kill_with_worker(store, a, {"phase": "train", "step": 7})  # got past its (absent) checkpoint
+    assert job.state == "interrupted" and (job.crashes, job.strikes) == (1, 0)
+    job = _kill_with_worker(store, a, {"phase": "train", "step": 9, "resumed_from_step": 6})
+    assert job.state == "interrupted" and (job.crashes, job.strikes) == (2, 0)
+    # resumed at step 6 and died before getting any further: that counts
+    job = _kill_with_worker(store, a, {"phase": "train", "step": 6, "resumed_from_step": 6})
+    assert job.state == "interrupted" and (job.crashes, job.strikes) == (3, 1)
+    assert "counted" in job.error and "1 of 2" in job.error
+    job = _kill_with_worker(store, a, {"phase": "features:train", "step": 6, "resumed_from_step": 6})
+    assert job.state == "failed" and (job.crashes, job.strikes) == (4, 2) and "giving up" in job.error
+
+
+def test_a_job_that_keeps_crashing_its_worker_hits_the_hard_ceiling(home):
+    store = jobs.open_store()
+    (a,) = jobs.submit({"seconds": 0}, kind="noop", max_attempts=1)
+    ceiling = jobs.crash_ceiling(1)
+    assert ceiling >= 10
+    for n in range(1, ceiling + 1):
+        job = _kill_with_worker(store, a, {"phase": "train", "step": n})  # "progress" every time
+        if n < ceiling:
+            assert job.state == "interrupted" and job.strikes == 0, (n, job.error)
+    assert job.state == "failed" and job.crashes == ceiling and "keeps" in job.error
+
+
+def test_job_process_dying_while_its_worker_lives_counts(home):
+    """The job itself failed (killed on its own, e.g. out of host memory): counted, as before."""
+    import subprocess as sp
+
+    from core.worker import Worker, WorkerOptions, _Slot
+
+    store = jobs.open_store()
+    (a,) = jobs.submit({"seconds": 0}, kind="noop", max_attempts=2)
+    w = Worker(WorkerOptions(gpus="cpu"))
+    for n, want in ((1, "interrupted"), (2, "failed")):
+        job = store.claim(w.id, w.host, os.getpid(), "cpu")
+        store.update(a, progress={"phase": "train", "step": 50, "attempt": job.attempts})
+        proc = sp.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+        slot = _Slot("cpu", {}, proc=proc, job=job)
+        w._finished(slot)
+        job = store.get(a)
+        assert job.state == want and job.strikes == n and job.crashes == n, job.error
+
+
+def test_old_database_gets_the_strikes_column(tmp_path):
+    """A jobs.db written before `strikes` existed opens, keeps its rows, and counts old crashes."""
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    schema = jobs._SCHEMA.replace(",\n    strikes INTEGER NOT NULL DEFAULT 0", "")
+    assert "strikes" not in schema
+    conn.executescript(schema)
+    conn.execute("INSERT INTO jobs (id, kind, config, state, created, crashes) VALUES "
+                 "('j-old001', 'noop', '{}', 'interrupted', 1.0, 2)")
+    conn.commit()
+    conn.close()
+    store = jobs.SQLiteJobStore(db)
+    job = store.get("j-old001")
+    assert job.state == "interrupted" and job.crashes == 2 and job.strikes == 2
+
+
+# -- 16 (part): the stale-heartbeat limit is clearly longer than a lock wait -----------------------
+
+
+def test_stale_limit_is_clearly_longer_than_the_busy_timeout():
+    from core.cli import build_parser
+    from core.worker import WorkerOptions
+
+    assert jobs.STALE_AFTER_S >= 3 * jobs.BUSY_TIMEOUT_S
+    assert WorkerOptions().stale_after_s == jobs.STALE_AFTER_S
+    assert build_parser().parse_args(["worker"]).stale_after == jobs.STALE_AFTER_S
+
+
+def test_heartbeat_held_up_by_a_lock_for_the_whole_busy_timeout_is_not_reaped(home):
+    """A worker whose heartbeat waited out a full busy timeout (plus its interval) is alive."""
+    from core.worker import reap
+
+    store = jobs.open_store()
+    (a,) = noop(1)
+    claim(store)  # this process is the worker: alive
+    store.update(a, heartbeat=time.time() - jobs.BUSY_TIMEOUT_S - 2.5)
+    assert reap(store) == []
+    assert store.get(a).state == "running"
+
+
+def test_reaper_does_not_reap_a_job_whose_heartbeat_arrived_after_it_looked(home, monkeypatch):
+    """The reaper reads, then writes: a heartbeat landing in between must win."""
+    from core.worker import reap
+
+    store = jobs.open_store()
+    (a,) = noop(1)
+    claim(store, pid=2**22 + 999)
+    store.update(a, host="elsewhere", heartbeat=time.time() - 10 * jobs.STALE_AFTER_S)
+    seen = store.list(state="running", limit=None)  # what the reaper saw: stale
+    store.heartbeat("w-test", [a])  # ...and then the worker's heartbeat got through
+    monkeypatch.setattr(store, "list", lambda **kw: seen)
+    assert reap(store) == []
+    assert store.get(a).state == "running"
+
+
+def test_cancel_note_says_what_happens_in_each_phase(home, capsys):
+    from core.cli import main
+
+    assert "training step" in jobs.cancel_note({"phase": "train"})
+    assert "feature" in jobs.cancel_note({"phase": "features:train"})
+    assert "prediction" in jobs.cancel_note({"phase": "predict:test"})
+    for phase in ("features:train", "predict:validation", "starting", "finishing", None):
+        note = jobs.cancel_note({"phase": phase} if phase else {})
+        assert "between training steps" not in note and "kill" in note, (phase, note)
+    store = jobs.open_store()
+    (a,) = noop(1)
+    claim(store)
+    store.update(a, progress={"phase": "features:train", "phase_done": 64, "phase_total": 640})
+    assert main(["cancel", a, "--no-wait"]) == 0
+    out = capsys.readouterr().out
+    assert "feature" in out and "between training steps" not in out
 
 
 def test_cancel_of_job_whose_worker_is_dead_settles_it(home):

@@ -58,7 +58,14 @@ def _where(ctx: Any) -> dict[str, Any]:
             "omp_threads": os.environ.get("OMP_NUM_THREADS")}
 
 
-RUNNERS = {"train": _slow_train, "stubborn": _stubborn, "boom": _boom, "where": _where}
+def _slow_start(ctx: Any) -> dict[str, Any]:
+    # Stays in start-up (never reports another phase) for its first `kills` attempts, then finishes.
+    if ctx.job.attempts <= int(ctx.job.config.get("kills", 0)):
+        time.sleep(60)
+    return {"attempt": ctx.job.attempts}
+
+
+RUNNERS = {"train": _slow_train, "stubborn": _stubborn, "boom": _boom, "where": _where, "slowstart": _slow_start}
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -223,6 +230,8 @@ def test_kill_9_mid_epoch_then_resume_matches_uninterrupted(victim, home, start_
     done = wait_for(lambda: (j := jobs.get(jid)).is_final and j, 120, "the job to finish", every=0.2)
     assert done.state == "succeeded", (done.error, worker_log(tmp_path))
     assert done.attempts == 2 and done.crashes == 1
+    # the job's own death counts against it; dying with its worker after step 7 does not
+    assert done.strikes == (1 if victim == "job" else 0)
     rows = metric_rows(run_dir)
     (resume,) = [r for r in rows if r["type"] == "resume"]
     assert resume["step"] == resumed_from
@@ -233,6 +242,26 @@ def test_kill_9_mid_epoch_then_resume_matches_uninterrupted(victim, home, start_
     assert "resumed from the checkpoint" in (run_dir / "job.log").read_text()
     if victim == "worker":
         assert w.wait(30) == 0
+
+
+def test_killed_with_its_worker_during_start_up_is_not_the_jobs_fault(home, start_worker, tmp_path):
+    """Item 22: kill -9 of the worker while its job is still starting, as often as max_attempts: the
+    job resumes every time and finally succeeds."""
+    from core import jobs
+
+    (jid,) = jobs.submit({"kills": 2}, kind="slowstart", max_attempts=2)
+    for attempt in (1, 2):
+        w = start_worker()
+        job = wait_for(lambda a=attempt: (j := jobs.get(jid)).pid and j.progress.get("attempt") == a and j,
+                       30, f"attempt {attempt} to report its start-up")
+        assert job.progress["phase"] == "starting"
+        w.kill(signal.SIGKILL)
+        wait_for(lambda p=job.pid: pid_gone(p), 10, "the job process to die with its worker")
+    w = start_worker("--exit-when-idle")
+    assert w.wait(60) == 0, worker_log(tmp_path)
+    done = jobs.get(jid)
+    assert done.state == "succeeded", (done.error, worker_log(tmp_path))
+    assert (done.attempts, done.crashes, done.strikes) == (3, 2, 0)
 
 
 # -- cancel ---------------------------------------------------------------------------------------
