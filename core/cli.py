@@ -8,6 +8,7 @@ its last stdout line, `predict`/`eval` print JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -21,6 +22,7 @@ from core.config import METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.errors import TunescopeError
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as for `yes | head`
 
 
 class _Parser(argparse.ArgumentParser):
@@ -285,7 +287,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args([x for x in argv if x != "--debug"])
     args.debug = debug
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader that went away fails here, inside the handler, not at exit
+        return code
+    except BrokenPipeError:
+        # `tunescope predict ... | head`: the reader has all it wanted. Point stdout at /dev/null so
+        # the interpreter's final flush stays quiet, and exit the way a process killed by SIGPIPE does.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except TunescopeError as exc:
         if args.debug:
             traceback.print_exc()

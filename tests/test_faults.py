@@ -6,6 +6,9 @@ reported as right."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,20 @@ def test_runs_page_renders_other_runs_with_one_damaged(fake_runs):
     # the Compare page, which offers succeeded runs only, still opens too
     at = open_app_page("compare")
     assert not at.exception
+
+
+# -- 22 (part): a closed stdout pipe is not an internal error ---------------------------------------
+
+
+def test_predict_into_a_closed_pipe_exits_quietly(trained_text_run, tmp_path):
+    """`tunescope predict ... | head -c 1`: the output is far larger than a pipe holds, so the writer
+    is still writing when `head` has gone."""
+    texts = " ".join(["--text 'the film was great'"] * 2000)
+    err = tmp_path / "stderr.txt"
+    script = (f"{sys.executable} -m core.cli predict --run {trained_text_run} {texts} 2> {err} | head -c 1; "
+              "echo \" ${PIPESTATUS[0]}\"")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TUNESCOPE_HOME": str(tmp_path)}
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    first, rc = proc.stdout.split()
+    assert first == "[" and rc == "141", (proc.stdout, err.read_text())
+    assert err.read_text() == ""  # no "internal error", no "Exception ignored ... BrokenPipeError"
