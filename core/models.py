@@ -195,30 +195,102 @@ class TextClassifier(Classifier):
                 "num_labels": self.classifier.out_features}
 
 
+# Architectures whose own classification head reads the [CLS] token: their `pooler_output`, where
+# there is one, is an untrained dense + tanh layer (ViT, DeiT) or that same token (DINOv2).
+CLS_TOKEN_IMAGE_TYPES = frozenset({"vit", "deit", "vit_msn", "vit_hybrid", "dinov2", "dinov2_with_registers",
+                                   "dinov3_vit", "pvt"})
+# "legacy" is how runs saved before the pooling was recorded were trained (token 0 of any token
+# sequence, which for Swin or SigLIP is one patch); only their specs, which lack the key, get it.
+IMAGE_POOLINGS = ("cls", "pooler", "mean", "legacy")
+
+
+def _pooled_output(out: Any) -> torch.Tensor | None:
+    """The model's own pooled image vector, if its output has one."""
+    for key in ("image_embeds", "pooler_output"):
+        value = getattr(out, key, None)
+        if isinstance(value, torch.Tensor):
+            return value
+    return None
+
+
+def _config_width(config: Any) -> int | None:
+    width = getattr(config, "hidden_size", None) or (config.hidden_sizes[-1] if getattr(config, "hidden_sizes", None)
+                                                      else None)
+    return int(width) if width else None
+
+
+def _probe_image_backbone(backbone: nn.Module) -> Any:
+    """One forward pass on a blank image of the configured size, to see what the backbone returns."""
+    cfg = backbone.config
+    size = getattr(cfg, "image_size", None) or 224
+    h, w = (int(size[0]), int(size[-1])) if isinstance(size, (list, tuple)) else (int(size), int(size))
+    param = next(backbone.parameters())
+    pixels = torch.zeros(1, int(getattr(cfg, "num_channels", 3) or 3), h, w, dtype=param.dtype, device=param.device)
+    was_training = backbone.training
+    backbone.eval()  # BatchNorm in training mode would fold the blank image into its statistics
+    try:
+        with torch.no_grad():
+            return backbone(pixel_values=pixels)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ModelError(f"{type(backbone).__name__} does not run on a {h}x{w} image "
+                         f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}); "
+                         "it cannot be used as an image backbone.") from None
+    finally:
+        backbone.train(was_training)
+
+
+def choose_image_pooling(backbone: nn.Module) -> tuple[str, int | None]:
+    """How a Hugging Face image backbone's output becomes one feature vector, and that vector's size:
+    the [CLS] token where the architecture classifies from it, else the model's own pooled output,
+    else the mean over tokens or spatial positions."""
+    if getattr(backbone.config, "model_type", "") in CLS_TOKEN_IMAGE_TYPES:
+        return "cls", _config_width(backbone.config)
+    out = _probe_image_backbone(backbone)
+    pooled = _pooled_output(out)
+    if pooled is not None:
+        return "pooler", int(pooled.flatten(1).shape[1])
+    hidden = out.last_hidden_state
+    return "mean", int(hidden.shape[-1] if hidden.dim() == 3 else hidden.shape[1])
+
+
 class HFImageClassifier(Classifier):
     task = "image"
     family = "hf-image"
     LORA_SUFFIXES = ("query", "value", "q_proj", "v_proj", "qkv")
     LAYER_PATHS = ("encoder.layer", "encoder.layers", "encoder.stages", "stages", "layers", "blocks")
 
-    def __init__(self, backbone: nn.Module, num_labels: int, dropout: float = 0.0) -> None:
+    def __init__(self, backbone: nn.Module, num_labels: int, dropout: float = 0.0, pooling: str = "auto",
+                 width: int | None = None) -> None:
         super().__init__()
         self.backbone = backbone
-        cfg = backbone.config
-        hidden = getattr(cfg, "hidden_size", None) or (cfg.hidden_sizes[-1] if hasattr(cfg, "hidden_sizes")
-                                                       else None)
+        if pooling == "auto":
+            pooling, width = choose_image_pooling(backbone)
+        if pooling not in IMAGE_POOLINGS:
+            raise ModelError(f"Unknown image pooling {pooling!r}; expected one of {', '.join(IMAGE_POOLINGS)}.")
+        self.pooling = pooling
+        hidden = width or _config_width(backbone.config)
         if hidden is None:
             raise ModelError(f"Cannot tell the feature size of {type(backbone).__name__}.")
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden, num_labels)
 
     def features(self, **batch: torch.Tensor) -> torch.Tensor:
-        out = self.backbone(pixel_values=batch["pixel_values"])
+        return self.pool(self.backbone(pixel_values=batch["pixel_values"]))
+
+    def pool(self, out: Any) -> torch.Tensor:
+        """The backbone's output (a transformers ModelOutput) as one vector per image."""
         hidden = out.last_hidden_state
-        if hidden.dim() == 3:  # ViT-like: the [CLS] token after the final norm
+        if self.pooling == "cls" or (self.pooling == "legacy" and hidden.dim() == 3):
             return hidden[:, 0]
-        pooled = getattr(out, "pooler_output", None)
-        return pooled.flatten(1) if pooled is not None else hidden.mean(dim=(2, 3))
+        if self.pooling == "mean":
+            return hidden.mean(dim=1) if hidden.dim() == 3 else hidden.mean(dim=(2, 3))
+        pooled = _pooled_output(out) if self.pooling == "pooler" else getattr(out, "pooler_output", None)
+        if pooled is None:
+            if self.pooling == "pooler":
+                raise ModelError(f"{type(self.backbone).__name__} returned no pooled output, which this "
+                                 "model was trained on.")
+            return hidden.mean(dim=(2, 3))
+        return pooled.flatten(1)
 
     def head_forward(self, feats: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(feats))
@@ -246,7 +318,10 @@ class HFImageClassifier(Classifier):
         return names or _conv_targets(self, "backbone")
 
     def arch_spec(self) -> dict[str, Any]:
-        return {"family": self.family, "num_labels": self.classifier.out_features}
+        spec: dict[str, Any] = {"family": self.family, "num_labels": self.classifier.out_features}
+        if self.pooling != "legacy":  # an old model saved again must still read as one
+            spec.update(pooling=self.pooling, width=self.classifier.in_features)
+        return spec
 
 
 def _conv_targets(root: nn.Module, prefix: str) -> list[str]:
@@ -499,10 +574,22 @@ def build_image(name: str, num_labels: int, *, pretrained: bool, image_size: int
     from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
     processor = _hf_load(AutoImageProcessor.from_pretrained, name)
-    if pretrained:
+    config = _hf_load(AutoConfig.from_pretrained, name)
+    vision = getattr(config, "vision_config", None)
+    if vision is not None and getattr(config, "text_config", None) is not None:
+        # Dual encoders (CLIP, SigLIP) only run their full forward with text as well; the image side
+        # is their vision tower, which loads from the same checkpoint and saves as a plain backbone.
+        from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+        if type(vision) not in MODEL_MAPPING:
+            raise ModelError(f"{name!r} is a {config.model_type} model whose vision tower transformers cannot "
+                             "load on its own; use an image model.")
+        tower = MODEL_MAPPING[type(vision)]
+        backbone = _hf_load(tower.from_pretrained, name) if pretrained else AutoModel.from_config(vision)
+    elif pretrained:
         backbone = _hf_load(AutoModel.from_pretrained, name)
     else:
-        backbone = AutoModel.from_config(_hf_load(AutoConfig.from_pretrained, name))
+        backbone = AutoModel.from_config(config)
     model = HFImageClassifier(backbone, num_labels)
     card = ModelCard(name, "image", family, name, f"Hugging Face: {name}", "see the model's card")
     spec = _image_spec_from_processor(processor, image_size)
@@ -609,7 +696,7 @@ def load_bundle(directory: Path, attn_implementation: str | None = None) -> tupl
             from transformers import AutoConfig, AutoModel
 
             backbone = AutoModel.from_config(AutoConfig.from_pretrained(directory / "backbone"))
-            model = HFImageClassifier(backbone, n)
+            model = HFImageClassifier(backbone, n, pooling=arch.get("pooling", "legacy"), width=arch.get("width"))
         else:
             raise ModelError(f"Unknown model family {family!r} in {spec_path}.")
     missing, unexpected = load_model(model, str(directory / MODEL_FILE), strict=False)

@@ -193,3 +193,32 @@ def test_an_image_head_that_predicts_differently_falls_back_to_the_tunescope_for
     res = export_run(trained_image_runs["vit"], tmp_path / "vit")
     assert res["format"].startswith("tunescope model")
     assert load_bundle(Path(res["path"]))[0].task == "image"
+
+
+@pytest.fixture(scope="module")
+def swin_run(shapes_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from test_image_pooling import write_tiny_swin
+
+    from core import api
+    from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    d = tmp_path_factory.mktemp("swin")
+    cfg = RunConfig(data=DataConfig(source=str(shapes_zip)),
+                    model=ModelConfig(name=str(write_tiny_swin(d / "tiny-swin")), pretrained=False, image_size=32),
+                    train=TrainConfig(method="full", epochs=1, batch_size=8, lr=5e-3, device="cpu"))
+    return api.train(cfg, runs_dir=d / "runs", run_id="tiny-swin")
+
+
+def test_swin_run_exports_with_identical_logits(swin_run: Path, tmp_path: Path) -> None:
+    """Swin pools by its own pooled output, as SwinForImageClassification does, so the Hugging Face
+    head can carry the run's classifier unchanged."""
+    from transformers import AutoModelForImageClassification
+
+    res = export_run(swin_run, tmp_path / "swin")
+    assert "AutoModelForImageClassification" in res["format"]
+    hf = AutoModelForImageClassification.from_pretrained(res["path"]).eval()
+    bundle, _ = load_bundle(swin_run / "model")
+    pixels = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        np.testing.assert_allclose(hf(pixel_values=pixels).logits.numpy(),
+                                   bundle.model.eval()(pixel_values=pixels).numpy(), atol=1e-5)
