@@ -120,14 +120,22 @@ def head_view(matrix: np.ndarray, tokens: Sequence[str], title: str, min_weight:
     return fig
 
 
-def rollout_bars(tokens: Sequence[str], weights: Sequence[float]) -> go.Figure:
-    """Rollout from the first position to every other token; its share of itself (usually the
-    largest, through the residual path) is left out and the rest rescaled to sum to 1."""
-    w = np.asarray(weights[1:], dtype=np.float64)
+def rollout_bars(tokens: Sequence[str], weights: Sequence[float], row: str = "cls") -> go.Figure:
+    """Rollout from the row the classifier reads to every token, titled with which row that is.
+    row="cls": the first position's; its share of itself (usually the largest, through the residual
+    path) is left out and the rest rescaled to sum to 1. row="mean": the mean over the tokens' rows,
+    for a classifier that mean-pools; every token counts there, [CLS] included, so none is left out."""
+    if row not in ("cls", "mean"):
+        raise ValueError(f"rollout row must be 'cls' or 'mean', got {row!r}.")
+    first = 1 if row == "cls" else 0
+    w = np.asarray(weights[first:], dtype=np.float64)
     w = w / w.sum() if w.sum() > 0 else w
-    fig = _fig("Attention rollout: how much [CLS] draws on each other token across all layers", height=300,
-               yaxis_title="share")
-    fig.add_trace(go.Bar(x=[f"{i + 1}:{t}" for i, t in enumerate(tokens[1:])], y=w, marker_color=PALETTE[0]))
+    title = ("Attention rollout from [CLS], the token the classifier reads: how much it draws on each other "
+             "token across all layers" if row == "cls" else
+             f"Attention rollout averaged over all {len(tokens)} tokens, as the classifier mean-pools them: "
+             "how much the pooled output draws on each token across all layers")
+    fig = _fig(title, height=300, yaxis_title="share")
+    fig.add_trace(go.Bar(x=[f"{i + first}:{t}" for i, t in enumerate(tokens[first:])], y=w, marker_color=PALETTE[0]))
     return fig
 
 

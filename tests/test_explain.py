@@ -237,6 +237,37 @@ def test_text_attention_shapes_rollout_and_truncation(trained_text_run):
     assert short.truncated and short.attentions.shape[-1] == 5 and short.n_tokens == 10
 
 
+def test_rollout_is_read_from_the_row_the_model_pools(trained_text_run):
+    maps = attention.attention(trained_text_run, TEXT, device="cpu")
+    assert maps.pooling == "mean" and maps.rollout_row == "mean"  # the tiny run mean-pools
+    np.testing.assert_allclose(maps.pooled_rollout(), maps.rollout.mean(axis=0), atol=1e-12)
+    assert not np.allclose(maps.pooled_rollout(), maps.rollout[0])
+
+
+@pytest.mark.parametrize("pooling", ["cls", "pooler"])
+def test_cls_and_pooler_models_show_the_cls_rollout(tiny_bert_dir, pooling):
+    from core.models import build_model
+
+    bundle = build_model(str(tiny_bert_dir), "text", 2, pretrained=False, max_length=32, pooling=pooling,
+                         attn_implementation="eager")
+    target = TextTarget.build(bundle.model.eval(), bundle.preprocessor.tokenizer, TEXT, 32)
+    maps = attention._text_attention(target, 32)
+    assert maps.pooling == pooling and maps.rollout_row == "cls"
+    np.testing.assert_allclose(maps.pooled_rollout(), maps.rollout[0])
+
+
+def test_mean_pooled_rollout_averages_only_the_real_tokens():
+    att = np.zeros((1, 1, 3, 3))
+    att[0, 0] = [[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]  # the third token is padding
+    roll = attention.rollout(att)
+    maps = attention.AttentionMaps("text", att, roll, ["[CLS]", "good", "[PAD]"], pooling="mean",
+                                   real=np.array([True, True, False]))
+    np.testing.assert_allclose(maps.pooled_rollout(), roll[:2].mean(axis=0))
+    assert maps.pooled_rollout()[2] == 0.0
+    cls = attention.AttentionMaps("text", att, roll, ["[CLS]", "good", "[PAD]"])
+    assert cls.rollout_row == "cls" and np.allclose(cls.pooled_rollout(), roll[0])
+
+
 def test_rollout_by_hand():
     ident = np.tile(np.eye(3), (2, 4, 1, 1))
     np.testing.assert_allclose(attention.rollout(ident), np.eye(3))

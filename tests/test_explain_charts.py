@@ -15,6 +15,18 @@ def test_rollout_bars_leave_out_the_first_token_and_rescale():
     assert sum(bar.y) == pytest.approx(1.0) and bar.y[0] == pytest.approx(0.75)
 
 
+def test_rollout_bars_say_which_row_they_show():
+    cls = charts.rollout_bars(["[CLS]", "good", "film"], [0.8, 0.15, 0.05])
+    assert "[CLS]" in cls.layout.title.text and "mean" not in cls.layout.title.text
+    mean = charts.rollout_bars(["[CLS]", "good", "film"], [0.2, 0.5, 0.3], row="mean")
+    assert "averaged over all 3 tokens" in mean.layout.title.text and "mean-pools" in mean.layout.title.text
+    bar = mean.data[0]
+    assert list(bar.x) == ["0:[CLS]", "1:good", "2:film"]  # mean pooling reads every token, [CLS] too
+    assert list(bar.y) == pytest.approx([0.2, 0.5, 0.3])
+    with pytest.raises(ValueError, match="row"):
+        charts.rollout_bars(["a"], [1.0], row="last")
+
+
 def test_head_view_draws_only_weights_above_the_floor():
     m = np.array([[0.9, 0.1, 0.0], [0.02, 0.98, 0.0], [0.3, 0.3, 0.4]])
     fig = charts.head_view(m, ["a", "b", "c"], "L1 H1", min_weight=0.05)

@@ -1,7 +1,9 @@
 """Attention maps: every layer × head for one input, and attention rollout (Abnar & Zuidema 2020).
 
 Text models are switched to eager attention (SDPA kernels return no weights); the view is capped
-at `max_tokens` tokens with a note when the text was longer. ViT-style image models give per-layer
+at `max_tokens` tokens with a note when the text was longer. The rollout shown is the one the
+prediction rests on: the [CLS] row for cls/pooler classifiers, the mean of the tokens' rows for
+mean pooling (`AttentionMaps.pooled_rollout`). ViT-style image models give per-layer
 [CLS] attention and rollout over the patch grid, shaped for an overlay on the image. Convolutional
 models have no attention and say so.
 """
@@ -31,6 +33,14 @@ class AttentionMaps:
     max_tokens: int = DEFAULT_MAX_TOKENS
     grid: int = 0  # image: patches per side
     image: np.ndarray | None = None  # image: (S, S, 3) uint8
+    pooling: str = "cls"  # how the classifier reads the sequence: "mean", "cls" or "pooler" (also [CLS])
+    real: np.ndarray | None = None  # (T,) bool: the tokens that are not padding; None = all
+
+    @property
+    def rollout_row(self) -> str:
+        """Which rollout the model's prediction rests on: "mean" (the average over the real tokens'
+        rows, for a mean-pooling classifier) or "cls" (the [CLS] row, for cls and pooler)."""
+        return "mean" if self.pooling == "mean" else "cls"
 
     @property
     def layers(self) -> int:
@@ -43,6 +53,14 @@ class AttentionMaps:
     def cls_rollout(self) -> np.ndarray:
         """How much the [CLS] position draws on each token (or patch) through all layers."""
         return self.rollout[0]
+
+    def pooled_rollout(self) -> np.ndarray:
+        """How much what the classifier reads draws on each token through all layers: the [CLS]
+        row, or for mean pooling the mean of the real (non-padding) tokens' rows, as pooling does."""
+        if self.rollout_row == "cls":
+            return self.cls_rollout()
+        real = np.ones(self.rollout.shape[0], dtype=bool) if self.real is None else np.asarray(self.real, bool)
+        return self.rollout[real].mean(axis=0)
 
     def cls_patch_maps(self) -> np.ndarray:
         """Image models: (layers + 1, grid, grid): each layer's head-averaged [CLS] attention to the
@@ -79,7 +97,9 @@ def _text_attention(target: TextTarget, max_tokens: int) -> AttentionMaps:
     if not atts:
         raise ModelError(f"{type(encoder).__name__} does not return attention weights; use attributions.")
     a = torch.stack([x[0] for x in atts]).float().cpu().numpy()
-    return AttentionMaps("text", a, rollout(a), target.tokens, target.truncated, target.n_tokens_total, max_tokens)
+    real = target.attention_mask[0].bool().cpu().numpy()
+    return AttentionMaps("text", a, rollout(a), target.tokens, target.truncated, target.n_tokens_total, max_tokens,
+                         pooling=str(getattr(model, "pooling", "cls")), real=real)
 
 
 def _image_attention(target: ImageTarget) -> AttentionMaps:
