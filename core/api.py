@@ -25,7 +25,7 @@ from core.errors import ConfigError, DataError, RunError
 from core.finetune import count_params, get_method
 from core.metrics import classification_report, softmax
 from core.models import ModelBundle, build_model, load_bundle, resolve_model_name
-from core.runs import RunWriter, check_run_id, default_runs_dir, new_run_id, resolve_run
+from core.runs import RunWriter, check_run_id, default_runs_dir, new_run_id, resolve_run, verify_model
 
 
 class MetricsFile(Callback):
@@ -149,10 +149,13 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
         probs = softmax(engine.predict_logits(test["input"].tolist(), split="test"))
         report = classification_report(probs, test["label_id"].to_numpy(), data.labels)
         from core.models import save_bundle
-        from core.runs import atomic_dir
+        from core.runs import atomic_dir, write_model_manifest
 
-        atomic_dir(run.model_dir, lambda d: save_bundle(bundle, d, data.labels, {
-            "method": cfg.train.method, "seed": cfg.train.seed}))
+        def write_model(d: Path) -> None:
+            save_bundle(bundle, d, data.labels, {"method": cfg.train.method, "seed": cfg.train.seed})
+            write_model_manifest(d)  # load_run_model refuses a model whose files no longer match
+
+        atomic_dir(run.model_dir, write_model)
         run.write_predictions(_prediction_frame(test, probs, data.labels))
         summary = {
             "run_id": run.id, "task": data.task, "model": model_name, "model_source": bundle.card.source,
@@ -192,7 +195,11 @@ MAX_LOADED_MODELS = 4
 
 
 def load_run_model(run: str | Path, runs_dir: str | Path | None = None) -> tuple[ModelBundle, list[str]]:
-    """Load a run's model once per process; keep the few most recently used (memory bound)."""
+    """Load a run's model once per process; keep the few most recently used (memory bound).
+
+    The files are checked against the hashes recorded at save (`core.runs.verify_model`; a file is
+    hashed once per size and mtime), so a damaged model is refused with the run and file named instead
+    of predicting something else. Runs saved before hashes were recorded load unchecked."""
     r = resolve_run(run, Path(runs_dir) if runs_dir else default_runs_dir())
     key = str(r.path.resolve())
     if key in _LOADED:
@@ -202,7 +209,13 @@ def load_run_model(run: str | Path, runs_dir: str | Path | None = None) -> tuple
         state = r.status().get("state", "unknown")
 
         raise RunError(f"Run {r.id} has no saved model (state: {state}); only finished runs can predict.")
-    loaded = load_bundle(r.model_dir)
+    verify_model(r)
+    try:
+        loaded = load_bundle(r.model_dir)
+    except Exception as exc:  # noqa: BLE001 - truncated or edited files fail deep inside the loaders
+        raise RunError(f"Run {r.id}: the model in {r.model_dir} cannot be loaded ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0] if str(exc) else 'no details'}); its files may be damaged, "
+                       "retrain the run or restore the model folder from a backup.") from exc
     if loaded[0].task == "image":
         import torch
 

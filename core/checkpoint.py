@@ -9,7 +9,6 @@ with `torch.save`, read back with `weights_only=True` (no arbitrary unpickling).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -18,17 +17,10 @@ from typing import Any
 import torch
 
 from core.runs import atomic_dir
+from core.runs import sha256_file as _sha256
 
 MANIFEST = "manifest.json"
 KEEP = 2
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Checkpointer:

@@ -5,12 +5,14 @@ Layout of `<runs_dir>/<run_id>/`:
   status.json      state: running | succeeded | failed | cancelled, with a message
   metrics.jsonl    one JSON object per logged step and per epoch
   summary.json     final figures (see `Summary` keys in core.api)
-  model/           tunescope_model.json + model.safetensors + tokenizer/ or image_spec.json
+  model/           tunescope_model.json + model.safetensors + tokenizer/ or image_spec.json, and
+                   manifest.json: the SHA-256 of every other file, checked before the model is loaded
   predictions.parquet  one row per test example with class probabilities
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import RunError
+from core.errors import ModelIntegrityError, RunError
 
 if TYPE_CHECKING:  # pandas costs a second to import; the CLI and the job store need none of it
     import pandas as pd
@@ -110,6 +112,63 @@ def atomic_dir(final: Path, write: Callable[[Path], None]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _fsync_dir(final.parent)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+MODEL_MANIFEST = "manifest.json"
+# (path, size, mtime_ns) -> SHA-256 of files hashed in this process: an unchanged file is not read again.
+_HASHED: dict[tuple[str, int, int], str] = {}
+
+
+def write_model_manifest(model_dir: Path) -> None:
+    """Record the SHA-256 of every file of a saved model (as checkpoints do), inside the model folder
+    so it is built and renamed into place together with the files it describes."""
+    files = {p.relative_to(model_dir).as_posix(): sha256_file(p)
+             for p in sorted(model_dir.rglob("*")) if p.is_file() and p.name != MODEL_MANIFEST}
+    (model_dir / MODEL_MANIFEST).write_text(json.dumps({"algorithm": "sha256", "files": files}, indent=1))
+
+
+def verify_model(run: Run) -> bool:
+    """Check a run's model files against the hashes recorded at save. True when they match, False for
+    a run saved before hashes were recorded (it loads unchecked); ModelIntegrityError naming the run
+    and the file otherwise. A file is hashed once per (size, mtime) in a process."""
+    model_dir = run.model_dir
+    path = model_dir / MODEL_MANIFEST
+    if not path.is_file():
+        return False
+    try:
+        files = json.loads(path.read_bytes().decode("utf-8"))["files"]
+        if not isinstance(files, dict) or not files:
+            raise ValueError("no files listed")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelIntegrityError(f"Run {run.id}: model/{MODEL_MANIFEST} is damaged ({exc}), so the model cannot "
+                                  "be checked; retrain the run or restore the model folder from a backup.") from exc
+    for name, digest in files.items():
+        target = model_dir / name
+        if ".." in Path(name).parts or Path(name).is_absolute():
+            raise ModelIntegrityError(f"Run {run.id}: model/{MODEL_MANIFEST} names a file outside the model "
+                                      f"folder ({name!r}); restore the model folder from a backup.")
+        try:
+            st = target.stat()
+        except OSError:
+            raise ModelIntegrityError(f"Run {run.id}: model/{name} is missing; retrain the run or restore the "
+                                      "model folder from a backup.") from None
+        key = (str(target.resolve()), st.st_size, st.st_mtime_ns)
+        actual = _HASHED.get(key)
+        if actual is None:
+            actual = _HASHED[key] = sha256_file(target)
+        if actual != digest:
+            raise ModelIntegrityError(f"Run {run.id}: model/{name} is damaged (its SHA-256 differs from the one "
+                                      "recorded when the model was saved), so its predictions cannot be trusted; "
+                                      "retrain the run or restore the file from a backup.")
+    return True
 
 
 def _slug(text: str) -> str:
