@@ -38,6 +38,7 @@ from core.errors import (
     ConfigError,
     CorruptImageError,
     DataError,
+    DecodedTooLargeError,
     EmptyFileError,
     EmptyTextError,
     EncodingError,
@@ -63,9 +64,16 @@ class DataLimits:
     max_archive_bytes: int = 2 * 2**30  # sum of uncompressed sizes in a ZIP or image folder
     max_archive_ratio: float = 200.0  # uncompressed / compressed, per entry and overall
     max_archive_entries: int = 200_000
+    # What a table may decode to, whatever its size on disk: a few kB of Parquet (repeated strings,
+    # run-length zeros) or of commas can otherwise become gigabytes of Python objects.
+    max_decoded_bytes: int = 256 * 2**20  # text and values a table decodes to (Parquet; CSV/JSON text)
+    max_rows: int = 1_000_000  # rows, lines or records of a table
+    max_columns: int = 1_000
+    max_cells: int = 10_000_000  # rows x columns (Parquet: leaf values; JSON: values of any kind)
 
     def __post_init__(self) -> None:
-        for name in ("max_file_bytes", "max_image_pixels", "max_archive_bytes", "max_archive_entries"):
+        for name in ("max_file_bytes", "max_image_pixels", "max_archive_bytes", "max_archive_entries",
+                     "max_decoded_bytes", "max_rows", "max_columns", "max_cells"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"DataLimits.{name} must be a positive whole number, got {value!r}.")
@@ -495,19 +503,67 @@ class _Table:
 def _read_table(path: Path, kind: str, limits: DataLimits) -> _Table:
     if kind == "parquet":
         return _read_parquet(path, limits)
-    text, notes = _decode(path, _read_table_bytes(path, limits))
+    raw = _read_table_bytes(path, limits)
+    if len(raw) > limits.max_decoded_bytes:
+        raise _decoded_too_large(path, len(raw), limits)
+    text, notes = _decode(path, raw)
+    del raw
     text = text.lstrip("\ufeff")  # a second BOM left by tools that add one unconditionally
     if not text.strip():
         raise EmptyFileError(f"'{path.name}' is empty; it needs a header row and at least one "
                              f"labelled example.")
-    if kind == "jsonl":
-        table = _parse_jsonl(path, text)
-    elif kind == "json":
-        table = _parse_json(path, text)
+    if kind in ("jsonl", "json"):
+        _check_json_values(path, text, limits)
+        table = _parse_jsonl(path, text, limits) if kind == "jsonl" else _parse_json(path, text, limits)
     else:
-        table = _parse_delimited(path, text, _delimiter(kind, text))
+        table = _parse_delimited(path, text, _delimiter(kind, text), limits)
     table.warnings[:0] = notes
     return table
+
+
+# --- decoding bounds ------------------------------------------------------------------------
+
+def _decoded_too_large(path: Path, size: int, limits: DataLimits) -> DecodedTooLargeError:
+    return DecodedTooLargeError(
+        f"'{path.name}' decodes to {archive.fmt_bytes(size)} or more, over the limit of "
+        f"{archive.fmt_bytes(limits.max_decoded_bytes)} (max_decoded_bytes), so it was refused before "
+        f"being read into memory; use a smaller file or a sample, or raise max_decoded_bytes.")
+
+
+def _too_many_rows(path: Path, unit: str, limits: DataLimits) -> DecodedTooLargeError:
+    return DecodedTooLargeError(
+        f"'{path.name}' has more than {limits.max_rows:,} {_PLURAL[unit]}, the limit (max_rows); use a "
+        f"sample of the file, or raise max_rows.")
+
+
+def _too_many_columns(path: Path, n: int, limits: DataLimits) -> DecodedTooLargeError:
+    return DecodedTooLargeError(
+        f"'{path.name}' has {n:,} columns, over the limit of {limits.max_columns:,} (max_columns); keep "
+        f"only the columns you need, or raise max_columns.")
+
+
+def _too_many_cells(path: Path, rows: int, width: int, limits: DataLimits) -> DecodedTooLargeError:
+    return DecodedTooLargeError(
+        f"'{path.name}' holds more than {limits.max_cells:,} cells ({rows:,} rows x {width:,} columns), "
+        f"the limit (max_cells); drop the columns you do not need or use a sample, or raise max_cells.")
+
+
+# A JSON string literal, in the unrolled form that matches in linear time.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _check_json_values(path: Path, text: str, limits: DataLimits) -> None:
+    """Refuse JSON that would parse into more than max_cells Python values, before parsing it.
+
+    Every value but the first in an array or object follows a comma, so commas plus containers
+    outside string literals bound the number of values; commas inside texts do not count.
+    """
+    structure = _JSON_STRING.sub("", text)
+    values = structure.count(",") + structure.count("[") + structure.count("{") + 1
+    if values > limits.max_cells:
+        raise DecodedTooLargeError(
+            f"'{path.name}' holds more than {limits.max_cells:,} JSON values, the limit (max_cells); "
+            f"drop the fields you do not need or use a sample, or raise max_cells.")
 
 
 def _delimiter(kind: str, text: str) -> str:
@@ -521,7 +577,7 @@ def _delimiter(kind: str, text: str) -> str:
     return best if counts[best] else ","
 
 
-def _parse_delimited(path: Path, text: str, delimiter: str) -> _Table:
+def _parse_delimited(path: Path, text: str, delimiter: str, limits: DataLimits) -> _Table:
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # long documents are fine
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
@@ -534,7 +590,9 @@ def _parse_delimited(path: Path, text: str, delimiter: str) -> _Table:
     if not header:
         raise EmptyFileError(f"'{path.name}' has no header row; add one such as 'text,label'.")
     columns = _unique_names(header)
-    rows, numbers, blank = _read_rows(path, reader, len(columns), delimiter)
+    if len(columns) > limits.max_columns:
+        raise _too_many_columns(path, len(columns), limits)
+    rows, numbers, blank = _read_rows(path, reader, len(columns), delimiter, limits)
     if not rows:
         raise HeaderOnlyError(f"'{path.name}' has a header ({', '.join(columns)}) but no data rows; "
                               f"add at least one labelled example per class.")
@@ -547,7 +605,7 @@ def _parse_delimited(path: Path, text: str, delimiter: str) -> _Table:
     return table
 
 
-def _read_rows(path: Path, reader: Any, width: int, delimiter: str
+def _read_rows(path: Path, reader: Any, width: int, delimiter: str, limits: DataLimits
                ) -> tuple[list[list[str]], list[int], list[int]]:
     """Rows of exactly `width` fields, their spreadsheet row numbers, and skipped blank rows."""
     rows: list[list[str]] = []
@@ -563,6 +621,10 @@ def _read_rows(path: Path, reader: Any, width: int, delimiter: str
                 continue
             if len(fields) != width:
                 fields = _fit_row(path, fields, width, row_no, first_line, last_line, delimiter)
+            if len(rows) >= limits.max_rows:  # stop here: memory stays bounded by the limits
+                raise _too_many_rows(path, "row", limits)
+            if (len(rows) + 1) * width > limits.max_cells:
+                raise _too_many_cells(path, len(rows) + 1, width, limits)
             rows.append(fields)
             numbers.append(row_no)
     except csv.Error as exc:
@@ -597,11 +659,13 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _parse_jsonl(path: Path, text: str) -> _Table:
+def _parse_jsonl(path: Path, text: str, limits: DataLimits) -> _Table:
     records, numbers = [], []
     for lineno, line in enumerate(text.split("\n"), 1):  # not splitlines: U+2028 is valid in JSON
         if not line.strip():
             continue
+        if len(records) >= limits.max_rows:
+            raise _too_many_rows(path, "line", limits)
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -613,15 +677,15 @@ def _parse_jsonl(path: Path, text: str) -> _Table:
                                     f'an object; each line must look like {{"text": "...", "label": "..."}}.')
         records.append(obj)
         numbers.append(lineno)
-    return _records_table(path, records, numbers, "line")
+    return _records_table(path, records, numbers, "line", limits)
 
 
-def _parse_json(path: Path, text: str) -> _Table:
+def _parse_json(path: Path, text: str, limits: DataLimits) -> _Table:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         if text.lstrip().startswith("{") and exc.msg == "Extra data":
-            return _parse_jsonl(path, text)  # JSON lines saved with a .json extension
+            return _parse_jsonl(path, text, limits)  # JSON lines saved with a .json extension
         raise MalformedRowError(f"'{path.name}' is not valid JSON ({exc.msg} on line {exc.lineno}, "
                                 f"column {exc.colno}); fix that spot or export the data as JSON "
                                 f"lines.") from None
@@ -634,7 +698,7 @@ def _parse_json(path: Path, text: str) -> _Table:
         if not isinstance(rec, dict):
             raise MalformedRowError(f"'{path.name}' record {i} is a JSON {type(rec).__name__}, not an "
                                     f'object like {{"text": "...", "label": "..."}}.')
-    return _records_table(path, obj, range(1, len(obj) + 1), "record")
+    return _records_table(path, obj, range(1, len(obj) + 1), "record", limits)
 
 
 def _unwrap_json_object(obj: dict[str, Any]) -> list[Any]:
@@ -648,11 +712,17 @@ def _unwrap_json_object(obj: dict[str, Any]) -> list[Any]:
 
 
 def _records_table(path: Path, records: list[dict[str, Any]], numbers: Sequence[int],
-                   unit: str) -> _Table:
+                   unit: str, limits: DataLimits) -> _Table:
     if not records:
         raise EmptyFileError(f"'{path.name}' has no records; add one object per example like "
                              f'{{"text": "...", "label": "..."}}.')
+    if len(records) > limits.max_rows:
+        raise _too_many_rows(path, unit, limits)
     columns = list(dict.fromkeys(k for rec in records for k in rec))
+    if len(columns) > limits.max_columns:
+        raise _too_many_columns(path, len(columns), limits)
+    if len(columns) * len(records) > limits.max_cells:  # every record gets a cell in every column
+        raise _too_many_cells(path, len(records), len(columns), limits)
     data = {c: [rec.get(c) for rec in records] for c in columns}
     return _Table(path, [str(c) for c in columns], {str(k): v for k, v in data.items()}, numbers, unit)
 
@@ -665,17 +735,99 @@ def _read_parquet(path: Path, limits: DataLimits) -> _Table:
     if not data:
         raise EmptyFileError(f"'{path.name}' is empty; it needs at least one labelled example.")
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        pf = pq.ParquetFile(pa.BufferReader(data))
+        strings = _check_parquet_metadata(path, pf, limits)
+        # Strings stay dictionary-encoded in Arrow (repeats cost one copy), so what they decode to can
+        # be measured before a single Python object is made.
+        table = pq.ParquetFile(pa.BufferReader(data), read_dictionary=strings).read()
+    except DataError:
+        raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(f"'{path.name}' is not a readable Parquet file ({exc}); re-export it, or "
                         f"save it as CSV.") from None
     if table.num_rows == 0:
         raise HeaderOnlyError(f"'{path.name}' has columns ({', '.join(table.column_names)}) but no "
                               f"rows; add at least one labelled example per class.")
+    decoded = sum(_arrow_decoded_bytes(chunk) for col in table.columns for chunk in col.chunks)
+    if decoded > limits.max_decoded_bytes:
+        raise _decoded_too_large(path, decoded, limits)
     columns = _unique_names([str(c) for c in table.column_names])
     # Only plain columns are converted eagerly; nested ones (lists, structs) stay as Python objects.
-    data = {name: table.column(i).to_pylist() for i, name in enumerate(columns)}
-    return _Table(path, columns, data, range(1, table.num_rows + 1), "record")
+    values = {name: table.column(i).to_pylist() for i, name in enumerate(columns)}
+    return _Table(path, columns, values, range(1, table.num_rows + 1), "record")
+
+
+_PARQUET_WIDTHS = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}
+
+
+def _check_parquet_metadata(path: Path, pf: Any, limits: DataLimits) -> list[str]:
+    """Refuse from the footer alone what would decode past the limits; return the string leaves.
+
+    Rows, columns and leaf values (a list column counts each element) are exact in the footer;
+    the bytes of fixed-width values follow from their count, those of strings from the
+    uncompressed page sizes, a lower bound when they are dictionary-encoded (checked after reading).
+    """
+    meta = pf.metadata
+    columns = len(pf.schema_arrow.names)
+    if meta.num_rows > limits.max_rows:
+        raise _too_many_rows(path, "record", limits)
+    if columns > limits.max_columns:
+        raise _too_many_columns(path, columns, limits)
+    schema = pf.schema
+    strings = [schema.column(j).path for j in range(meta.num_columns)
+               if schema.column(j).physical_type == "BYTE_ARRAY"]
+    values = estimate = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for j in range(group.num_columns):
+            chunk = group.column(j)
+            values += chunk.num_values
+            kind = chunk.physical_type
+            if kind == "FIXED_LEN_BYTE_ARRAY":
+                estimate += chunk.num_values * max(schema.column(j).length or 1, 1)
+            elif kind in _PARQUET_WIDTHS:
+                estimate += chunk.num_values * _PARQUET_WIDTHS[kind]
+            else:
+                estimate += chunk.total_uncompressed_size
+    if values > limits.max_cells:
+        raise DecodedTooLargeError(
+            f"'{path.name}' holds {values:,} values, more than the limit of {limits.max_cells:,} cells "
+            f"(max_cells); drop the columns you do not need or use a sample, or raise max_cells.")
+    if estimate > limits.max_decoded_bytes:
+        raise _decoded_too_large(path, estimate, limits)
+    return strings
+
+
+def _arrow_decoded_bytes(arr: Any) -> int:
+    """Bytes an Arrow array's values amount to once every dictionary entry is spelled out."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = arr.type
+    if pa.types.is_dictionary(kind):
+        entries = arr.dictionary
+        if _is_bytes_type(kind.value_type):
+            sizes = pc.binary_length(entries)
+        else:  # a non-string dictionary (from a stored Arrow schema): its mean entry size
+            sizes = pa.array([max(entries.nbytes // max(len(entries), 1), 1)] * len(entries), pa.int64())
+        total = pc.sum(pc.take(sizes.cast(pa.int64()), arr.indices)).as_py()
+        return int(total or 0) + 4 * len(arr)
+    if _is_bytes_type(kind):
+        return int(pc.sum(pc.binary_length(arr).cast(pa.int64())).as_py() or 0) + 4 * len(arr)
+    if pa.types.is_struct(kind):
+        return sum(_arrow_decoded_bytes(child) for child in arr.flatten())
+    if pa.types.is_map(kind):
+        return _arrow_decoded_bytes(arr.keys) + _arrow_decoded_bytes(arr.items)
+    if isinstance(kind, (pa.ListType, pa.LargeListType, pa.FixedSizeListType)):
+        return _arrow_decoded_bytes(arr.flatten()) + 4 * len(arr)
+    return int(arr.nbytes)
+
+
+def _is_bytes_type(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
+            or pa.types.is_large_binary(kind))
 
 
 # --- columns --------------------------------------------------------------------------------

@@ -108,3 +108,7 @@ class ModelIntegrityError(RunError):
 
 class JobStoreDamagedError(JobError):
     """The job database fails its integrity check; `tunescope db rebuild` recovers the history."""
+
+
+class DecodedTooLargeError(FileTooLargeError):
+    """A small file that would decode into more rows, columns, values or bytes than the data limits allow."""

@@ -164,3 +164,23 @@ def test_an_uploaded_csv_of_server_paths_shows_no_server_image(home: Path, tmp_p
     assert "'paths.csv' row 2" in message and "outside this dataset's own folder" in message, message
     assert str(tmp_path) not in message and str(home) not in message
     assert not at.get("image") and not [b for b in at.button if b.key == "data_save"]
+
+
+def test_reruns_serve_the_dataset_from_the_byte_bounded_cache(home: Path, sentiment_csv: Path,
+                                                               monkeypatch) -> None:
+    import core.data
+
+    calls = []
+    real = core.data.load_dataset
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core.data, "load_dataset", counting)
+    at = _upload(_page(), "reviews.csv", sentiment_csv.read_bytes())
+    staged = [c for c in calls if str(c).endswith("reviews.csv")]
+    assert len(staged) == 1 and {m.label: m.value for m in at.metric}["Classes"] == "2"
+    at.run()  # a rerun (any widget change) must not read and validate the file again
+    assert [c for c in calls if str(c).endswith("reviews.csv")] == staged
+    assert {m.label: m.value for m in at.metric}["Classes"] == "2" and not at.error

@@ -10,7 +10,7 @@ from typing import Any
 import streamlit as st
 
 from core.data import inspect_columns, load_dataset, open_image
-from core.datasets import LabeledData
+from core.datasets import ByteBoundedCache, LabeledData
 from core.datastore import (
     columns_of,
     delete_dataset,
@@ -32,11 +32,22 @@ AUTO = "auto"
 shown = {"column_boxes": False}  # what this run put on the page (the script reruns from the top)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+CACHE_BYTES = 256 * 2**20  # loaded datasets kept for reruns, all sessions together
+
+
+@st.cache_resource(show_spinner=False)
+def dataset_cache() -> ByteBoundedCache:
+    # One cache for the server, bounded in bytes: sixteen big uploads must not pin gigabytes. Keys hold
+    # a staged upload's private path, so a session only ever gets its own uploads back.
+    return ByteBoundedCache(CACHE_BYTES)
+
+
 def load(source: str, text_column: str | None, label_column: str | None, size: int, mtime: float) -> LabeledData:
     # size and mtime are part of the key: a replaced file must not be served from the cache.
     # confine: whatever this page is handed, its image paths stay inside the dataset's own folder.
-    return load_dataset(source, text_column=text_column, label_column=label_column, confine=True)
+    return dataset_cache().get_or_load(
+        (source, text_column, label_column, size, mtime),
+        lambda: load_dataset(source, text_column=text_column, label_column=label_column, confine=True))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
