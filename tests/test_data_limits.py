@@ -103,8 +103,9 @@ def test_json_and_jsonl_are_capped_before_python_objects_pile_up(tmp_path: Path)
     # commas inside texts are not values: a normal file with long, comma-rich reviews loads
     ok = tmp_path / "ok.jsonl"
     ok.write_text("".join(json.dumps({"text": f"{i}, " + "and, so, on, " * 200, "label": "ab"[i % 2]}) + "\n"
-                          for i in range(300)))
-    assert sum(load_dataset(ok, limits=SMALL).sizes().values()) == 300
+                          for i in range(400)))
+    assert ok.read_text().count(",") > SMALL.max_cells  # so the rough count alone would refuse it
+    assert sum(load_dataset(ok, limits=SMALL).sizes().values()) == 400
 
 
 @pytest.mark.parametrize("field_name", ["max_decoded_bytes", "max_rows", "max_columns", "max_cells"])
