@@ -98,7 +98,7 @@ def _read_central_directory(path: Path) -> list[zipfile.ZipInfo]:
         raise DataError(f"'{path.name}' is not a readable ZIP archive ({exc}); re-create it with "
                         f"your system's 'Compress' or 'zip' tool.") from None
     except OSError as exc:
-        raise DataError(f"Cannot read '{path}': {exc.strerror or exc}.") from None
+        raise DataError(f"Cannot read '{path.name}': {exc.strerror or exc}.") from None
 
 
 def _check_sizes(path: Path, files: list[zipfile.ZipInfo], limits: DataLimits) -> None:
@@ -201,7 +201,7 @@ def open_cached(zip_path: Path) -> zipfile.ZipFile:
     try:
         st = zip_path.stat()
     except OSError:
-        raise DataError(f"The archive '{zip_path}' no longer exists; load the dataset again.") from None
+        raise DataError(f"The archive '{zip_path.name}' no longer exists; load the dataset again.") from None
     key = (os.getpid(), str(zip_path), st.st_mtime_ns, st.st_size)
     with _handles_lock:
         zf = _handles.get(key)

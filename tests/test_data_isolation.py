@@ -150,3 +150,17 @@ def test_saving_a_csv_of_image_paths_is_refused_with_advice(tmp_path: Path, home
         datastore.save_dataset("pics", path)
     assert datastore.list_datasets() == []
     assert not (datastore.datasets_dir() / "pics").exists()  # the name is free again
+
+
+def test_a_vanished_image_or_archive_is_named_without_its_folder(tmp_path: Path) -> None:
+    from fixtures_data import write_zip
+
+    from core.data import open_image
+
+    data = load_dataset(write_zip(tmp_path / "pics.zip", image_entries(PER_CLASS)))
+    (tmp_path / "pics.zip").unlink()
+    for ref in (data.split("train")["input"].iloc[0], str(tmp_path / "gone.png")):
+        with pytest.raises(DataError) as err:
+            open_image(ref)
+        message = str(err.value)
+        assert str(tmp_path) not in message and ("'pics.zip'" in message or "'gone.png'" in message), message
