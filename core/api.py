@@ -6,6 +6,7 @@ the runs directory exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from collections import OrderedDict
@@ -155,7 +156,8 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
             save_bundle(bundle, d, data.labels, {"method": cfg.train.method, "seed": cfg.train.seed})
             write_model_manifest(d)  # load_run_model refuses a model whose files no longer match
 
-        atomic_dir(run.model_dir, write_model)
+        weights = sum(t.numel() * t.element_size() for t in bundle.model.state_dict().values())
+        atomic_dir(run.model_dir, write_model, need_bytes=int(1.1 * weights) + (4 << 20))  # + tokenizer, configs
         run.write_predictions(_prediction_frame(test, probs, data.labels))
         summary = {
             "run_id": run.id, "task": data.task, "model": model_name, "model_source": bundle.card.source,
@@ -183,7 +185,10 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
         run.set_status("interrupted", "Interrupted; resume it to continue from the last checkpoint.")
         raise
     except BaseException as exc:
-        run.set_status("failed", f"{type(exc).__name__}: {exc}")
+        # A failed run is never resumed: its checkpoints only take space, often on a disk that is full.
+        checkpointer.clear()
+        with contextlib.suppress(OSError):  # the job row still records the failure if this cannot
+            run.set_status("failed", f"{type(exc).__name__}: {exc}")
         raise
     return run.path
 

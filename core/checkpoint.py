@@ -23,6 +23,17 @@ MANIFEST = "manifest.json"
 KEEP = 2
 
 
+def _nbytes(obj: Any) -> int:
+    """Bytes of the tensors in a (nested) state: what a checkpoint of it takes on disk, about."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 0
+
+
 class Checkpointer:
     def __init__(self, directory: Path, keep: int = KEEP) -> None:
         self.directory = Path(directory)
@@ -47,7 +58,8 @@ class Checkpointer:
             files = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
             (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}))
 
-        atomic_dir(final, write)
+        # Both copies exist until the new one is in place; refuse early what cannot fit next to them.
+        atomic_dir(final, write, need_bytes=int(1.1 * (_nbytes(tensors) + _nbytes(optimizer))) + (1 << 20))
         for old in self._existing()[:-self.keep]:
             shutil.rmtree(old, ignore_errors=True)
         return final

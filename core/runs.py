@@ -12,6 +12,7 @@ Layout of `<runs_dir>/<run_id>/`:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ModelIntegrityError, RunError
+from core.errors import DiskFullError, ModelIntegrityError, RunError
 
 if TYPE_CHECKING:  # pandas costs a second to import; the CLI and the job store need none of it
     import pandas as pd
@@ -63,18 +64,83 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+MB = 1 << 20
+_FULL_ERRNOS = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def free_bytes(path: Path) -> int:
+    """Free space for this user on the disk that holds `path` (or would hold it: it may not exist yet)."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+def _mb(n: float) -> str:
+    return f"{n / MB:.1f}" if n < 10 * MB else f"{n / MB:.0f}"
+
+
+def disk_full_error(directory: Path, need: int, free: int | None = None) -> DiskFullError:
+    if free is None:
+        try:
+            free = free_bytes(directory)
+        except OSError:
+            free = 0
+    exc = DiskFullError(f"not enough disk space in {directory}: needs ~{_mb(need)} MB, {_mb(free)} MB free; free "
+                        "some space (e.g. delete old runs) and start the run again.")
+    exc.errno = errno.ENOSPC
+    return exc
+
+
+def ensure_free_space(directory: Path, need: int) -> None:
+    """Refuse a write of about `need` bytes that cannot fit, before anything of it is written."""
+    free = free_bytes(directory)
+    if free < need:
+        raise disk_full_error(directory, need, free)
+
+
+def _ran_out_of_space(exc: BaseException, directory: Path, still_needed: int) -> bool:
+    """Whether a failed write failed for lack of space. torch and safetensors report a full disk in
+    their own words ("unexpected pos ...") without the errno, so the disk is asked as well."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the cause/context chain, not a cycle
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in _FULL_ERRNOS or "No space left" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    try:
+        return free_bytes(directory) < max(still_needed, MB)
+    except OSError:
+        return False
+
+
+def _tree_size(path: Path) -> int:
+    try:
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    except OSError:
+        return 0
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Readers see the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        if exc.errno in _FULL_ERRNOS:
+            raise disk_full_error(path.parent, len(data)) from exc
+        raise
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, DiskFullError) and exc.errno in _FULL_ERRNOS:
+            raise disk_full_error(path.parent, len(data)) from exc
         raise
     _fsync_dir(path.parent)
 
@@ -91,10 +157,21 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def atomic_dir(final: Path, write: Callable[[Path], None]) -> None:
-    """Build a directory under a temporary name next to `final`, then rename it into place."""
+def atomic_dir(final: Path, write: Callable[[Path], None], need_bytes: int | None = None) -> None:
+    """Build a directory under a temporary name next to `final`, then rename it into place.
+
+    With `need_bytes` (an estimate of what `write` puts there), a write that cannot fit is refused
+    before it starts, and one that runs out of space on the way is a DiskFullError rather than the
+    writer's own words; either way nothing of it is left behind."""
+    if need_bytes is not None:
+        ensure_free_space(final.parent, need_bytes)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    except OSError as exc:
+        if need_bytes is not None and exc.errno in _FULL_ERRNOS:
+            raise disk_full_error(final.parent, need_bytes) from exc
+        raise
     try:
         write(tmp)
         for p in tmp.rglob("*"):
@@ -108,8 +185,17 @@ def atomic_dir(final: Path, write: Callable[[Path], None]) -> None:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
+        full = (need_bytes is not None and isinstance(exc, Exception) and not isinstance(exc, DiskFullError)
+                and _ran_out_of_space(exc, final.parent, need_bytes - _tree_size(tmp)))
+        if full:
+            try:
+                free = free_bytes(final.parent)  # as it was when the write gave up
+            except OSError:
+                free = 0
         shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise disk_full_error(final.parent, need_bytes, free) from exc  # type: ignore[arg-type]
         raise
     _fsync_dir(final.parent)
 
@@ -270,9 +356,14 @@ class RunWriter(Run):
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         line = json.dumps(row, default=_json_default) + "\n"
-        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
+        try:
+            with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
+        except OSError as exc:
+            if exc.errno in _FULL_ERRNOS:
+                raise disk_full_error(self.path, len(line)) from exc
+            raise
 
     def write_predictions(self, df: pd.DataFrame) -> None:
         buf = io.BytesIO()

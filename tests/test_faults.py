@@ -229,3 +229,133 @@ def test_old_run_without_hashes_still_loads_and_a_truncated_one_names_the_run(mo
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(RunError, match="tiny-copy.*cannot be loaded"):
         api.predict(model_run, ["the film was great"])
+
+
+# -- 17: a full disk fails the run with a readable message and leaves no partial checkpoints -------
+
+
+@pytest.fixture
+def small_csv(tmp_path):
+    import csv
+
+    from conftest import make_sentiment_rows
+
+    p = tmp_path / "small.csv"
+    with open(p, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows(make_sentiment_rows(60))
+    return p
+
+
+def small_cfg(source: Path, model_dir: Path):
+    from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    return RunConfig(data=DataConfig(source=str(source)),
+                     model=ModelConfig(name=str(model_dir), max_length=16, pooling="mean"),
+                     train=TrainConfig(method="full", epochs=1, batch_size=8, lr=3e-3, device="cpu",
+                                       checkpoint_every=2, log_every=2))
+
+
+class FakeDisk:
+    """shutil.disk_usage as seen on a disk with `free` bytes left (the real disk is never filled)."""
+
+    def __init__(self, monkeypatch, free: int) -> None:
+        import shutil
+
+        self.free = free
+        real = shutil.disk_usage
+        monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=self.free))
+
+
+def enospc(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def assert_failed_cleanly(run_dir: Path) -> None:
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "failed" and "not enough disk space in" in status["message"]
+    assert not (run_dir / "checkpoints").exists()  # not even an empty folder, nor a valid older one
+    assert not (run_dir / "model").exists()
+    assert not [p.name for p in run_dir.rglob(".*tmp-*")]
+
+
+DISK_MESSAGE = r"not enough disk space in {}: needs ~[0-9.]+ MB, {} MB free"
+
+
+def test_checkpoint_that_does_not_fit_fails_the_job_before_writing(home, small_csv, tiny_bert_dir, monkeypatch):
+    import re
+
+    from core import jobs
+    from core.worker import execute
+
+    FakeDisk(monkeypatch, free=150_000)
+    store = jobs.open_store()
+    (jid,) = jobs.submit(small_cfg(small_csv, tiny_bert_dir), run_id="full-disk")
+    job = store.claim("w-test", "test-host", os.getpid(), "cpu")
+    assert execute(store, job) == "failed"
+    job = store.get(jid)
+    ck = re.escape(str(job.run_dir / "checkpoints"))
+    assert re.search(DISK_MESSAGE.format(ck, "0.1"), job.error), job.error
+    assert "enforce fail" not in job.error and "unexpected pos" not in job.error
+    assert_failed_cleanly(job.run_dir)
+    assert json.loads((job.run_dir / "job.json").read_text())["state"] == "failed"
+
+
+@pytest.mark.parametrize("how", ["ENOSPC", "torch's unexpected pos"])
+def test_disk_filling_up_during_a_checkpoint_fails_with_the_message(how, small_csv, tiny_bert_dir, runs_dir,
+                                                                    monkeypatch):
+    import re
+
+    import core.checkpoint as checkpoint
+    from core import api
+    from core.errors import DiskFullError
+
+    disk = FakeDisk(monkeypatch, free=10**12)
+    real_save, saves = checkpoint.torch.save, []
+
+    def save(obj, path):
+        saves.append(path)
+        if len(saves) < 2:
+            return real_save(obj, path)
+        Path(path).write_bytes(b"\0" * 600_000)  # part of it got written, then the disk was full
+        disk.free = 0
+        if how == "ENOSPC":
+            enospc()
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 6451584 vs 6451472")
+
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+    with pytest.raises(DiskFullError) as info:
+        api.train(small_cfg(small_csv, tiny_bert_dir), runs_dir=runs_dir, run_id="filling")
+    assert len(saves) == 2  # the first checkpoint was written, the second ran out of space
+    run_dir = runs_dir / "filling"
+    assert re.fullmatch(DISK_MESSAGE.format(re.escape(str(run_dir / "checkpoints")), "0.0") + ".*", str(info.value))
+    assert_failed_cleanly(run_dir)
+
+
+def test_model_that_does_not_fit_fails_and_leaves_no_partial_model(small_csv, tiny_bert_dir, runs_dir, monkeypatch):
+    import re
+
+    import core.models as models
+    from core import api
+    from core.errors import DiskFullError
+
+    def save_bundle(bundle, directory, labels, extra):
+        (directory / "model.safetensors").write_bytes(b"\0" * 100_000)
+        enospc()
+
+    monkeypatch.setattr(models, "save_bundle", save_bundle)
+    FakeDisk(monkeypatch, free=10**12)
+    with pytest.raises(DiskFullError, match=DISK_MESSAGE.format(re.escape(str(runs_dir / "m")), "[0-9.]+")):
+        api.train(small_cfg(small_csv, tiny_bert_dir), runs_dir=runs_dir, run_id="m")
+    assert_failed_cleanly(runs_dir / "m")
+    # and a model save that cannot fit is refused before it writes anything
+    FakeDisk(monkeypatch, free=1000)
+    monkeypatch.setattr(models, "save_bundle", lambda *a: pytest.fail("nothing may be written"))
+    from core.runs import atomic_dir
+
+    with pytest.raises(DiskFullError, match="needs ~2.0 MB, 0.0 MB free"):
+        atomic_dir(runs_dir / "m2" / "model", lambda d: None, need_bytes=2 << 20)
+    assert not (runs_dir / "m2").exists()
