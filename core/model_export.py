@@ -5,7 +5,11 @@ tunescope and predicts identically.
 - Text runs with mean or [CLS] pooling (e.g. MiniLM, which pools by the mean): no Hugging Face head
   class pools that way, so the folder holds the encoder (`AutoModel`), the tokenizer, the linear head
   (`classifier.safetensors`) and `reference_logits()`'s few lines in the README.
-- ViT-like image runs: `AutoModelForImageClassification` plus its image processor.
+- ViT-like image runs, and others (Swin, ...) whose Hugging Face head pools as the run did (checked):
+  `AutoModelForImageClassification` plus an image processor with the run's size and normalisation;
+  the README shows `reference_image_logits()`, which reads images exactly as tunescope does (EXIF
+  rotation, transparency onto white, 16-bit scans, PIL's bilinear resize), which the processor alone
+  does not.
 - torchvision and EfficientNet-Lite runs: no Hugging Face class exists; the folder is the tunescope
   model (safetensors + spec), loadable with `core.models.load_bundle`.
 LoRA runs are saved with their adapters merged, so they export like any other run.
@@ -227,6 +231,47 @@ def reference_logits(folder, texts):
         return pooled @ w["weight"].T + w["bias"]
 
 
+
+def reference_image_logits(folder, paths):
+    """Logits of an exported image model for image files, preprocessed exactly as tunescope trains
+    and predicts (EXIF rotation applied, transparency flattened onto white, 16-bit scans scaled to
+    8 bits, a bilinear resize to the square input size), with only PIL, numpy, torch and
+    transformers. Self-contained on purpose: the export's README shows this function as it is."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+    from transformers import AutoModelForImageClassification
+
+    folder = Path(folder)
+    prep = json.loads((folder / "preprocessor_config.json").read_text())
+    size = prep["size"]["height"]
+    mean = torch.tensor(prep["image_mean"]).view(3, 1, 1)
+    std = torch.tensor(prep["image_std"]).view(3, 1, 1)
+
+    def load(path):
+        image = Image.open(path)
+        image.load()
+        if image.getexif().get(0x0112, 1) != 1:  # phones store photos sideways with a rotation tag
+            image = ImageOps.exif_transpose(image)
+        if image.mode.startswith(("I", "F")):  # 16-bit or float grayscale: scaled by its nominal range
+            values = np.asarray(image, dtype=np.float64)
+            peak = float(values.max()) if values.size else 0.0
+            top = 1.0 if peak <= 1.0 and image.mode == "F" else 255.0 if peak <= 255 else 65535.0
+            image = Image.fromarray((values / top * 255).clip(0, 255).astype(np.uint8), "L")
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")  # transparent pixels become white, not their hidden colour
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        image = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+        return (pixels.float() / 255.0 - mean) / std
+
+    model = AutoModelForImageClassification.from_pretrained(folder).eval()
+    with torch.no_grad():
+        return model(pixel_values=torch.stack([load(p) for p in paths])).logits
+
 _SNIPPETS = {
     "AutoModelForSequenceClassification": """```python
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -238,17 +283,6 @@ batch = tokenizer(["an example text"], padding=True, truncation=True, return_ten
 with torch.no_grad():
     probs = model(**batch).logits.softmax(-1)
 print(model.config.id2label[int(probs.argmax())])
-```""",
-    "AutoModelForImageClassification": """```python
-from PIL import Image
-from transformers import AutoImageProcessor, AutoModelForImageClassification
-import torch
-
-processor = AutoImageProcessor.from_pretrained("{folder}")
-model = AutoModelForImageClassification.from_pretrained("{folder}").eval()
-with torch.no_grad():
-    logits = model(**processor(Image.open("photo.jpg").convert("RGB"), return_tensors="pt")).logits
-print(model.config.id2label[int(logits.argmax())])
 ```""",
     "tunescope model": """```bash
 tunescope predict --run <this run> --image photo.jpg
@@ -263,6 +297,10 @@ def _readme(run: Run, fmt: str, labels: list[str]) -> str:
     if "AutoModel encoder" in fmt:  # the very function the tests check, so the README cannot drift from it
         snippet = (f"```python\n{inspect.getsource(reference_logits)}\n\n"
                    f"print(reference_logits('.', ['an example text']).argmax(-1))\n```")
+    elif "AutoModelForImageClassification" in fmt:  # the image processor alone would skip EXIF and alpha
+        snippet = (f"```python\n{inspect.getsource(reference_image_logits)}\n\n"
+                   'from transformers import AutoConfig\n\nlogits = reference_image_logits(".", ["photo.jpg"])\n'
+                   'print(AutoConfig.from_pretrained(".").id2label[int(logits.argmax())])\n```')
     else:
         snippet = next(v for k, v in _SNIPPETS.items() if k in fmt).format(folder=".")
     return (f"# {run.id}\n\nExported by tunescope: a `{s.get('method')}` fine-tune of `{public_name(s.get('model'))}` "

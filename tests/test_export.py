@@ -222,3 +222,51 @@ def test_swin_run_exports_with_identical_logits(swin_run: Path, tmp_path: Path) 
     with torch.no_grad():
         np.testing.assert_allclose(hf(pixel_values=pixels).logits.numpy(),
                                    bundle.model.eval()(pixel_values=pixels).numpy(), atol=1e-5)
+
+
+def _tricky_images(d: Path) -> list[Path]:
+    """What a phone or a design tool produces: a half-transparent PNG, a JPEG stored sideways with
+    an EXIF rotation tag, and a 16-bit grayscale scan; none square."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (24, 40, 4), dtype=np.uint8)
+    rgba[:, :20, 3] = 0  # the left half fully transparent: white once flattened, not its hidden colour
+    Image.fromarray(rgba, "RGBA").save(d / "logo.png")
+    photo = Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    photo.save(d / "phone.jpg", exif=exif, quality=95)
+    Image.fromarray(rng.integers(0, 65536, (30, 20), dtype=np.uint16)).save(d / "scan16.png")
+    return [d / "logo.png", d / "phone.jpg", d / "scan16.png"]
+
+
+def _readme_image_logits(readme: str, folder: str, image: Path) -> np.ndarray:
+    """Run the README's Python code as written, on `image`, and return the `logits` it computes."""
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace('"photo.jpg"', repr(str(image))).replace('"."', repr(folder)).replace("'.'", repr(folder))
+    scope: dict = {}
+    exec(compile(code.replace("print(", "_ = ("), "README", "exec"), scope)
+    return scope["logits"].numpy()
+
+
+def test_image_export_readme_preprocesses_exactly_like_tunescope(trained_image_runs: dict, tmp_path: Path) -> None:
+    from core import api
+
+    run = trained_image_runs["vit"]
+    res = export_run(run, tmp_path / "vit")
+    readme = (Path(res["path"]) / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "from core" not in code and "import core" not in code  # runs without tunescope installed
+    bundle, labels = load_bundle(run / "model")
+    images = _tricky_images(tmp_path)
+    want = _tunescope_image_logits(bundle, images)
+    got = np.concatenate([_readme_image_logits(readme, res["path"], p) for p in images])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    probs = np.array([[r["probabilities"][c] for c in labels] for r in api.predict(run, [str(p) for p in images])])
+    np.testing.assert_allclose(torch.from_numpy(got).softmax(-1).numpy(), probs, atol=1e-5)
+
+
+def _tunescope_image_logits(bundle, images: list[Path]) -> np.ndarray:
+    with torch.no_grad():
+        return bundle.model.eval()(**bundle.preprocessor.collate([str(p) for p in images])).numpy()
