@@ -1,5 +1,6 @@
-"""Comparing runs: tables across runs, seed-group summaries with confidence intervals, per-class
-differences and a plain-language verdict that never claims more than the interval supports.
+"""Comparing runs: experiments (runs that share every setting but the seed), their summaries with
+confidence intervals over seeds, per-class differences, what differs between two experiments, and a
+plain-language verdict that never claims more than its interval supports.
 
 Pure numpy/pandas/scipy over the files of finished runs; nothing here loads a model.
 """
@@ -21,7 +22,6 @@ from core.runs import Run, resolve_run
 METRICS = ("accuracy", "macro_f1", "weighted_f1", "ece")
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1", "ece": "ECE"}
 LOWER_IS_BETTER = {"ece", "loss"}
-GROUP_KEYS = ("dataset", "model", "method")
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
@@ -53,16 +53,63 @@ def format_ci(summary: dict[str, Any], digits: int = 3) -> str:
     return f"{summary['mean']:.{digits}f} ± {summary['half_width']:.{digits}f}"
 
 
+# Settings that never change what a run learns: where it ran, how often it logged or saved, how big
+# its evaluation batches were. Everything else (and the seed) defines an experiment.
+BOOKKEEPING = {"train": ("seed", "device", "log_every", "checkpoint_every", "eval_batch_size")}
+# Names a reader knows, for the settings a Compare label or a diff shows.
+SETTING_NAMES = {"train.lr": "lr", "train.epochs": "epochs", "train.batch_size": "batch", "train.grad_accum":
+                 "grad accum", "data.max_samples": "max samples", "model.image_size": "image size",
+                 "model.max_length": "max length", "train.lora_r": "LoRA r", "train.lora_alpha": "LoRA alpha",
+                 "train.topk_layers": "top-k layers", "data.split_seed": "split seed"}
+
+
+def experiment_settings(run: Run) -> dict[str, Any]:
+    """Everything that shapes a run's result except its seed, flattened to `section.field` keys, with
+    the values the run actually used (a default learning rate or epoch count resolved), so a run
+    that left lr empty and one that typed the same default are one experiment."""
+    c, s = run.config(), run.summary()
+    out: dict[str, Any] = {}
+    for section in ("data", "model", "train"):
+        skip = BOOKKEEPING.get(section, ())
+        for k, v in (c.get(section) or {}).items():
+            if k not in skip:
+                out[f"{section}.{k}"] = v
+    resolved = c.get("resolved") or {}
+    for key, value in (("train.lr", resolved.get("lr") or s.get("lr")), ("train.epochs", s.get("epochs")),
+                       ("model.image_size", resolved.get("image_size")), ("model.pooling", resolved.get("pooling")),
+                       ("train.precision", resolved.get("precision"))):
+        if value is not None:
+            out[key] = value
+    out["task"] = s.get("task") or c.get("task")
+    out["model.name"] = s.get("model") or c.get("model_name") or out.get("model.name")
+    ds = s.get("dataset") or {}
+    out["dataset"] = ds.get("name") or c.get("dataset_name")
+    if ds.get("fingerprint"):
+        out["dataset.fingerprint"] = ds["fingerprint"]
+    return out
+
+
+def experiment_key(settings: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def run_row(run: Run) -> dict[str, Any]:
-    """One flat row of what a comparison needs from a finished run (metrics and cost)."""
+    """One flat row of what a comparison needs from a finished run (metrics, cost, and the
+    experiment it belongs to: the whole training config except the seed)."""
     s, c = run.summary(), run.config()
     test = s.get("test") or {}
+    settings = experiment_settings(run)
     return {
         "run_id": run.id, "path": str(run.path), "state": (run.status() or {}).get("state", "unknown"),
         "dataset": (s.get("dataset") or {}).get("name") or c.get("dataset_name"),
         "model": s.get("model") or c.get("model_name"),
         "method": s.get("method") or (c.get("train") or {}).get("method"),
         "seed": s.get("seed", (c.get("train") or {}).get("seed")),
+        "task": s.get("task") or c.get("task"),
+        "experiment": experiment_key(settings),
         **{m: test.get(m) for m in METRICS},
         "trainable_params": s.get("trainable_params"), "total_params": s.get("total_params"),
         "train_seconds": s.get("train_seconds"), "samples_per_second": s.get("train_samples_per_second"),
@@ -75,15 +122,91 @@ def runs_frame(runs: Sequence[str | Path], runs_dir: Path | None = None) -> pd.D
     return pd.DataFrame(rows)
 
 
-def group_table(frame: pd.DataFrame, by: Sequence[str] = GROUP_KEYS, confidence: float = 0.95) -> pd.DataFrame:
-    """One row per group (e.g. dataset × model × method across seeds): n, and mean ± CI per metric,
-    plus mean cost. Columns `<metric>` hold display strings, `<metric>_mean`/`_hw` the numbers."""
+def _fmt_setting(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "auto" if value is None else str(value)
+
+
+def differing_settings(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(setting, value in A, value in B) for every setting the two experiments do not share."""
+    keys = sorted(set(a) | set(b))
+    return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]
+
+
+def settings_diff(a: Sequence[Run], b: Sequence[Run]) -> pd.DataFrame:
+    """What differs between two runs or seed groups besides the seed, for the Compare page."""
+    sa, sb = experiment_settings(a[0]), experiment_settings(b[0])
+    rows = [{"setting": SETTING_NAMES.get(k, k), "A": _fmt_setting(va), "B": _fmt_setting(vb)}
+            for k, va, vb in differing_settings(sa, sb) if k != "dataset.fingerprint"]
+    seeds_a = sorted({run_row(r)["seed"] for r in a}, key=str)
+    seeds_b = sorted({run_row(r)["seed"] for r in b}, key=str)
+    if seeds_a != seeds_b:
+        rows.append({"setting": "seeds", "A": ", ".join(map(str, seeds_a)), "B": ", ".join(map(str, seeds_b))})
+    return pd.DataFrame(rows, columns=["setting", "A", "B"])
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Runs that share every setting but the seed. `runs` are all of them; `seeds` one run per
+    distinct seed (the newest), the ones statistics count; `repeated` the seeds that ran more than once."""
+
+    key: str
+    label: str
+    runs: tuple[str, ...]
+    seeds: tuple[str, ...]
+    repeated: tuple[tuple[Any, tuple[str, ...]], ...] = ()
+
+    @property
+    def note(self) -> str:
+        if not self.repeated:
+            return ""
+        parts = [f"seed {seed} ran {len(ids)} times" for seed, ids in self.repeated]
+        return f"{'; '.join(parts)}: each seed counted once"
+
+
+def experiments(frame: pd.DataFrame) -> list[Experiment]:
+    """Group run rows (from `run_row`) into experiments, in order of first appearance. Labels read
+    'dataset · model · method', plus the settings that tell apart experiments sharing those three."""
+    if frame.empty:
+        return []
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for row in frame.to_dict("records"):
+        by_key.setdefault(row["experiment"], []).append(row)
+    base = {k: f"{rows[0]['dataset']} · {rows[0]['model']} · {rows[0]['method']}" for k, rows in by_key.items()}
+    settings = {k: experiment_settings(Run(Path(rows[0]["path"]))) for k, rows in by_key.items()}
+    out = []
+    for key, rows in by_key.items():
+        label = base[key]
+        siblings = [k for k in by_key if k != key and base[k] == label]
+        if siblings:
+            differ = sorted({d[0] for s in siblings for d in differing_settings(settings[key], settings[s])}
+                            - {"dataset.fingerprint"})
+            shown = [f"{SETTING_NAMES.get(d, d.split('.')[-1])} {_fmt_setting(settings[key].get(d))}"
+                     for d in differ[:3]]
+            label = f"{label} · {', '.join(shown)}" if shown else f"{label} · {key[:6]}"
+        per_seed: dict[Any, list[str]] = {}
+        for row in sorted(rows, key=lambda r: r["run_id"]):
+            per_seed.setdefault(row["seed"], []).append(row["run_id"])
+        chosen = tuple(ids[-1] for ids in per_seed.values())  # run ids start with their time: newest last
+        repeated = tuple((seed, tuple(ids)) for seed, ids in per_seed.items() if len(ids) > 1)
+        out.append(Experiment(key, label, tuple(r["run_id"] for r in rows), chosen, repeated))
+    return out
+
+
+def group_table(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per experiment: its label, runs and distinct seeds, mean ± CI per metric over one run
+    per seed, and mean cost. Columns `<metric>` hold display strings, `<metric>_mean`/`_hw`/`_sd`
+    the numbers."""
     if frame.empty:
         return pd.DataFrame()
     out = []
-    for key, g in frame.groupby(list(by), dropna=False, sort=False):
-        row: dict[str, Any] = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
-        row["runs"] = len(g)
+    for exp in experiments(frame):
+        g = frame[frame["run_id"].isin(exp.seeds)]
+        first = g.iloc[0]
+        row: dict[str, Any] = {"experiment": exp.label, "key": exp.key, "dataset": first["dataset"],
+                               "model": first["model"], "method": first["method"],
+                               "runs": len(exp.runs), "seeds": len(exp.seeds)}
         for m in METRICS:
             ci = t_interval(g[m].dropna().tolist(), confidence)
             row[m] = format_ci(ci)
@@ -91,7 +214,7 @@ def group_table(frame: pd.DataFrame, by: Sequence[str] = GROUP_KEYS, confidence:
         for c in ("trainable_params", "train_seconds", "samples_per_second", "peak_memory_mb"):
             vals = pd.to_numeric(g[c], errors="coerce").dropna()
             row[c] = float(vals.mean()) if len(vals) else None
-        row["note"] = t_interval(g["macro_f1"].dropna().tolist())["note"]
+        row["note"] = "; ".join(x for x in (t_interval(g["macro_f1"].dropna().tolist())["note"], exp.note) if x)
         out.append(row)
     return pd.DataFrame(out)
 
@@ -113,25 +236,30 @@ def per_class_diff(a: Sequence[Run], b: Sequence[Run]) -> pd.DataFrame:
     return df.sort_values("diff").reset_index(drop=True)
 
 
-def _macro_f1(y: np.ndarray, p: np.ndarray, k: int) -> float:
-    cm = np.bincount(y * k + p, minlength=k * k).reshape(k, k)
-    tp = np.diag(cm).astype(float)
-    denom = cm.sum(0) + cm.sum(1)
-    f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)
-    return float(f1.mean())
-
-
-def _score(y: np.ndarray, p: np.ndarray, k: int, metric: str) -> float:
-    return float((y == p).mean()) if metric == "accuracy" else _macro_f1(y, p, k)
-
-
 def paired_predictions(a: Run, b: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both runs' test predictions, checked to be on the same examples in the same order."""
     pa, pb = a.predictions(), b.predictions()
     if len(pa) != len(pb) or not (pa["input"].astype(str).values == pb["input"].astype(str).values).all():
         raise RunError(f"Runs {a.id} and {b.id} were not scored on the same test examples (different data or "
-                       "split seed); compare them by their seed-group intervals instead.")
+                       "split seed), so they cannot be compared example by example.")
     return pa, pb
+
+
+def not_comparable(a: Sequence[Run], b: Sequence[Run]) -> str | None:
+    """Why the runs of A and B cannot be compared (None when they can): a different task, a different
+    dataset (by name, and by content fingerprint where runs recorded one)."""
+    rows = [run_row(r) for r in [*a, *b]]
+    tasks = {r["task"] for r in rows if r["task"]}
+    if len(tasks) > 1:
+        return (f"A and B solve different tasks ({' and '.join(sorted(tasks))}); their scores are not "
+                "comparable, so there is no verdict.")
+    names = {str(r["dataset"]) for r in rows}
+    prints = {((x.summary().get("dataset") or {}).get("fingerprint")) for x in [*a, *b]} - {None}
+    if len(names) > 1 or len(prints) > 1:
+        shown = ", ".join(sorted(names)) if len(names) > 1 else f"{next(iter(names))}, with different contents"
+        return (f"A and B were trained on different datasets ({shown}); their scores are not comparable, "
+                "so there is no verdict.")
+    return None
 
 
 def mcnemar_table(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> np.ndarray:
@@ -164,49 +292,91 @@ def mcnemar(a: Run, b: Run) -> dict[str, Any]:
     return mcnemar_exact(mcnemar_table(pa["correct"].to_numpy(bool), pb["correct"].to_numpy(bool)))
 
 
+def one_run_per_seed(runs: Sequence[Run]) -> tuple[list[Run], list[tuple[Any, int]]]:
+    """The newest run of each distinct seed (run ids start with their start time), and the seeds
+    that ran more than once with how often: a repeat of a seed is not an independent sample."""
+    per_seed: dict[Any, list[Run]] = {}
+    for r in sorted(runs, key=lambda r: r.id):
+        per_seed.setdefault(run_row(r)["seed"], []).append(r)
+    return [rs[-1] for rs in per_seed.values()], [(s, len(rs)) for s, rs in per_seed.items() if len(rs) > 1]
+
+
+def _prediction_matrix(runs: Sequence[Run], reference: Run) -> tuple[np.ndarray, np.ndarray, int]:
+    """True labels, one row of predicted ids per run, and the number of classes; every run checked
+    to be scored on `reference`'s test examples in the same order."""
+    preds = [paired_predictions(reference, r)[1] for r in runs]
+    ref = reference.predictions()
+    k = max([int(ref["label_id"].max()) + 1, *(int(p["pred_id"].max()) + 1 for p in preds),
+             *(sum(c.startswith("prob_") for c in p.columns) for p in preds)])
+    return ref["label_id"].to_numpy(int), np.stack([p["pred_id"].to_numpy(int) for p in preds]), k
+
+
+def _macro_f1(y: np.ndarray, p: np.ndarray, k: int) -> float:
+    return float(_resampled_scores(y, p, np.arange(len(y))[None, :], k, "macro_f1")[0])
+
+
+def _score(y: np.ndarray, p: np.ndarray, k: int, metric: str) -> float:
+    return float((y == p).mean()) if metric == "accuracy" else _macro_f1(y, p, k)
+
+
+def _resampled_scores(y: np.ndarray, p: np.ndarray, idx: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """One run's accuracy or macro-F1 on each row of example indices `idx` (resamples × n), at once."""
+    if metric == "accuracy":
+        return (y == p)[idx].mean(axis=1)
+    r = idx.shape[0]
+    # One confusion matrix per resample from a single bincount over offset codes.
+    codes = (y * k + p)[idx] + (np.arange(r) * k * k)[:, None]
+    cm = np.bincount(codes.ravel(), minlength=r * k * k).reshape(r, k, k).astype(float)
+    tp = np.diagonal(cm, axis1=1, axis2=2)
+    denom = cm.sum(axis=1) + cm.sum(axis=2)
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return f1.mean(axis=1)  # macro-F1 averages over every class of the run, as the summary's does
+
+
+def hierarchical_bootstrap(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", resamples: int = 2000,
+                           seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
+    """Difference A − B of the mean accuracy or macro-F1 over each side's seeds, with both sources of
+    noise in its interval: every resample draws the test examples (shared by both sides, so the
+    comparison stays paired) and, independently per side, the seeds, each with replacement.
+
+    With one run a side this is the paired bootstrap over test examples. The two-sided p-value is the
+    share of resampled differences, centred on zero, at least as far from zero as the observed one."""
+    if not a or not b:
+        raise RunError("Pick at least one finished run on each side to compare.")
+    y, pa, k = _prediction_matrix(a, a[0])
+    _, pb, kb = _prediction_matrix(b, a[0])
+    k = max(k, kb)
+    n = len(y)
+    rng = np.random.default_rng(seed)
+    sa, sb = np.empty((resamples, len(pa))), np.empty((resamples, len(pb)))
+    chunk = max(1, min(resamples, 2_000_000 // max(1, n)))  # bounded memory for big test sets
+    for start in range(0, resamples, chunk):
+        rows = slice(start, min(resamples, start + chunk))
+        idx = rng.integers(0, n, (rows.stop - rows.start, n))
+        for j, p in enumerate(pa):
+            sa[rows, j] = _resampled_scores(y, p, idx, k, metric)
+        for j, p in enumerate(pb):
+            sb[rows, j] = _resampled_scores(y, p, idx, k, metric)
+    pick_a = rng.integers(0, len(pa), (resamples, len(pa)))
+    pick_b = rng.integers(0, len(pb), (resamples, len(pb)))
+    r = np.arange(resamples)[:, None]
+    diffs = sa[r, pick_a].mean(axis=1) - sb[r, pick_b].mean(axis=1)
+    diff = float(np.mean([_score(y, p, k, metric) for p in pa]) - np.mean([_score(y, p, k, metric) for p in pb]))
+    lo, hi = np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2])
+    # +1 in numerator and denominator: a p-value from resamples is never exactly zero.
+    p_value = (int((np.abs(diffs - diffs.mean()) >= abs(diff) - 1e-12).sum()) + 1) / (resamples + 1)
+    method = ("paired bootstrap over test examples" if len(pa) == len(pb) == 1 else
+              "bootstrap over seeds and test examples")
+    return {"diff": diff, "low": float(lo), "high": float(hi), "method": method, "n": n,
+            "seeds": (len(pa), len(pb)), "p_value": min(1.0, float(p_value)),
+            "std": float(diffs.std(ddof=1)) if resamples > 1 else 0.0, "metric": metric, "resamples": resamples}
+
+
 def paired_bootstrap(a: Run, b: Run, metric: str = "macro_f1", resamples: int = 2000, seed: int = 0,
                      confidence: float = 0.95) -> dict[str, Any]:
     """Difference A − B of accuracy or macro-F1 on the same test examples, with a percentile
-    bootstrap interval over examples (pairs resampled together) and a two-sided p-value (the share
-    of resampled differences, centred on zero, at least as far from zero as the observed one)."""
-    pa, pb = paired_predictions(a, b)
-    labels = sorted(set(pa["label_id"]) | set(pa["pred_id"]) | set(pb["pred_id"]))
-    # Macro-F1 averages over every class of the run, as the summary's does, not only the ones seen.
-    k = max(int(max(labels)) + 1, sum(c.startswith("prob_") for c in pa.columns))
-    y = pa["label_id"].to_numpy(int)
-    xa, xb = pa["pred_id"].to_numpy(int), pb["pred_id"].to_numpy(int)
-    rng = np.random.default_rng(seed)
-    n = len(y)
-    diffs = np.empty(resamples)
-    for i in range(resamples):
-        idx = rng.integers(0, n, n)
-        diffs[i] = _score(y[idx], xa[idx], k, metric) - _score(y[idx], xb[idx], k, metric)
-    lo, hi = np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2])
-    diff = _score(y, xa, k, metric) - _score(y, xb, k, metric)
-    # +1 in numerator and denominator: a p-value from resamples is never exactly zero.
-    p = (int((np.abs(diffs - diffs.mean()) >= abs(diff) - 1e-12).sum()) + 1) / (resamples + 1)
-    return {"diff": diff, "low": float(lo), "high": float(hi), "method": "paired bootstrap over test examples",
-            "n": n, "p_value": min(1.0, float(p)), "std": float(diffs.std(ddof=1)), "metric": metric,
-            "resamples": resamples}
-
-
-def welch_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
-    """Difference of means A − B across seeds with a Welch t interval."""
-    from scipy import stats
-
-    xa, xb = np.asarray(a, float), np.asarray(b, float)
-    va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
-    diff = float(xa.mean() - xb.mean())
-    se = math.sqrt(va + vb)
-    if se == 0:  # identical scores within each group: no spread, so no test can say anything
-        return {"diff": diff, "low": diff, "high": diff, "method": "Welch t interval (no spread across seeds)",
-                "n": (len(xa), len(xb)), "p_value": None, "cohens_d": None}
-    dof = (va + vb) ** 2 / ((va ** 2 / (len(xa) - 1)) + (vb ** 2 / (len(xb) - 1)))
-    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
-    p = float(2 * stats.t.sf(abs(diff) / se, dof))
-    pooled = math.sqrt((xa.var(ddof=1) + xb.var(ddof=1)) / 2)
-    return {"diff": diff, "low": diff - half, "high": diff + half, "method": "Welch t interval across seeds",
-            "n": (len(xa), len(xb)), "p_value": p, "cohens_d": diff / pooled if pooled > 0 else None}
+    bootstrap interval over examples (pairs resampled together) and a two-sided p-value."""
+    return hierarchical_bootstrap([a], [b], metric, resamples, seed, confidence)
 
 
 @dataclass(frozen=True)
@@ -219,6 +389,7 @@ class Verdict:
     method: str
     p_value: float | None = None
     tests: tuple[dict[str, Any], ...] = ()
+    metric: str = "macro_f1"
 
 
 def paired_tests(a: Run, b: Run, confidence: float = 0.95) -> list[dict[str, Any]]:
@@ -228,65 +399,70 @@ def paired_tests(a: Run, b: Run, confidence: float = 0.95) -> list[dict[str, Any
             {**paired_bootstrap(a, b, "macro_f1", confidence=confidence), "test": "paired bootstrap"}]
 
 
-def verdict(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", name_a: str = "A", name_b: str = "B",
-            confidence: float = 0.95) -> Verdict:
-    """'A beats B on macro-F1 by x ± y (p = …)' only when the interval of A − B excludes zero and
-    the test's p-value is below 1 − confidence; otherwise says the difference is within noise.
+STATISTICS_NOTE = (
+    "How verdicts are decided: all runs of a comparison are scored on the same test examples. The "
+    "difference A − B of the mean score over each side's seeds gets a 95 % interval from a bootstrap "
+    "that, in every resample, draws the test examples (the same for both sides) and each side's seeds "
+    "with replacement, so the interval holds both the noise of a finite test set and the spread between "
+    "seeds. A difference is called a win only when that interval excludes zero and the two-sided "
+    "bootstrap p-value is below 0.05; for one run against one run, the accuracy verdict uses the exact "
+    "McNemar test instead. Runs that differ in any setting but the seed are separate experiments, and "
+    "a seed that ran twice counts once.")
 
-    Seed groups (≥ 2 runs a side): Welch across seeds. One run a side: a paired bootstrap over the
-    shared test examples for the interval, with the exact McNemar test deciding for accuracy."""
+
+def verdict(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", name_a: str = "A", name_b: str = "B",
+            confidence: float = 0.95, resamples: int = 2000) -> Verdict:
+    """'A beats B on macro-F1 by x (A − B = …, interval …)' only when the interval of A − B excludes
+    zero and the test's p-value is below 1 − confidence; otherwise says the difference is within noise.
+
+    One test for every case (see STATISTICS_NOTE): the bootstrap over seeds and test examples, which
+    for one run a side is the paired bootstrap; for one run a side on accuracy the exact McNemar test
+    decides, and both paired tests are returned for display. ECE has no paired test: it falls back
+    to macro-F1."""
     if not a or not b:
         raise RunError("Pick at least one finished run on each side to compare.")
-    label = METRIC_NAMES.get(metric, metric)
+    reason = not_comparable(a, b)
+    if reason:
+        raise RunError(reason)
+    if any(run_row(r)[m] is None for r in [*a, *b] for m in ("accuracy", "macro_f1")):
+        raise RunError("Some of the picked runs have no test metrics yet (unfinished or failed).")
+    tested = metric if metric in ("accuracy", "macro_f1") else "macro_f1"
+    label = METRIC_NAMES.get(tested, tested)
     alpha = 1 - confidence
+    a, rep_a = one_run_per_seed(a)
+    b, rep_b = one_run_per_seed(b)
+    res = hierarchical_bootstrap(a, b, tested, resamples=resamples, confidence=confidence)
     tests: tuple[dict[str, Any], ...] = ()
-    tested = metric
-    if len(a) >= 2 and len(b) >= 2:
-        va = [run_row(r)[metric] for r in a]
-        vb = [run_row(r)[metric] for r in b]
-        if any(v is None for v in va + vb):
-            raise RunError("Some of the picked runs have no test metrics yet (unfinished or failed).")
-        res = welch_interval(va, vb, confidence)
-        p = res["p_value"]
-        basis = (f"{len(a)} vs {len(b)} seeds, Welch t test {fmt_p(p)}" if p is not None else
-                 f"{len(a)} vs {len(b)} seeds with identical scores within each side: no spread, so no test")
-    else:
-        tested = metric if metric in ("accuracy", "macro_f1") else "macro_f1"
-        # One side has a single run: pair it with the other side's median run (said in the verdict).
-        ra, rb = _median_run(a, tested), _median_run(b, tested)
-        tests = tuple(paired_tests(ra, rb, confidence))
-        # The macro-F1 bootstrap is one of the paired tests already; only accuracy needs its own interval.
-        res = tests[1] if tested == "macro_f1" else paired_bootstrap(ra, rb, tested, confidence=confidence)
-        which = "one run each" if len(a) == 1 and len(b) == 1 else f"runs {ra.id} vs {rb.id} (the median of each side)"
+    if len(a) == 1 and len(b) == 1:
+        tests = tuple(paired_tests(a[0], b[0], confidence))
         if tested == "accuracy":
             p = tests[0]["p_value"]
-            basis = f"{which}, {res['n']} paired test examples, exact McNemar {fmt_p(p)}"
+            basis = f"one run each, {res['n']} paired test examples, exact McNemar {fmt_p(p)}"
         else:
+            res = {**res, **{k: tests[1][k] for k in ("diff", "low", "high", "p_value")}}
             p = res["p_value"]
-            basis = f"{which}, {res['n']} paired test examples, paired bootstrap {fmt_p(p)}"
-        label = METRIC_NAMES.get(tested, tested)
+            basis = f"one run each, {res['n']} paired test examples, paired bootstrap {fmt_p(p)}"
+    else:
+        p = res["p_value"]
+        basis = (f"{len(a)} vs {len(b)} seed{'s' if len(b) > 1 else ''} on the same {res['n']} test examples, "
+                 f"bootstrap over seeds and test examples {fmt_p(p)}")
+    repeats = [f"{side} seed {s} ran {n} times, counted once" for side, rep in ((name_a, rep_a), (name_b, rep_b))
+               for s, n in rep]
+    if repeats:
+        basis += "; " + "; ".join(repeats)
     diff, low, high = res["diff"], res["low"], res["high"]
-    pm = (high - low) / 2
     pct = int(round(confidence * 100))
     better_a = diff > 0 if tested not in LOWER_IS_BETTER else diff < 0
     significant = (low > 0 or high < 0) and p is not None and p < alpha
+    stated = f"{name_a} − {name_b} = {diff:+.3f}, {pct} % interval {low:+.3f} to {high:+.3f}"
     if significant:
         winner, loser = (name_a, name_b) if better_a else (name_b, name_a)
-        text = (f"{winner} beats {loser} on {label} by {abs(diff):.3f} ± {pm:.3f} "
-                f"({pct} % interval {low:+.3f} to {high:+.3f}; {basis}).")
+        text = f"{winner} beats {loser} on {label} by {abs(diff):.3f} ({stated}; {basis})."
     else:
-        text = (f"No clear difference on {label}: {name_a} − {name_b} = {diff:+.3f}; the {pct} % interval "
-                f"({low:+.3f} to {high:+.3f}) includes zero or the test is not significant ({basis}). Treat them "
-                "as tied, or add seeds.")
+        text = (f"No clear difference on {label}: {stated}, which includes zero or the test is not significant "
+                f"({basis}). Treat them as tied, or add seeds or test examples.")
     return Verdict(text=text, significant=significant, diff=diff, low=low, high=high, method=res["method"],
-                   p_value=p, tests=tests)
-
-
-def _median_run(runs: Sequence[Run], metric: str) -> Run:
-    if len(runs) == 1:
-        return runs[0]
-    scored = sorted(runs, key=lambda r: run_row(r)[metric] or 0.0)
-    return scored[(len(scored) - 1) // 2]
+                   p_value=p, tests=tests, metric=tested)
 
 
 def fmt_p(p: float | None) -> str:

@@ -157,37 +157,38 @@ def metrics_section(runs: list[Run]) -> str:
     frame = pd.DataFrame([compare.run_row(r) for r in runs])
     table = compare.group_table(frame)
     rows = "".join(
-        f"<tr><td>{_e(r['dataset'])} · {_e(r['model'])} · {_e(r['method'])}</td><td>{r['runs']}</td>"
+        f"<tr><td>{_e(r['experiment'])}</td><td>{r['seeds']}</td><td>{r['runs']}</td>"
         f"<td>{_e(r['accuracy'])}</td><td>{_e(r['macro_f1'])}</td><td>{_num(r['macro_f1_sd'])}</td>"
         f"<td>{_e(r['ece'])}</td><td>{_e(r['note'])}</td>"
         "</tr>" for r in table.to_dict("records"))
-    return ("<section><h2>Metrics</h2><p class='muted'>Mean ± half-width of the 95 % t-interval across seeds "
-            "(one run: no interval); sd is the standard deviation across seeds.</p><table><tr><th>group</th>"
-            "<th>runs</th><th>accuracy</th><th>macro-F1</th><th>macro-F1 sd</th><th>ECE</th><th>note</th></tr>"
-            f"{rows}</table></section>")
+    return ("<section><h2>Metrics</h2><p class='muted'>One row per experiment (runs that share every setting but "
+            "the seed). Mean ± half-width of the 95 % t-interval across seeds (one seed: no interval); sd is the "
+            "standard deviation across seeds; a seed that ran more than once counts once.</p><table><tr>"
+            "<th>experiment</th><th>seeds</th><th>runs</th><th>accuracy</th><th>macro-F1</th><th>macro-F1 sd</th>"
+            f"<th>ECE</th><th>note</th></tr>{rows}</table></section>")
 
 
 def significance(runs: list[Run]) -> list[dict[str, Any]]:
-    """Verdicts between the two best groups (by mean macro-F1), or the two best runs."""
+    """Verdicts between the two best experiments (by mean macro-F1 over their seeds), or between the
+    two best runs of a single experiment."""
     frame = pd.DataFrame([compare.run_row(r) for r in runs])
-    frame["group"] = (frame["dataset"].astype(str) + " · " + frame["model"].astype(str) + " · "
-                      + frame["method"].astype(str))  # a missing field must not drop the run from the grouping
     by_id = {r.id: r for r in runs}
-    groups = frame.groupby("group", sort=False)["macro_f1"].mean().sort_values(ascending=False)
-    if len(groups) >= 2:
-        ga, gb = groups.index[:2]
-        a = [by_id[i] for i in frame.loc[frame["group"] == ga, "run_id"]]
-        b = [by_id[i] for i in frame.loc[frame["group"] == gb, "run_id"]]
-        names = (ga, gb)
+    exps = compare.experiments(frame)
+    if len(exps) >= 2:
+        table = compare.group_table(frame).sort_values("macro_f1_mean", ascending=False, na_position="last")
+        keys = list(table["key"][:2])
+        ea, eb = (next(e for e in exps if e.key == k) for k in keys)
+        a, b = [by_id[i] for i in ea.runs], [by_id[i] for i in eb.runs]
+        names = (ea.label, eb.label)
     elif len(runs) >= 2:
         ordered = frame.sort_values("macro_f1", ascending=False)["run_id"].tolist()
         a, b = [by_id[ordered[0]]], [by_id[ordered[1]]]
         names = (ordered[0], ordered[1])
     else:
         return []
-    if len({(r.summary().get("dataset") or {}).get("name") for r in a + b}) > 1:
-        return [{"verdict": "The runs were trained on different datasets, so no significance test applies.",
-                 "tests": []}]
+    reason = compare.not_comparable(a, b)
+    if reason:
+        return [{"verdict": reason.replace("A and B", "The runs"), "tests": []}]
     out = []
     for metric in ("macro_f1", "accuracy"):
         try:
@@ -195,7 +196,8 @@ def significance(runs: list[Run]) -> list[dict[str, Any]]:
         except RunError as exc:
             out.append({"verdict": str(exc), "tests": []})
             break
-        out.append({"verdict": v.text, "tests": list(v.tests), "p_value": v.p_value, "significant": v.significant})
+        out.append({"verdict": v.text, "tests": list(v.tests), "p_value": v.p_value, "significant": v.significant,
+                     "names": names})
     return out
 
 
@@ -215,8 +217,11 @@ def significance_section(results: list[dict[str, Any]]) -> str:
                            f"{t['odds_ratio']:.2f}") if t["test"] == "exact McNemar" else
                         _e(f"95 % interval {t['low']:+.3f} to {t['high']:+.3f}, {t['resamples']} resamples"))
                      + "</td></tr>" for t in tests) + "</table>")
-    return ("<section><h2>Significance</h2><p class='muted'>A difference is called a win only when its 95 % interval "
-            f"excludes zero and the test's p-value is below 0.05.</p>{body}</section>")
+    names = next((r["names"] for r in results if r.get("names")), None)
+    convention = (f"<p class='muted'>Differences are stated as A − B with A = {_e(names[0])} and "
+                  f"B = {_e(names[1])}.</p>") if names else ""
+    return (f"<section><h2>Significance</h2>{convention}{body}"
+            f"<p class='muted'>{_e(compare.STATISTICS_NOTE)}</p></section>")
 
 
 def curves_section(runs: list[Run]) -> str:
@@ -295,7 +300,10 @@ def _sample_explanations(run: Run, compute: bool) -> list[tuple[Any, dict[str, A
 
     d = run.path / "explanations"
     found = []
-    if d.is_dir():
+    if d.is_dir() and any(d.glob("*.npz")):
+        # Only explanations of the run's own test examples: what someone typed or uploaded on the
+        # Explain page is theirs and never leaves their session for a report someone else makes.
+        allowed = _test_example_hashes(run)
         sanity = {}
         for p in d.glob("sanity-*.json"):
             try:
@@ -306,7 +314,8 @@ def _sample_explanations(run: Run, compute: bool) -> list[tuple[Any, dict[str, A
                 continue
         for p in sorted(d.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True):
             rec = Explanation.load(p)
-            if rec is not None and rec.faithfulness:  # those made for sanity checks carry none: skipped
+            if (rec is not None and rec.faithfulness  # those made for sanity checks carry none: skipped
+                    and rec.extra.get("input_hash") in allowed):
                 found.append((rec, sanity.get(_sanity_key(rec.method, rec.target, rec.extra.get("input_hash"),
                                                           rec.params, rec.extra.get("max_tokens")))))
             if len(found) == 2:
@@ -327,6 +336,20 @@ def _sample_explanations(run: Run, compute: bool) -> list[tuple[Any, dict[str, A
             rec = explain(run, str(row.input), method, params=params)
             found.append((rec, sanity_check(run, str(row.input), method, params=params)))
     return found
+
+
+def _test_example_hashes(run: Run) -> set[str]:
+    """Input fingerprints (as the explanation cache keys them) of the run's test examples."""
+    from core.explain.record import input_fingerprint
+
+    task = run.summary().get("task") or "text"
+    out = set()
+    for value in run.predictions()["input"].astype(str):
+        try:
+            out.add(input_fingerprint(value, task))
+        except OSError:  # an image that has gone missing cannot have been explained from here either
+            continue
+    return out
 
 
 def build_report(runs: Sequence[str | Path | Run], runs_dir: Path | None = None, title: str | None = None,

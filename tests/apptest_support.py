@@ -21,3 +21,10 @@ def open_app_page(page: str | None = None, timeout: float = 120, check: bool = T
     if check:
         assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def plain(markdown: str) -> str:
+    """What a reader sees of a message the page escaped for markdown (`core.markup.escape_markdown`)."""
+    import re
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)

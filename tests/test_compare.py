@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -25,15 +26,6 @@ def test_t_interval_matches_scipy() -> None:
     assert compare.t_interval([0.8])["half_width"] is None and "one run" in compare.t_interval([0.8])["note"]
     assert "fewer than 3" in compare.t_interval([0.8, 0.9])["note"]
     assert compare.format_ci(got) == f"{np.mean(x):.3f} ± {(hi - lo) / 2:.3f}"
-
-
-def test_welch_interval_matches_scipy() -> None:
-    a, b = [0.90, 0.88, 0.91], [0.70, 0.74, 0.69, 0.72]
-    got = compare.welch_interval(a, b)
-    res = stats.ttest_ind(a, b, equal_var=False)
-    ci = res.confidence_interval(0.95)
-    assert got["diff"] == pytest.approx(np.mean(a) - np.mean(b))
-    assert (got["low"], got["high"]) == pytest.approx((ci.low, ci.high))
 
 
 def test_paired_bootstrap_identical_and_mismatched(tmp_path: Path) -> None:
@@ -99,14 +91,6 @@ def test_mcnemar_table_from_correctness() -> None:
     assert t.tolist() == [[1, 2], [1, 1]]
 
 
-def test_welch_p_value_and_effect_size_match_scipy() -> None:
-    a, b = [0.90, 0.88, 0.91], [0.70, 0.74, 0.69, 0.72]
-    got = compare.welch_interval(a, b)
-    assert got["p_value"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    pooled = math.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2)
-    assert got["cohens_d"] == pytest.approx((np.mean(a) - np.mean(b)) / pooled)
-
-
 def test_bootstrap_p_value_is_one_for_identical_runs_and_small_for_clear_gaps(tmp_path: Path) -> None:
     a = Run(write_fake_run(tmp_path, "a", accuracy=0.8, seed=1))
     same = compare.paired_bootstrap(a, Run(write_fake_run(tmp_path, "b", accuracy=0.8, seed=1)), resamples=300)
@@ -132,26 +116,6 @@ def test_single_run_ece_verdict_names_the_better_macro_f1_run(tmp_path: Path) ->
     assert v.significant and v.text.startswith("good beats bad on macro-F1")
 
 
-def test_a_single_run_against_a_group_uses_the_groups_median_run_and_says_so(tmp_path: Path) -> None:
-    group = [Run(write_fake_run(tmp_path, f"g{i}", accuracy=acc, seed=i)) for i, acc in enumerate((0.5, 0.95, 0.9))]
-    one = Run(write_fake_run(tmp_path, "one", accuracy=0.5, seed=9))
-    v = compare.verdict(group, [one], "accuracy", "group", "one")
-    assert "runs g2 vs one (the median of each side)" in v.text  # g0 0.5 < g2 0.9 < g1 0.95
-
-
-def test_no_spread_across_seeds_is_never_called_a_win(tmp_path: Path) -> None:
-    res = compare.welch_interval([0.9, 0.9], [0.8, 0.8])
-    assert res["p_value"] is None
-    a = [Run(write_fake_run(tmp_path, f"a{i}", accuracy=0.9, seed=1, data_seed=i)) for i in range(2)]
-    b = [Run(write_fake_run(tmp_path, f"b{i}", accuracy=0.6, seed=2, data_seed=i)) for i in range(2)]
-    for r in a + b:  # identical scores within each side
-        s = r.summary()
-        s["test"]["macro_f1"] = 0.9 if r.id.startswith("a") else 0.6
-        (r.path / "summary.json").write_text(__import__("json").dumps(s))
-    v = compare.verdict(a, b, "macro_f1")
-    assert not v.significant and "no spread, so no test" in v.text
-
-
 def test_bootstrap_macro_f1_averages_over_every_class_like_the_summary(tmp_path: Path) -> None:
     a = Run(write_fake_run(tmp_path, "a", accuracy=0.9, seed=1, labels=("x", "y", "z"), n_test=60))
     preds = a.predictions()
@@ -163,3 +127,126 @@ def test_bootstrap_macro_f1_averages_over_every_class_like_the_summary(tmp_path:
     assert compare._score(keep["label_id"].to_numpy(), keep["pred_id"].to_numpy(), 3, "macro_f1") == \
         pytest.approx(2 / 3 * compare._score(keep["label_id"].to_numpy(), keep["pred_id"].to_numpy(), 2, "macro_f1"))
     assert sum(c.startswith("prob_") for c in keep.columns) == 3
+
+
+# -- experiments: the whole config except the seed (trust fixes, item 1) --------------------------
+
+
+def test_runs_with_different_settings_are_different_experiments_never_pooled(tmp_path: Path) -> None:
+    # Seen: two full runs at lr 1e-4 and 5e-5 shown as one group "2 runs, 0.831 ± 0.644".
+    fast = write_fake_run(tmp_path, "20260101-full-a", accuracy=0.9, method="full", seed=0, lr=1e-4)
+    slow = write_fake_run(tmp_path, "20260101-full-b", accuracy=0.6, method="full", seed=1, lr=5e-5)
+    table = compare.group_table(compare.runs_frame([str(fast), str(slow)]))
+    assert len(table) == 2 and list(table["seeds"]) == [1, 1]
+    labels = sorted(table["experiment"])
+    assert labels == ["reviews · minilm · full · lr 0.0001", "reviews · minilm · full · lr 5e-05"]
+    diff = compare.settings_diff([Run(fast)], [Run(slow)])
+    assert diff.to_dict("records")[0] == {"setting": "lr", "A": "0.0001", "B": "5e-05"}
+    assert {"setting": "seeds", "A": "0", "B": "1"} in diff.to_dict("records")
+
+
+def test_bookkeeping_settings_and_a_typed_default_do_not_split_an_experiment(tmp_path: Path) -> None:
+    a = write_fake_run(tmp_path, "a", seed=1, train={"device": "cpu", "log_every": 5, "lr": None}, lr=1e-4)
+    b = write_fake_run(tmp_path, "b", seed=2, train={"device": "cuda", "log_every": 50, "lr": 1e-4}, lr=1e-4)
+    c = write_fake_run(tmp_path, "c", seed=3, train={"batch_size": 64})
+    frame = compare.runs_frame([str(a), str(b), str(c)])
+    exps = compare.experiments(frame)
+    assert [sorted(e.runs) for e in exps] == [["a", "b"], ["c"]]
+    assert exps[1].label.endswith("batch 64")
+
+
+def test_repeated_seeds_count_once_and_say_so(tmp_path: Path) -> None:
+    # Seen: three identical seed-0 "Train the demo" runs vs a real 3-seed LoRA group gave
+    # "head beats lora … 3 vs 3 seeds, Welch t test p = 0.010".
+    head = [Run(write_fake_run(tmp_path, f"2026010{i}-head", accuracy=0.8, method="head", seed=0)) for i in range(3)]
+    lora = [Run(write_fake_run(tmp_path, f"lora-{i}", accuracy=acc, method="lora", seed=i))
+            for i, acc in enumerate((0.7, 0.8, 0.75))]
+    table = compare.group_table(compare.runs_frame([str(r.path) for r in head + lora]))
+    row = table[table["method"] == "head"].iloc[0]
+    assert (row["runs"], row["seeds"]) == (3, 1)
+    assert "seed 0 ran 3 times: each seed counted once" in row["note"]
+    exp = next(e for e in compare.experiments(compare.runs_frame([str(r.path) for r in head])))
+    assert exp.seeds == ("20260102-head",)  # the newest run of the seed
+    v = compare.verdict(head, lora, "accuracy", "head", "lora")
+    assert "1 vs 3 seeds" in v.text and "head seed 0 ran 3 times, counted once" in v.text
+    assert "Welch" not in v.text
+
+
+def _runs_with(tmp_path: Path, name: str, method: str, corrects: list[np.ndarray]) -> list[Run]:
+    return [Run(write_fake_run(tmp_path, f"{name}-{i}", method=method, seed=i, correct=c, n_test=len(c)))
+            for i, c in enumerate(corrects)]
+
+
+def test_group_verdict_accounts_for_test_set_noise_and_agrees_with_the_paired_tests(tmp_path: Path) -> None:
+    # Seen on 60 test examples, 3 vs 3 seeds, a 2-example gap: groups said "full beats head … p = 0.013"
+    # while McNemar on the same runs said "No clear difference … p = 0.815".
+    base = np.zeros(60, bool)
+    base[:46] = True
+    full, head = [], []
+    for shift in range(3):  # seeds differ a little, always by the same 2-example gap
+        f = np.roll(base, shift)
+        f[50 + shift] = f[55] = True
+        full.append(f)
+        head.append(np.roll(base, shift))
+    a, b = _runs_with(tmp_path, "full", "full", full), _runs_with(tmp_path, "head", "head", head)
+    group = compare.verdict(a, b, "accuracy", "full", "head")
+    assert not group.significant and group.text.startswith("No clear difference")
+    assert group.low < 0 < group.high
+    assert "bootstrap over seeds and test examples" in group.text
+    for ra, rb in zip(a, b, strict=True):  # never opposite to the paired tests of the same runs
+        single = compare.verdict([ra], [rb], "accuracy", "full", "head")
+        assert not single.significant
+
+
+def test_tiny_test_set_makes_no_claim_and_a_large_consistent_gap_does(tmp_path: Path) -> None:
+    # 8 test examples: B misses 2 that A gets, in every seed. No spread between seeds at all, which
+    # a test across seed means alone would call certain; the test set is far too small for a claim.
+    a = _runs_with(tmp_path, "tiny-a", "full", [np.ones(8, bool)] * 3)
+    b = _runs_with(tmp_path, "tiny-b", "head", [np.r_[np.ones(6, bool), np.zeros(2, bool)]] * 3)
+    for metric in ("accuracy", "macro_f1"):
+        v = compare.verdict(a, b, metric, "A", "B")
+        assert not v.significant and v.p_value > 0.05, v.text
+    rng = np.random.default_rng(3)
+    good = _runs_with(tmp_path, "big-a", "full", [rng.random(400) < 0.92 for _ in range(3)])
+    bad = _runs_with(tmp_path, "big-b", "head", [rng.random(400) < 0.70 for _ in range(3)])
+    v = compare.verdict(bad, good, "macro_f1", "bad", "good")
+    assert v.significant and v.text.startswith("good beats bad on macro-F1 by")
+    assert "bad − good = -" in v.text  # one sign convention, stated: A − B
+    assert v.high < 0 and v.p_value < 0.01
+
+
+def test_one_run_a_side_is_the_paired_bootstrap(tmp_path: Path) -> None:
+    a = Run(write_fake_run(tmp_path, "a", accuracy=0.9, seed=1))
+    b = Run(write_fake_run(tmp_path, "b", accuracy=0.7, seed=2))
+    one = compare.hierarchical_bootstrap([a], [b], "macro_f1", resamples=500)
+    assert one == compare.paired_bootstrap(a, b, "macro_f1", resamples=500)
+    assert one["method"] == "paired bootstrap over test examples" and one["seeds"] == (1, 1)
+
+
+def test_different_tasks_or_dataset_contents_are_not_comparable(tmp_path: Path) -> None:
+    text = Run(write_fake_run(tmp_path, "text", dataset="data", task="text"))
+    image = Run(write_fake_run(tmp_path, "image", dataset="data", task="image", seed=2))
+    assert "different tasks" in compare.not_comparable([text], [image])
+    with pytest.raises(RunError, match="different tasks"):
+        compare.verdict([text], [image])
+    one = Run(write_fake_run(tmp_path, "one", dataset="data", fingerprint="aaaa"))
+    two = Run(write_fake_run(tmp_path, "two", dataset="data", fingerprint="bbbb", seed=3))
+    assert "different contents" in compare.not_comparable([one], [two])
+    assert compare.not_comparable([one], [Run(write_fake_run(tmp_path, "three", fingerprint="aaaa",
+                                                             dataset="data", seed=4))]) is None
+    # the fingerprint is part of the experiment: same name, other contents → another experiment
+    frame = compare.runs_frame([str(one.path), str(two.path)])
+    assert len(compare.experiments(frame)) == 2
+
+
+def test_macro_f1_of_many_resamples_at_once_matches_one_at_a_time() -> None:
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 3, 50), rng.integers(0, 3, 50)
+    idx = rng.integers(0, 50, (7, 50))
+    batch = compare._resampled_scores(y, p, idx, 3, "macro_f1")
+    from core.metrics import classification_report
+
+    for row, got in zip(idx, batch, strict=True):
+        probs = np.eye(3)[p[row]]
+        assert got == pytest.approx(classification_report(probs, y[row], ["a", "b", "c"])["macro_f1"])
+    assert json.dumps(float(batch[0]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apptest_support import open_app_page
+from apptest_support import open_app_page, plain
 from run_factory import write_fake_run
 from streamlit.testing.v1 import AppTest
 
@@ -28,7 +28,8 @@ def test_groups_intervals_verdict_and_curves(fake_runs: Path) -> None:
     table = at.dataframe[0].value
     assert list(table["runs"]) == [3, 3]
     assert all("±" in x for x in table["accuracy"])
-    groups = list(table["group"])
+    groups = list(table["experiment"])
+    assert list(table["seeds"]) == [3, 3]
     at.selectbox(key="compare_a").set_value(next(g for g in groups if "full" in g)).run()
     at.selectbox(key="compare_b").set_value(next(g for g in groups if "head" in g)).run()
     at.selectbox(key="compare_metric").set_value("accuracy").run()
@@ -38,12 +39,31 @@ def test_groups_intervals_verdict_and_curves(fake_runs: Path) -> None:
     assert at.query_params["runs"]
 
 
-def test_two_seeds_each_are_not_enough_to_call_a_winner(fake_runs: Path) -> None:
+def test_two_seeds_each_are_flagged_as_rough(fake_runs: Path) -> None:
     at = _page(",".join(sorted(p.name for p in fake_runs.iterdir())))
     table = at.dataframe[0].value
     assert set(table["note"]) == {"fewer than 3 seeds: the interval is wide and rough"}
-    assert not at.success  # Welch interval with 2 vs 2 seeds is too wide here, and the page says so
-    assert any("No clear difference" in i.value and "2 vs 2 seeds" in i.value for i in at.info)
+    text = plain((at.success or at.info)[0].value)
+    assert "2 vs 2 seeds on the same 60 test examples" in text
+
+
+def test_what_differs_between_two_experiments_is_shown(home: Path) -> None:
+    for seed in (1, 2):
+        write_fake_run(home / "runs", f"fast-{seed}", accuracy=0.8, method="full", seed=seed, lr=1e-4)
+        write_fake_run(home / "runs", f"slow-{seed}", accuracy=0.8, method="full", seed=seed + 2, lr=5e-5)
+    at = _page()
+    at.radio(key="compare_mode").set_value("Seed groups").run()
+    groups = at.multiselect(key="compare_groups")
+    assert sorted(groups.options) == ["reviews · minilm · full · lr 0.0001 (2 seeds)",
+                                      "reviews · minilm · full · lr 5e-05 (2 seeds)"]
+    groups.set_value(groups.options).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert list(at.dataframe[0].value["seeds"]) == [2, 2]  # never pooled into one group of 4
+    at.selectbox(key="compare_a").set_value("reviews · minilm · full · lr 0.0001").run()
+    at.selectbox(key="compare_b").set_value("reviews · minilm · full · lr 5e-05").run()
+    diff = next(d.value for d in at.dataframe if "setting" in d.value.columns)
+    assert diff.to_dict("records")[0] == {"setting": "lr", "A": "0.0001", "B": "5e-05"}
+    assert any("What differs between A and B" in c.value for c in at.caption)
 
 
 def test_equal_runs_are_no_clear_difference(home: Path) -> None:
@@ -88,12 +108,13 @@ def test_two_single_runs_show_both_paired_tests_and_their_disagreements(home: Pa
     assert [b.proto.label for b in at.get("download_button")] == ["Report on these runs (HTML)"]
 
 
-def test_three_seed_groups_get_a_verdict_with_the_welch_test(fake_runs: Path) -> None:
+def test_three_seed_groups_get_a_verdict_over_seeds_and_test_examples(fake_runs: Path) -> None:
     for method, acc in (("head", 0.7), ("full", 0.9)):
         write_fake_run(fake_runs, f"reviews-{method}-s3", accuracy=acc, method=method, seed=3)
     at = _page()
     at.radio(key="compare_mode").set_value("Seed groups").run()
     at.multiselect(key="compare_groups").set_value(at.multiselect(key="compare_groups").options).run()
     assert not at.exception, [e.value for e in at.exception]
-    text = (at.success or at.info)[0].value
-    assert "3 vs 3 seeds, Welch t test p" in text and "interval" in text
+    text = plain((at.success or at.info)[0].value)
+    assert "3 vs 3 seeds on the same 60 test examples, bootstrap over seeds and test examples p" in text
+    assert " − " in text and "interval" in text

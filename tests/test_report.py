@@ -99,3 +99,20 @@ def test_single_run_groups_show_a_dash_not_nan(tmp_path: Path) -> None:
     runs.append(write_fake_run(tmp_path, "solo", accuracy=0.7, method="head", seed=5))
     page = report.build_report(runs)
     assert ">nan<" not in page and "<td>–</td>" in page
+
+
+def test_report_never_shows_what_someone_typed_on_the_explain_page(trained_text_run: Path, tmp_path: Path) -> None:
+    # Trust fixes, item 6: the report embedded the newest cached explanations whoever made them.
+    from core.explain.explainer import explain
+    from core.runs import Run
+
+    run = tmp_path / "tiny-text"
+    shutil.copytree(trained_text_run, run, ignore=shutil.ignore_patterns("explanations"))
+    test_text = str(Run(run).predictions()["input"].iloc[0])
+    explain(run, test_text, "saliency")
+    explain(run, "my private note about great plans", "saliency")  # typed by another user, made last
+    page = report.build_report([run])
+    assert page.count("<h2>Saliency (gradient)</h2>") == 1
+    assert "private" not in page and "plans" not in page
+    first_word = test_text.split()[0]
+    assert first_word in page

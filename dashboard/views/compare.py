@@ -1,8 +1,10 @@
-"""Compare: runs or seed groups side by side — metrics with 95 % intervals, cost, curves, per-class
+"""Compare: runs or experiments (seed groups: runs that share every setting but the seed) side by
+side — metrics with 95 % intervals, cost, what differs between two experiments, curves, per-class
 differences, and a verdict that only names a winner when the interval excludes zero."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -10,6 +12,7 @@ import streamlit as st
 
 from core import compare
 from core.errors import RunError
+from core.markup import escape_markdown as md
 from core.runs import RUN_ID, Run, list_runs
 from dashboard.charts import curve_overlay, diff_bars
 from dashboard.ui import PAGES, fmt_count, fmt_metric, fmt_seconds, guard, report_html, runs_dir
@@ -19,8 +22,9 @@ def finished_runs() -> list[dict[str, Any]]:
     return [r for r in list_runs(runs_dir()) if r["state"] == "succeeded" and r["accuracy"] is not None]
 
 
-def group_key(row: dict[str, Any]) -> str:
-    return f"{row['dataset']} · {row['model']} · {row['method']}"
+def _seeds_text(e: compare.Experiment) -> str:
+    seeds = f"{len(e.seeds)} seed{'s' if len(e.seeds) != 1 else ''}"
+    return seeds if len(e.runs) == len(e.seeds) else f"{len(e.runs)} runs, {seeds}"
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -36,12 +40,10 @@ def _sync_query(picked: list[str]) -> None:
             st.query_params.pop("runs", None)
 
 
-def metrics_table(frame: pd.DataFrame) -> pd.DataFrame:
-    table = compare.group_table(frame)
-    shown = pd.DataFrame({
-        "group": [f"{d} · {m} · {me}" for d, m, me in zip(table["dataset"], table["model"], table["method"],
-                                                           strict=True)],
-        "runs": table["runs"],
+def metrics_table(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "experiment": table["experiment"],
+        "seeds": table["seeds"], "runs": table["runs"],
         "accuracy": table["accuracy"], "macro-F1": table["macro_f1"],
         "macro-F1 sd": [f"{x:.3f}" if x is not None and x == x else "–" for x in table["macro_f1_sd"]],
         "weighted-F1": table["weighted_f1"],
@@ -52,42 +54,41 @@ def metrics_table(frame: pd.DataFrame) -> pd.DataFrame:
         "peak memory": [f"{x:.0f} MB" if x is not None and x == x else "–" for x in table["peak_memory_mb"]],
         "note": table["note"],
     })
-    return shown
 
 
-def verdict_section(frame: pd.DataFrame, runs: dict[str, Run]) -> None:
-    frame = frame.assign(group=[group_key(r) for r in frame.to_dict("records")])
-    groups = list(dict.fromkeys(frame["group"]))
-    by_group = len(groups) >= 2
-    options = groups if by_group else list(frame["run_id"])
+def verdict_section(exps: list[compare.Experiment], runs: dict[str, Run]) -> None:
+    # Two or more experiments: A and B are experiments; one experiment: its single runs.
+    one = exps[0].runs if len(exps) == 1 else ()
+    options = {i: [i] for i in one} if one else {e.label: list(e.runs) for e in exps}
     if len(options) < 2:
-        st.info("These runs all belong to one group; pick runs of another method or model to get a verdict.")
+        st.info("These runs are all seeds of one experiment; pick runs of another method, model or setting "
+                "to get a verdict.")
         return
+    names = list(options)
     a_col, b_col, m_col = st.columns([2, 2, 1])
-    a = a_col.selectbox("A", options, index=0, key="compare_a")
-    b = b_col.selectbox("B", options, index=1, key="compare_b")
+    a = a_col.selectbox("A", names, index=0, key="compare_a")
+    b = b_col.selectbox("B", names, index=1, key="compare_b")
     metric = m_col.selectbox("Metric", ["macro_f1", "accuracy"], key="compare_metric",
                              format_func=lambda m: compare.METRIC_NAMES[m])
     if a == b:
         st.warning("A and B are the same; pick two different ones.")
         return
-    col = "group" if by_group else "run_id"
-    ids_a = list(frame.loc[frame[col] == a, "run_id"])
-    ids_b = list(frame.loc[frame[col] == b, "run_id"])
-    datasets = set(frame.loc[frame["run_id"].isin(ids_a + ids_b), "dataset"])
-    if len(datasets) > 1:
-        st.warning(f"A and B were trained on different datasets ({', '.join(map(str, sorted(datasets)))}); "
-                   "their scores are not comparable, so there is no verdict.")
+    runs_a, runs_b = [runs[i] for i in options[a]], [runs[i] for i in options[b]]
+    reason = compare.not_comparable(runs_a, runs_b)
+    if reason:
+        st.warning(md(reason))
         return
-    runs_a, runs_b = [runs[i] for i in ids_a], [runs[i] for i in ids_b]
+    diffs = compare.settings_diff(runs_a, runs_b)
+    if not diffs.empty:
+        st.caption("What differs between A and B (everything else is the same):")
+        st.dataframe(diffs, hide_index=True, width="stretch")
     try:
         v = compare.verdict(runs_a, runs_b, metric, name_a=a, name_b=b)
     except RunError as exc:
-        st.warning(str(exc))
+        st.warning(md(exc))
     else:
-        (st.success if v.significant else st.info)(v.text)
-        st.caption(f"Interval: {v.method}. A difference is only called a win when its 95 % interval excludes zero "
-                   "and the test's p-value is below 0.05.")
+        (st.success if v.significant else st.info)(md(v.text))
+        st.caption(compare.STATISTICS_NOTE)
         if v.tests:
             st.dataframe(tests_table(v.tests), hide_index=True, width="stretch")
     diff = compare.per_class_diff(runs_a, runs_b)
@@ -138,17 +139,17 @@ with guard("comparing runs"):
     wanted = [x for x in st.query_params.get("runs", "").split(",") if x]
     unknown = [x for x in wanted if x not in by_id]
     if unknown:
-        st.warning(f"Not finished runs here, left out: {', '.join(unknown)}.")
+        st.warning(f"Not finished runs here, left out: {md(', '.join(unknown))}.")
     if "compare_runs" not in st.session_state:
         st.session_state["compare_runs"] = [x for x in wanted if x in by_id]
-    mode = st.radio("Pick", ["Runs", "Seed groups"], horizontal=True, key="compare_mode")
+    mode = st.radio("Pick", ["Runs", "Seed groups"], horizontal=True, key="compare_mode",
+                    help="A seed group is an experiment: runs that share every setting except the seed.")
     if mode == "Seed groups":
-        groups: dict[str, list[str]] = {}
-        for r in rows:
-            groups.setdefault(group_key(r), []).append(r["run_id"])
+        all_rows = pd.DataFrame([compare.run_row(Run(Path(r["path"]))) for r in rows])
+        groups = {e.label: e for e in compare.experiments(all_rows)}
         chosen = st.multiselect("Seed groups", list(groups), key="compare_groups",
-                                format_func=lambda g: f"{g} ({len(groups[g])} runs)")
-        picked = [i for g in chosen for i in groups[g]]
+                                format_func=lambda g: f"{g} ({_seeds_text(groups[g])})")
+        picked = [i for g in chosen for i in groups[g].runs]
     else:
         picked = st.multiselect("Runs to compare", list(by_id), key="compare_runs",
                                 format_func=lambda i: _label(by_id[i]))
@@ -159,11 +160,13 @@ with guard("comparing runs"):
 
     runs = {i: Run(runs_dir() / i) for i in picked if RUN_ID.fullmatch(i)}
     frame = pd.DataFrame([compare.run_row(r) for r in runs.values()])
+    table = compare.group_table(frame)
+    exps = compare.experiments(frame)
     st.subheader("Metrics (mean ± 95 % interval across seeds)")
-    st.dataframe(metrics_table(frame), hide_index=True, width="stretch")
+    st.dataframe(metrics_table(table), hide_index=True, width="stretch")
 
     st.subheader("A against B")
-    verdict_section(frame, runs)
+    verdict_section(exps, runs)
 
     st.download_button("Report on these runs (HTML)", lambda: report_html([r.path for r in runs.values()]),
                        file_name="tunescope-report.html", mime="text/html", key="compare_report", on_click="ignore",
