@@ -13,18 +13,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.metrics import expected_calibration_error, reliability_bins
+from core.metrics import ECE_BINS, expected_calibration_error, reliability_bins
 from core.runs import Run
 
-CALIBRATION_BINS = 10
+HISTOGRAM_BINS = 10  # bars of the right-vs-wrong confidence chart (a picture, not a metric)
 
 
 def probability_columns(preds: pd.DataFrame) -> list[str]:
     return [c for c in preds.columns if c.startswith("prob_")]
 
 
-def calibration(preds: pd.DataFrame, bins: int = CALIBRATION_BINS) -> dict[str, Any]:
-    """Reliability bins (confidence vs accuracy per bin) and the expected calibration error."""
+def calibration(preds: pd.DataFrame, bins: int = ECE_BINS) -> dict[str, Any]:
+    """Reliability bins (confidence vs accuracy per bin) and the expected calibration error, binned as
+    the run's summary is, so the diagram's ECE is the one every other page shows."""
     probs = preds[probability_columns(preds)].to_numpy(dtype=float)
     y = preds["label_id"].to_numpy(dtype=int)
     return {"bins": reliability_bins(probs, y, bins), "ece": float(expected_calibration_error(probs, y, bins)),
@@ -32,7 +33,7 @@ def calibration(preds: pd.DataFrame, bins: int = CALIBRATION_BINS) -> dict[str, 
             "accuracy": float(preds["correct"].mean())}
 
 
-def confidence_histogram(preds: pd.DataFrame, bins: int = CALIBRATION_BINS) -> pd.DataFrame:
+def confidence_histogram(preds: pd.DataFrame, bins: int = HISTOGRAM_BINS) -> pd.DataFrame:
     """Counts of right and wrong predictions per confidence bin."""
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(preds["confidence"].to_numpy(float), edges[1:-1], right=True), 0, bins - 1)
@@ -51,37 +52,46 @@ def cell_examples(preds: pd.DataFrame, true_label: str, pred_label: str, limit: 
     return sel[cols].rename_axis("example").reset_index()
 
 
-def _length_bins(words: pd.Series, bins: int) -> pd.Series:
-    edges = np.unique(np.quantile(words, np.linspace(0, 1, bins + 1)))
+def _integer_bins(values: pd.Series, bins: int, unit: str) -> tuple[pd.Series, list[str]]:
+    """Whole-number values (words, pixels) in up to `bins` quantile ranges that never overlap, each
+    labelled by the whole numbers it holds ('2–13 words', '14–22 words'), and the labels in numeric
+    order: a range that starts above the previous one's end, never a float edge shown twice."""
+    v = values.round().astype(int).to_numpy()
+    edges = np.unique(np.floor(np.quantile(v, np.linspace(0, 1, bins + 1))).astype(int))
     if len(edges) < 2:
-        return pd.Series([f"{int(words.iloc[0])} words"] * len(words), index=words.index)
-    cut = pd.cut(words, edges, include_lowest=True, duplicates="drop")
-    return cut.map(lambda iv: f"{int(np.ceil(iv.left))}–{int(iv.right)} words").astype(str)
+        label = f"{int(v[0])} {unit}"
+        return pd.Series([label] * len(v), index=values.index), [label]
+    # Range i holds (edges[i], edges[i+1]]; the first also holds the minimum itself.
+    bounds = [(int(edges[0]), int(edges[1]))] + [(int(edges[i]) + 1, int(edges[i + 1]))
+                                                 for i in range(1, len(edges) - 1)]
+    labels = [f"{lo}–{hi} {unit}" if lo != hi else f"{lo} {unit}" for lo, hi in bounds]
+    which = np.searchsorted(edges[1:], v, side="left")
+    return pd.Series([labels[i] for i in which], index=values.index), labels
 
 
 def error_breakdown(preds: pd.DataFrame, by: str, bins: int = 4, image_sizes: Sequence[int] | None = None
                     ) -> pd.DataFrame:
     """Error rate per group: `by` = "class" (true class), "length" (text length in words, quartile
     bins) or "image_size" (shorter side in pixels, quartile bins; sizes given by the caller)."""
+    order: list[str] | None = None
     if by == "class":
         key = preds["label"].astype(str)
     elif by == "length":
-        key = _length_bins(preds["input"].astype(str).str.split().str.len(), bins)
+        key, order = _integer_bins(preds["input"].astype(str).str.split().str.len(), bins, "words")
     elif by == "image_size":
         if image_sizes is None:
             raise ValueError("image_size needs the images' sizes")
-        sizes = pd.Series(list(image_sizes), index=preds.index, dtype=float)
-        edges = np.unique(np.quantile(sizes, np.linspace(0, 1, bins + 1)))
-        key = (pd.cut(sizes, edges, include_lowest=True, duplicates="drop")
-               .map(lambda iv: f"{int(np.ceil(iv.left))}–{int(iv.right)} px").astype(str)
-               if len(edges) > 1 else pd.Series([f"{int(sizes.iloc[0])} px"] * len(sizes), index=preds.index))
+        key, order = _integer_bins(pd.Series(list(image_sizes), index=preds.index, dtype=float), bins, "px")
     else:
         raise ValueError(f"Unknown breakdown {by!r}; use class, length or image_size.")
     g = preds.assign(_key=key.to_numpy()).groupby("_key", sort=False)
     out = pd.DataFrame({"n": g.size(), "errors": g["correct"].apply(lambda c: int((~c.astype(bool)).sum()))})
     out["error_rate"] = out["errors"] / out["n"]
     out = out.reset_index().rename(columns={"_key": by})
-    return out.sort_values(by).reset_index(drop=True) if by != "class" else out
+    if order is None:
+        return out
+    rank = {label: i for i, label in enumerate(order)}  # numeric order: "2–13" before "14–22"
+    return out.sort_values(by, key=lambda col: col.map(rank)).reset_index(drop=True)
 
 
 def image_sides(refs: Sequence[str]) -> list[int]:

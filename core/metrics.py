@@ -10,6 +10,11 @@ from typing import Any
 
 import numpy as np
 
+# Equal-width confidence bins for the expected calibration error and the reliability diagram: one
+# binning everywhere (summary, Runs header, Compare, model cards, reliability chart, report), so a run
+# never shows two ECE values.
+ECE_BINS = 15
+
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> np.ndarray:
     """Rows are true classes, columns predicted classes."""
@@ -44,7 +49,7 @@ def cross_entropy(probs: np.ndarray, y_true: np.ndarray) -> float:
     return float(-np.log(p).mean())
 
 
-def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> float:
     """Equal-width confidence bins; |accuracy - confidence| weighted by the share in each bin."""
     conf = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y_true
@@ -58,7 +63,7 @@ def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int 
     return float(ece)
 
 
-def reliability_bins(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> list[dict[str, float]]:
+def reliability_bins(probs: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, float]]:
     """Per-bin confidence, accuracy and count, for reliability diagrams."""
     conf = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y_true

@@ -64,3 +64,36 @@ def test_disagreements_name_who_was_right(tmp_path: Path):
     row = d.iloc[0]
     assert row["a"] != row["b"] and pa.loc[row["example"], "input"] == row["input"]
     assert np.all((d["right"] == "a") == pa.loc[d["example"], "correct"].to_numpy())
+
+
+def test_one_ece_everywhere_the_reliability_diagram_agrees_with_the_summary() -> None:
+    # Trust fixes, item 9: the summary binned ECE in 15, the reliability diagram and report in 10.
+    from core.metrics import ECE_BINS, classification_report
+
+    rng = np.random.default_rng(4)
+    conf = rng.uniform(0.5, 1.0, 200)
+    y = rng.integers(0, 2, 200)
+    pred = np.where(rng.random(200) < conf, y, 1 - y)
+    probs = np.where(pred[:, None] == np.arange(2), conf[:, None], 1 - conf[:, None])
+    preds = pd.DataFrame({"label_id": y, "pred_id": pred, "confidence": conf, "correct": pred == y,
+                          "prob_a": probs[:, 0], "prob_b": probs[:, 1]})
+    cal = analysis.calibration(preds)
+    assert len(cal["bins"]) == ECE_BINS
+    assert cal["ece"] == pytest.approx(classification_report(probs, y, ["a", "b"])["ece"])
+
+
+def test_length_bins_are_in_numeric_order_and_never_overlap() -> None:
+    # Seen: "13–22, 23–31, 2–13, 32–39 words" (sorted as text, 13 in two bins).
+    lengths = [2, 5, 9, 13, 13, 17, 22, 23, 26, 31, 33, 36, 39]
+    preds = pd.DataFrame({"input": [" ".join(["w"] * n) for n in lengths], "label": "a", "pred": "a",
+                          "correct": [True] * len(lengths)})
+    out = analysis.error_breakdown(preds, "length", bins=4)
+    ranges = [tuple(int(x) for x in label.split()[0].split("–")) for label in out["length"]]
+    assert ranges == sorted(ranges) and ranges[0][0] == 2 and ranges[-1][1] == 39
+    for (_, hi), (lo, _) in zip(ranges, ranges[1:], strict=False):
+        assert lo == hi + 1  # each whole number in exactly one bin
+    for (lo, hi), n in zip(ranges, out["n"], strict=True):
+        assert n == sum(lo <= x <= hi for x in lengths)
+    sizes = analysis.error_breakdown(preds, "image_size", bins=3, image_sizes=[28, 28, 64, 64, 96, 128, 224, 224,
+                                                                              300, 300, 512, 512, 512])
+    assert list(sizes["image_size"])[0].startswith("28–") and sizes["n"].sum() == len(lengths)
