@@ -7,6 +7,7 @@ the runs directory exactly as it was.
 from __future__ import annotations
 
 import contextlib
+import logging
 import platform
 import time
 from collections import OrderedDict
@@ -27,6 +28,8 @@ from core.finetune import count_params, get_method
 from core.metrics import classification_report, softmax
 from core.models import ModelBundle, build_model, load_bundle, resolve_model_name
 from core.runs import RunWriter, check_run_id, default_runs_dir, new_run_id, resolve_run, verify_model
+
+log = logging.getLogger(__name__)
 
 
 class MetricsFile(Callback):
@@ -90,6 +93,20 @@ def _prediction_frame(data: pd.DataFrame, probs: np.ndarray, labels: list[str]) 
     return df
 
 
+def _say_where_it_resumes(latest: Path | None, rejected: list[tuple[str, str]]) -> None:
+    """Put in the log (the job's log, for the worker) what a resume found, above all a silent
+    restart from scratch."""
+    for name, why in rejected:
+        log.warning("checkpoint %s rejected (%s)", name, why)
+    if latest is not None:
+        if rejected:
+            log.warning("resuming from the older checkpoint %s instead", latest.name)
+    elif rejected:
+        log.warning("no intact checkpoint is left (%d rejected), so training restarts at step 0", len(rejected))
+    else:
+        log.warning("no checkpoint was saved before the interruption, so training restarts at step 0")
+
+
 def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequence[Callback] = (),
           run_id: str | None = None, resume: bool = False) -> Path:
     """Fine-tune, evaluate on the test split, save the run; return its directory.
@@ -124,7 +141,10 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
     else:
         run = RunWriter.create(runs_root, run_id or new_run_id(data.name, Path(model_name).name, cfg.train.method))
     checkpointer = Checkpointer(run.path / "checkpoints")
-    if checkpointer.latest_valid() is None:  # nothing to resume from: start this run afresh
+    latest, rejected = checkpointer.scan()
+    if resume and existing is not None and run.path == existing:
+        _say_where_it_resumes(latest, rejected)
+    if latest is None:  # nothing to resume from: start this run afresh
         (run.path / "metrics.jsonl").unlink(missing_ok=True)
     elif run.config().get("fingerprint") not in (None, fingerprint):
         # A checkpoint's batch position, schedule and weights only fit the settings that made it.

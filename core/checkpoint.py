@@ -64,16 +64,38 @@ class Checkpointer:
             shutil.rmtree(old, ignore_errors=True)
         return final
 
-    def verify(self, path: Path) -> bool:
+    def check(self, path: Path) -> str | None:
+        """Why a checkpoint cannot be used (None if its files match their manifest)."""
         try:
-            manifest = json.loads((path / MANIFEST).read_text())
-            return all(_sha256(path / name) == digest for name, digest in manifest["files"].items())
-        except (OSError, ValueError, KeyError):
-            return False
+            files = json.loads((path / MANIFEST).read_bytes())["files"]
+        except FileNotFoundError:
+            return "no manifest: it was not written completely"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return f"its manifest is unreadable ({type(exc).__name__})"
+        for name, digest in files.items():
+            try:
+                if _sha256(path / name) != digest:
+                    return f"{name} does not match its recorded SHA-256"
+            except OSError:
+                return f"{name} is missing or unreadable"
+        return None
+
+    def verify(self, path: Path) -> bool:
+        return self.check(path) is None
+
+    def scan(self) -> tuple[Path | None, list[tuple[str, str]]]:
+        """The newest intact checkpoint, and (name, reason) of each newer one that was rejected."""
+        rejected = []
+        for p in reversed(self._existing()):
+            why = self.check(p)
+            if why is None:
+                return p, rejected
+            rejected.append((p.name, why))
+        return None, rejected
 
     def latest_valid(self) -> Path | None:
         """The newest checkpoint whose files match their manifest (hashes only; loads nothing)."""
-        return next((p for p in reversed(self._existing()) if self.verify(p)), None)
+        return self.scan()[0]
 
     def load_latest(self) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]] | None:
         """(tensors, optimizer state, state) of the newest intact checkpoint, on the CPU, or None."""

@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -500,6 +501,8 @@ def execute(store: JobStore, job: Job, runners: dict[str, Callable[[JobContext],
 
 def child_main(job_id: str, attempt: int, parent_pid: int | None) -> int:
     _die_with_parent(parent_pid)
+    # Library warnings (e.g. which checkpoints a resume rejected) belong in the job's log, plainly.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stdout)
     store = open_store()
     job = store.get(job_id)
     if job is None or job.state != "running" or job.attempts != attempt:

@@ -110,3 +110,48 @@ def test_resume_with_other_settings_is_refused(sentiment_csv, tiny_bert_dir, run
     other = cfg_for(sentiment_csv, tiny_bert_dir, batch_size=8)
     with pytest.raises(ConfigError, match="different configuration"):
         api.train(other, runs_dir=runs_dir, run_id="r", resume=True)
+
+
+def test_checkpoint_check_says_why_one_is_rejected(tmp_path):
+    import torch
+
+    ck = Checkpointer(tmp_path / "checkpoints")
+    for step in (2, 4):
+        ck.save(step, {"w": torch.ones(3) * step}, {"state": {}, "param_groups": []}, {"step": step})
+    old, new = ck._existing()
+    assert ck.scan() == (new, [])
+    (new / "tensors.safetensors").write_bytes(b"torn")
+    assert ck.scan() == (old, [(new.name, "tensors.safetensors does not match its recorded SHA-256")])
+    (old / "manifest.json").unlink()
+    valid, rejected = ck.scan()
+    assert valid is None and [r[0] for r in rejected] == [new.name, old.name]
+    assert "no manifest" in rejected[1][1]
+
+
+def test_resume_with_every_checkpoint_rejected_says_it_restarts_at_step_0(sentiment_csv, tiny_bert_dir, runs_dir,
+                                                                           caplog):
+    """Item 21: the restart from scratch is said in the log, naming the rejected checkpoints."""
+    cfg = cfg_for(sentiment_csv, tiny_bert_dir, checkpoint_every=2, epochs=1)
+    with pytest.raises(TrainingCancelled):
+        api.train(cfg, runs_dir=runs_dir, run_id="r", callbacks=[StopAt(5)])
+    ck = Checkpointer(runs_dir / "r" / "checkpoints")
+    newest, previous = ck._existing()
+    (newest / "tensors.safetensors").write_bytes(b"torn")
+    (previous / "state.json").write_text("{}")
+    with caplog.at_level("WARNING", logger="core.api"):
+        out = api.train(cfg, runs_dir=runs_dir, run_id="r", resume=True)
+    text = caplog.text
+    assert f"checkpoint {newest.name} rejected (tensors.safetensors" in text
+    assert f"checkpoint {previous.name} rejected (state.json" in text
+    assert "training restarts at step 0" in text
+    rows = metric_rows(out)
+    assert not [r for r in rows if r["type"] == "resume"] and rows[0]["step"] == 2  # logged afresh from step 1
+
+
+def test_resume_without_any_checkpoint_says_it_restarts_at_step_0(sentiment_csv, tiny_bert_dir, runs_dir, caplog):
+    cfg = cfg_for(sentiment_csv, tiny_bert_dir, checkpoint_every=0, epochs=1)
+    with pytest.raises(TrainingCancelled):
+        api.train(cfg, runs_dir=runs_dir, run_id="r", callbacks=[StopAt(1)])
+    with caplog.at_level("WARNING", logger="core.api"):
+        api.train(cfg, runs_dir=runs_dir, run_id="r", resume=True)
+    assert "no checkpoint" in caplog.text and "training restarts at step 0" in caplog.text

@@ -242,6 +242,10 @@ def test_kill_9_mid_epoch_then_resume_matches_uninterrupted(victim, home, start_
     assert "resumed from the checkpoint" in (run_dir / "job.log").read_text()
     if victim == "worker":
         assert w.wait(30) == 0
+        # the job log says which checkpoint the resume rejected, and from which it resumed instead
+        log = (run_dir / "job.log").read_text()
+        assert f"checkpoint {newest.name} rejected (tensors.safetensors" in log
+        assert f"resuming from the older checkpoint {previous.name}" in log
 
 
 def test_killed_with_its_worker_during_start_up_is_not_the_jobs_fault(home, start_worker, tmp_path):
