@@ -91,8 +91,20 @@ def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], N
     p.add_argument("--cancel-kill", type=float, default=35.0,
                    help="SIGKILL a cancelled job still running after this many seconds (default 35).")
 
+    p = sub.add_parser("db", help="Check the job database, or rebuild it from the run folders if it is damaged.")
+    from core.cli import _Parser  # one-line errors for the sub-commands too
+
+    dbsub = p.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    dbsub.add_parser("check", help="Say whether the job database is intact.")
+    r = dbsub.add_parser("rebuild", help="Move a damaged job database aside and rebuild the job history from "
+                                         "the run folders (stop every worker first).")
+    r.add_argument("--runs-dir", action="append",
+                   help="Run folders to read (repeatable; default $TUNESCOPE_HOME/runs).")
+    r.add_argument("--force", action="store_true",
+                   help="Rebuild an intact database too (jobs that have not started yet are dropped).")
+
     return {"submit": cmd_submit, "jobs": cmd_jobs, "status": cmd_status, "cancel": cmd_cancel,
-            "logs": cmd_logs, "worker": cmd_worker}
+            "logs": cmd_logs, "worker": cmd_worker, "db": cmd_db}
 
 
 # -- handlers ------------------------------------------------------------------------------------
@@ -252,3 +264,27 @@ def cmd_worker(a: argparse.Namespace) -> int:
                          reap_every_s=a.reap_every, cancel_grace_s=a.cancel_grace, cancel_kill_s=a.cancel_kill,
                          threads=a.threads, exit_when_idle=a.exit_when_idle, max_jobs=a.max_jobs)
     return Worker(opts).run()
+
+
+def cmd_db(a: argparse.Namespace) -> int:
+    from core import jobs
+
+    if a.db_command == "check":
+        store = jobs.open_store()  # raises the damaged-database message, with its recovery step
+        total = sum(store.counts().values())
+        print(f"The job database {jobs._sqlite_path(None)} is intact ({total} jobs).")
+        return 0
+    out = jobs.rebuild_store(a.runs_dir, force=a.force)
+    if out["moved_to"]:
+        what = "damaged" if out["problem"] else "old"
+        print(f"moved the {what} job database to {out['moved_to']}")
+    states = ", ".join(f"{n} {state}" for state, n in sorted(out["by_state"].items())) or "none"
+    print(f"rebuilt {out['jobs']} jobs from the run folders in {', '.join(out['runs_dirs'])}: {states}")
+    if out["by_state"].get("interrupted"):
+        print("interrupted jobs resume from their last checkpoint when a worker runs")
+    if out["not_jobs"]:
+        print(f"{len(out['not_jobs'])} run folder(s) without a job record were left out (trained with "
+              "`tunescope train`)")
+    print("jobs that had not started yet, and jobs without a run folder (explanations), are not in the run "
+          "folders: submit them again if you still need them")
+    return 0

@@ -38,7 +38,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, JobError, RunError
+from core.errors import ConfigError, JobError, JobStoreDamagedError, RunError
 from core.runs import tunescope_home
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
@@ -325,6 +325,33 @@ class SQLiteJobStore(JobStore):
             local.conn, local.pid = self._connect(), os.getpid()
         return local.conn
 
+    def _damaged(self, detail: str) -> JobStoreDamagedError:
+        return JobStoreDamagedError(
+            f"The job database {self.path} is damaged ({detail}); stop any running worker, then run "
+            "`tunescope db rebuild` to move it aside and rebuild the job history from the run folders.")
+
+    def close(self) -> None:
+        """Close this thread's connection (the next use opens a new one)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.__dict__.clear()
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def _check_integrity(self, conn: sqlite3.Connection, existed: bool) -> None:
+        """Refuse a damaged file at open, before anything reads it as a (wrong) queue."""
+        rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()]
+        if rows != ["ok"]:
+            raise self._damaged(f"integrity check: {rows[0] if rows else 'no answer'}")
+        has_jobs = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone()
+        if not has_jobs and existed:
+            # An empty file is also what a brand-new database looks like; it is only suspicious when
+            # run folders show that jobs were recorded somewhere.
+            made_by_jobs = _runs_made_by_jobs()
+            if made_by_jobs:
+                raise self._damaged(f"it has no job table although {made_by_jobs} holds runs made by jobs, so the "
+                                    "file was emptied or replaced")
+
     def _init_schema(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Switching to WAL needs an exclusive moment; several processes opening a fresh database at
@@ -335,17 +362,31 @@ class SQLiteJobStore(JobStore):
                 import fcntl
 
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            existed = self.path.exists()
+            try:
+                self._open_checked(existed)
+            except BaseException:
+                self.close()  # a refused file is not kept open
+                raise
+
+    def _open_checked(self, existed: bool) -> None:
+        try:
             conn = self._conn
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            with self._tx() as c:
-                for stmt in filter(str.strip, _SCHEMA.split(";")):
-                    c.execute(stmt)
-                have = {r["name"] for r in c.execute("PRAGMA table_info(jobs)")}
-                for column, fill in _MIGRATIONS.items():
-                    if column not in have:
-                        c.execute(f"ALTER TABLE jobs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
-                        c.execute(fill)
+            self._check_integrity(conn, existed)
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                raise
+            raise self._damaged(str(exc)) from exc
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        with self._tx() as c:
+            for stmt in filter(str.strip, _SCHEMA.split(";")):
+                c.execute(stmt)
+            have = {r["name"] for r in c.execute("PRAGMA table_info(jobs)")}
+            for column, fill in _MIGRATIONS.items():
+                if column not in have:
+                    c.execute(f"ALTER TABLE jobs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+                    c.execute(fill)
 
     @contextlib.contextmanager
     def _tx(self, retries: int = _LOCK_RETRIES) -> Iterator[sqlite3.Connection]:
@@ -356,17 +397,35 @@ class SQLiteJobStore(JobStore):
                 break
             except sqlite3.OperationalError as exc:  # busy handler gave up: back off and retry
                 if "locked" not in str(exc) and "busy" not in str(exc) or attempt == retries - 1:
-                    raise
+                    self._reraise(exc)
                 time.sleep(0.05 * 2**attempt)
+            except sqlite3.DatabaseError as exc:
+                self._reraise(exc)
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):  # keep the first error, not the rollback's
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.DatabaseError):
+                self._reraise(exc)
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            self._reraise(exc)
+
+    def _reraise(self, exc: sqlite3.DatabaseError) -> None:
+        """A damaged file found while in use gets the same message as one found at open."""
+        if _is_damage(exc):
+            raise self._damaged(str(exc)) from exc
+        raise exc
 
     def _select(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return self._conn.execute(sql, params).fetchall()
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._reraise(exc)
+            raise  # not reached
 
     # -- jobs ------------------------------------------------------------------------------------
 
@@ -519,6 +578,29 @@ class SQLiteJobStore(JobStore):
                 for r in self._select("SELECT * FROM workers ORDER BY started")]
 
 
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """A damaged file, as opposed to a busy lock or a constraint (which callers handle)."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return False
+    text = str(exc).lower()
+    return (type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text
+            or "disk image" in text)
+
+
+def _runs_made_by_jobs() -> Path | None:
+    """The runs folder if it holds a run that a job made (its job.json or job.log), else None."""
+    from core.runs import default_runs_dir
+
+    root = default_runs_dir()
+    try:
+        for p in root.iterdir():
+            if (p / "job.json").is_file() or (p / "job.log").is_file():
+                return root
+    except OSError:
+        pass
+    return None
+
+
 def _filters(state: str | Sequence[str] | None, group: str | None, owner: str | None
              ) -> tuple[str, list[Any]]:
     clauses, params = [], []
@@ -546,8 +628,14 @@ _STORES: dict[tuple[int, str], JobStore] = {}
 _STORES_LOCK = threading.Lock()
 
 
+def _sqlite_file(location: str) -> Path:
+    # sqlite:/// + an absolute path has one slash too many ("//home/..."): the same file, but the
+    # messages that name it should read normally.
+    return Path("/" + location.lstrip("/")) if location.startswith("//") else Path(location)
+
+
 def _sqlite_backend(location: str) -> JobStore:
-    return SQLiteJobStore(location)
+    return SQLiteJobStore(_sqlite_file(location))
 
 
 # scheme -> factory(location). A server database registers itself here (e.g. "postgresql").
@@ -574,6 +662,159 @@ def open_store(url: str | None = None) -> JobStore:
         if key not in _STORES:
             _STORES[key] = STORE_BACKENDS[scheme](location)
         return _STORES[key]
+
+
+def store_problem(url: str | None = None) -> str | None:
+    """The damaged-database message (with its recovery step) if the job store fails its check at open,
+    else None: for the dashboard, which shows it instead of a traceback."""
+    try:
+        open_store(url)
+    except JobStoreDamagedError as exc:
+        return str(exc)
+    return None
+
+
+def _sqlite_path(url: str | None) -> Path:
+    url = url or store_url()
+    scheme, sep, location = url.partition("://")
+    if not sep:
+        scheme, location = "sqlite", url
+    if scheme != "sqlite":
+        raise ConfigError(f"`tunescope db` works on the SQLite job store only, not on {scheme!r}.")
+    return _sqlite_file(location)
+
+
+def _forget_store(path: Path) -> None:
+    with _STORES_LOCK:
+        for key in [k for k, v in _STORES.items() if isinstance(v, SQLiteJobStore) and v.path == path]:
+            _STORES.pop(key).close()  # type: ignore[attr-defined]
+
+
+_LOG_HEADER = re.compile(r"^=== .* job (j-[0-9a-f]+) attempt (\d+) \(([a-z][a-z0-9_-]*)\)", re.MULTILINE)
+
+
+def _job_from_run(run_dir: Path) -> Job | None:
+    """The job that made a run folder, from its job.json (or the headers of its job.log), its status
+    and summary; None when no job made it (`tunescope train`). A job caught running or interrupted
+    comes back `interrupted`, so a worker resumes it from its checkpoint."""
+    from core.config import RunConfig
+    from core.runs import Run
+
+    run = Run(run_dir)
+    try:
+        record = run._json("job.json")
+    except RunError:
+        record = {}
+    if not record.get("job_id") and (run_dir / "job.log").is_file():
+        with open(run_dir / "job.log", "rb") as f:
+            head = f.read(1 << 20).decode("utf-8", errors="replace")
+        found = _LOG_HEADER.findall(head)
+        if found:
+            job_id, attempts, kind = found[-1]
+            record = {"job_id": job_id, "attempts": int(attempts), "kind": kind}
+    job_id = str(record.get("job_id") or "")
+    if not re.fullmatch(r"j-[0-9a-f]{1,32}", job_id):
+        return None
+    try:
+        status = run.status()
+    except RunError:
+        status = {}
+    try:
+        cfg = run.config()
+    except RunError:
+        cfg = {}
+    config = {k: cfg[k] for k in ("data", "model", "train") if isinstance(cfg.get(k), dict)}
+    succeeded = status.get("state") == "succeeded" and (run_dir / "summary.json").is_file()
+    state = ("succeeded" if succeeded else record.get("state") if record.get("state") in FINAL_STATES
+             else status.get("state") if status.get("state") in FINAL_STATES else "interrupted")
+    error = record.get("error") or (status.get("message") if state != "succeeded" else None) or None
+    if state == "interrupted":
+        try:
+            RunConfig.from_dict(config)
+        except Exception as exc:  # noqa: BLE001 - any reason it cannot run again
+            state = "failed"
+            error = f"Cannot be resumed after `tunescope db rebuild`: its config.json is unusable ({exc})."
+    result: dict[str, Any] = {}
+    if state == "succeeded":
+        try:
+            summary = run.summary()
+        except RunError:
+            summary = {}
+        test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
+        result = {"test": {k: v for k, v in test.items() if isinstance(v, (int, float))},
+                  **{k: summary.get(k) for k in ("best_epoch", "steps", "train_seconds", "device")},
+                  "run_dir": str(run_dir)}
+    try:
+        created = float(record.get("created") or (run_dir / "config.json").stat().st_mtime)
+    except (OSError, TypeError, ValueError):
+        created = time.time()
+    finished = record.get("finished") if state in FINAL_STATES else None
+    return Job(id=job_id, kind=str(record.get("kind") or "train"), owner=str(record.get("owner") or "unknown"),
+               config=config, state=state, created=created, updated=time.time(),
+               finished=float(finished) if isinstance(finished, (int, float)) else None,
+               runs_dir=str(run_dir.parent), run_id=run_dir.name,
+               group_id=record.get("group_id") if isinstance(record.get("group_id"), str) else None,
+               tags=record.get("tags") if isinstance(record.get("tags"), dict) else {},
+               attempts=int(record.get("attempts") or 0), crashes=int(record.get("crashes") or 0),
+               strikes=int(record.get("strikes") or 0), error=error,
+               oom_retries=record.get("oom_retries") if isinstance(record.get("oom_retries"), list) else [],
+               result=result)
+
+
+def rebuild_store(runs_dirs: Sequence[str | Path] | None = None, force: bool = False,
+                  url: str | None = None) -> dict[str, Any]:
+    """Move the job database aside and rebuild its history from the run folders (the truth).
+
+    Refuses an intact database unless `force` (its queued jobs, which have no run folder yet, would be
+    lost). Returns what was done: where the old file went, the jobs rebuilt by state, and the run
+    folders that no job made."""
+    from core.runs import default_runs_dir
+
+    path = _sqlite_path(url)
+    _forget_store(path)
+    problem = None
+    if path.exists():
+        try:
+            SQLiteJobStore(path).close()
+        except JobStoreDamagedError as exc:
+            problem = str(exc)
+    if problem is None and not force:
+        raise JobError(f"The job database {path} is intact; nothing to rebuild (`tunescope db rebuild --force` "
+                       "rebuilds it from the run folders anyway, dropping jobs that have not started).")
+    moved = None
+    if path.exists():
+        moved = path.with_name(f"{path.name}.{'damaged' if problem else 'replaced'}-{time.strftime('%Y%m%d-%H%M%S')}")
+        with open(path.with_name(path.name + ".init-lock"), "a+") as lock:
+            with contextlib.suppress(ImportError, OSError):
+                import fcntl
+
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(str(path) + suffix)
+                if src.exists():
+                    os.replace(src, Path(str(moved) + suffix))
+    roots = [Path(r).expanduser().resolve() for r in (runs_dirs or [default_runs_dir()])]
+    found: dict[str, Job] = {}
+    not_jobs: list[str] = []
+    for root in dict.fromkeys(roots):
+        if not root.is_dir():
+            continue
+        for run_dir in sorted(root.iterdir()):
+            if not run_dir.is_dir() or run_dir.name.startswith(".") or not (run_dir / "config.json").is_file():
+                continue
+            job = _job_from_run(run_dir)
+            if job is None:
+                not_jobs.append(str(run_dir))
+            elif job.id not in found:  # a copied run folder names the same job: keep the first
+                found[job.id] = job
+    store = SQLiteJobStore(path)
+    rebuilt = sorted(found.values(), key=lambda j: j.created)
+    store.add(rebuilt)
+    by_state: dict[str, int] = {}
+    for j in rebuilt:
+        by_state[j.state] = by_state.get(j.state, 0) + 1
+    return {"path": str(path), "moved_to": str(moved) if moved else None, "problem": problem,
+            "runs_dirs": [str(r) for r in roots], "jobs": len(rebuilt), "by_state": by_state, "not_jobs": not_jobs}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -697,6 +938,7 @@ def submit(cfg: Any, *, kind: str = "train", owner: str | None = None, priority:
         raise ConfigError(f"Seeds and grids apply to training jobs, not to {kind!r} jobs.")
     else:
         points = [(cfg, {})]
+    store = store or open_store()  # a damaged queue is said before the (slower) data checks
     root = Path(runs_dir).expanduser().resolve() if runs_dir else default_runs_dir().resolve()
     cache: dict[str, Any] = {}
     now = time.time()
@@ -720,7 +962,6 @@ def submit(cfg: Any, *, kind: str = "train", owner: str | None = None, priority:
         jobs.append(Job(id=new_job_id(), kind=kind, owner=_owner(owner), config=config, priority=int(priority),
                         created=now, updated=now, runs_dir=str(root) if rid else None, run_id=rid,
                         group_id=group, tags=tags, max_attempts=max_attempts))
-    store = store or open_store()
     for attempt in range(5):
         try:
             store.add(jobs)

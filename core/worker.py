@@ -445,7 +445,7 @@ def write_job_file(job: Job, state: str, error: str | None) -> None:
     with contextlib.suppress(OSError):
         atomic_write_json(run_dir / "job.json", {
             "job_id": job.id, "group_id": job.group_id, "owner": job.owner, "kind": job.kind, "state": state,
-            "error": error, "attempts": job.attempts, "crashes": job.crashes, "tags": job.tags,
+            "error": error, "attempts": job.attempts, "crashes": job.crashes, "strikes": job.strikes, "tags": job.tags,
             "oom_retries": job.oom_retries, "created": job.created, "finished": time.time()})
 
 

@@ -27,5 +27,14 @@ pages = [
     st.Page(PAGES["explain"], title="Explain"),
 ]
 page = st.navigation(pages)
+# A damaged job database: one clear message with the recovery step on every page instead of a
+# traceback; pages that only read run folders still work, the Train page (the queue) stops here.
+from core.jobs import store_problem  # noqa: E402
+
+problem = store_problem()
+if problem:
+    st.error(problem)
 sidebar_status()
+if problem and page.title == "Train":
+    st.stop()
 page.run()
