@@ -30,10 +30,11 @@ page = st.navigation(pages)
 # A damaged job database: one clear message with the recovery step on every page instead of a
 # traceback; pages that only read run folders still work, the Train page (the queue) stops here.
 from core.jobs import store_problem  # noqa: E402
+from core.markup import escape_markdown  # noqa: E402
 
 problem = store_problem()
 if problem:
-    st.error(problem)
+    st.error(escape_markdown(problem))  # it names a path, which is the user's text
 sidebar_status()
 if problem and page.title == "Train":
     st.stop()
