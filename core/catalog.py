@@ -51,6 +51,28 @@ def resolve_model_name(name: str | None, task: str) -> str:
     return DEFAULT_TEXT_MODEL if task == "text" else DEFAULT_IMAGE_MODEL
 
 
+# A Hugging Face hub id: an optional organisation and a name, made of the characters the hub allows.
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
+
+
+def check_model_name(name: str) -> str:
+    """A model name is a built-in or torchvision name, a plausible hub id (`org/name`) or an existing
+    folder; anything else is refused before it is queued or shown to anyone (a name like
+    '[Session expired](https:evil.example)' is not a model)."""
+    text = str(name).strip()
+    if text in BUILTIN_CARDS or text in TORCHVISION_HEADS or re.fullmatch(r"torchvision:[a-z0-9_]+", text):
+        return text
+    if _HUB_ID.fullmatch(text) and ".." not in text:
+        return text
+    if text and Path(text).expanduser().is_dir():
+        return text
+    looks_like_path = text.startswith((".", "/", "~")) or "\\" in text
+    raise ModelError(f"Model {text[:100]!r} is " + (
+        "not an existing folder; check the path." if looks_like_path else
+        "neither a known model (minilm, efficientnet_lite0, resnet18, …), a Hugging Face id such as "
+        "'org/name', nor an existing folder; check the name."))
+
+
 def family_of(name: str, task: str) -> str:
     if name in BUILTIN_CARDS:
         card = BUILTIN_CARDS[name]

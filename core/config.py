@@ -80,6 +80,14 @@ class ModelConfig:
     pooling: str = _help("Text: sentence vector from 'auto', 'mean', 'cls' or 'pooler'.", default="auto")
 
     def __post_init__(self) -> None:
+        if self.name is not None:
+            from core.catalog import check_model_name
+            from core.errors import ModelError
+
+            try:
+                check_model_name(self.name)
+            except ModelError as exc:
+                raise ConfigError(str(exc)) from None
         _in_range("max_length", self.max_length, 8, 8192)
         if self.image_size is not None:
             _in_range("image_size", self.image_size, 8, 2048)

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import analysis
+from core.markup import escape_markdown as md
 from core.runs import Run
 from dashboard.charts import PALETTE, _fig, confusion_heatmap
 from dashboard.ui import PAGES
@@ -101,8 +102,8 @@ def error_analysis(run: Run, summary: dict[str, Any]) -> None:
         pred = b.selectbox("Predicted as", labels, key="runs_cell_pred")
         cell = analysis.cell_examples(preds, true, pred)
         kind = "right" if true == pred else "wrong"
-        st.markdown(f"**{len(cell)} test example{'s' if len(cell) != 1 else ''}** of class {true} predicted as "
-                    f"{pred} ({kind}), most confident first.")
+        st.markdown(f"**{len(cell)} test example{'s' if len(cell) != 1 else ''}** of class {md(true)} predicted as "
+                    f"{md(pred)} ({kind}), most confident first.")
         if not cell.empty:
             show = cell.copy()
             if summary.get("task") == "image":

@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 from core import jobs
+from core.markup import escape_markdown as md
 from dashboard.charts import training_curves
 from dashboard.train_form import job_title, merge_metric_rows, progress_view
 from dashboard.ui import PAGES, fmt_age, fmt_metric, guard
@@ -52,7 +53,7 @@ def _render(*, limit: int, owner: str | None, mine: str | None, highlight: tuple
     with guard("showing the job list"):
         failed_cancel = st.session_state.pop("_jobs_view_cancel_error", None)
         if failed_cancel:
-            st.error(failed_cancel)
+            st.error(md(failed_cancel))
         job_rows = jobs.list_jobs(owner=owner, limit=limit)
         if not job_rows:
             st.caption("No jobs yet. Jobs you start appear here with live progress.")
@@ -76,16 +77,16 @@ def _job_card(job: Any, *, mine: str | None, new: bool, key: str, cache: dict[st
         with head:
             flag = " · **new**" if new else ""
             group = f" · group `{job.group_id}`" if job.group_id else ""
-            st.markdown(f":{_COLOURS.get(job.state, 'gray')}[**{job.state}**] · `{job.id}` · {job_title(job.config)}"
-                        f"{group}{flag}")
+            title = md(job_title(job.config))
+            st.markdown(f":{_COLOURS.get(job.state, 'gray')}[**{job.state}**] · `{job.id}` · {title}{group}{flag}")
             st.caption(f"submitted {fmt_age(job.created)}" + (f" · run `{job.run_id}`" if job.run_id else ""))
         with actions:
             _actions(job, mine=mine, key=key)
         fraction, text = progress_view(job.state, job.progress, job.error)
         if job.state == "failed":
-            st.error(f"Failed: {job.error or 'no message; see the job log.'} (log: `tunescope logs {job.id}`)")
+            st.error(f"Failed: {md(job.error or 'no message; see the job log.')} (log: `tunescope logs {job.id}`)")
         elif job.state == "cancelled":
-            st.caption(job.error or "Cancelled.")
+            st.caption(md(job.error or "Cancelled."))
         elif fraction is not None:
             st.progress(fraction, text=text)
         if job.state == "running":

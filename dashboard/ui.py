@@ -19,6 +19,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from core.errors import TunescopeError
+from core.markup import escape_markdown as md
 from core.runs import RUN_ID, Run
 
 log = logging.getLogger("tunescope.dashboard")
@@ -33,7 +34,7 @@ PAGES = {
 def show_error(exc: BaseException, action: str) -> None:
     """A user-facing message: our own errors already say what went wrong and what to do."""
     if isinstance(exc, TunescopeError):
-        st.error(str(exc))
+        st.error(md(exc))  # our messages quote file, model and label names: data, never markup
         return
     log.error("unexpected error while %s:\n%s", action, "".join(traceback.format_exception(exc)))
     st.error(f"Something unexpected went wrong while {action} ({type(exc).__name__}). Nothing you saved "
@@ -56,6 +57,11 @@ def session_id() -> str:
     if "_tunescope_sid" not in st.session_state:
         st.session_state["_tunescope_sid"] = secrets.token_hex(8)
     return st.session_state["_tunescope_sid"]
+
+
+def owner() -> str:
+    """The owner tag of this browser session's jobs (the same on every page)."""
+    return f"ui-{session_id()}"
 
 
 def runs_dir() -> Path:
@@ -95,7 +101,7 @@ def pick_finished_run(key: str) -> tuple[str, dict[str, dict[str, Any]]]:
     by_id = {r["run_id"]: r for r in runs}
     wanted = st.query_params.get("run")
     if wanted and wanted not in ids:
-        st.error(f"Run {wanted!r} is not a finished run with a saved model here; pick one below.")
+        st.error(f"Run {md(repr(wanted))} is not a finished run with a saved model here; pick one below.")
     run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key=key,
                           format_func=lambda i: f"{i} · {by_id[i]['method']} · acc {fmt_metric(by_id[i]['accuracy'])}")
     if st.query_params.get("run") != run_id:
@@ -166,10 +172,10 @@ def sidebar_status() -> None:
     dev = device_summary()
     with st.sidebar:
         if state["workers"]:
-            st.caption(f"Worker: running ({len(state['workers'])}) · {dev['label']}")
+            st.caption(f"Worker: running ({len(state['workers'])}) · {md(dev['label'])}")
         else:
             st.caption(f"Worker: not running — jobs wait in the queue. Start `tunescope ui` (or "
-                       f"`tunescope worker`). · {dev['label']}")
+                       f"`tunescope worker`). · {md(dev['label'])}")
         c = state["counts"]
         if c.get("running") or c.get("queued"):
             st.caption(f"Jobs: {c.get('running', 0)} running, {c.get('queued', 0)} queued")

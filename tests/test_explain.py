@@ -356,19 +356,32 @@ def test_cost_estimate_counts_passes_and_uses_measured_time(tmp_path):
     from core.explain.timing import estimate, record_pass_time
 
     s, measured, text = estimate(tmp_path, "ig", {"steps": 50}, task="text", size=128, n_features=100,
-                                 total_params=22_700_000)
+                                 total_params=22_700_000, faithfulness=False)
     assert not measured and "rough" in text and s == pytest.approx(51 * 0.043, rel=0.01)
     short, _, _ = estimate(tmp_path, "ig", {"steps": 50}, task="text", size=16, n_features=10,
-                           total_params=22_700_000)
+                           total_params=22_700_000, faithfulness=False)
     assert short == pytest.approx(51 * 0.043 * (0.5 + 0.5 / 8), rel=0.01)  # half the cost is fixed per pass
     record_pass_time(tmp_path, "cpu", "text", 0.02, 64)
     s, measured, text = estimate(tmp_path, "ig", {"steps": 50}, task="text", size=128, n_features=100,
-                                 total_params=None)
+                                 total_params=None, faithfulness=False)
     assert measured and s == pytest.approx(51 * 0.03) and text.startswith("Integrated Gradients, 50 steps: ~1.5 s")
     record_pass_time(tmp_path, "cpu", "text", 0.03, 128)  # agrees with the first: the average stays
-    assert estimate(tmp_path, "saliency", {}, task="text", size=128, n_features=100, total_params=None)[0] \
-        == pytest.approx(0.03)
+    assert estimate(tmp_path, "saliency", {}, task="text", size=128, n_features=100, total_params=None,
+                    faithfulness=False)[0] == pytest.approx(0.03)
     assert catalog.describe_cost("saliency", {}, 0.012, "cpu") == "Saliency (gradient): ~12 ms on CPU"
+
+
+def test_cost_estimate_includes_the_faithfulness_check(tmp_path):
+    # Trust fixes, item 8: the estimate that decides inline vs background left out faithfulness.
+    from core.explain.timing import FORWARD_SHARE, estimate, record_pass_time
+
+    record_pass_time(tmp_path, "cpu", "image", 0.045, 224)
+    bare, _, _ = estimate(tmp_path, "gradcam", {}, task="image", size=224, n_features=196, total_params=None,
+                          faithfulness=False)
+    full, _, text = estimate(tmp_path, "gradcam", {}, task="image", size=224, n_features=196, total_params=None)
+    assert catalog.faithfulness_forwards("image") == 89 and catalog.faithfulness_forwards("text") == 25
+    assert full - bare == pytest.approx(89 * 0.045 * FORWARD_SHARE)
+    assert "faithfulness check" in text
 
 
 def test_dataset_view_job_writes_a_result_the_page_can_read(trained_text_run, home):

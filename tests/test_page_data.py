@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
-from apptest_support import open_app_page
+from apptest_support import open_app_page, plain
 from streamlit.testing.v1 import AppTest
 
 from core.datasets import LabeledData
@@ -69,7 +69,7 @@ def test_bad_row_is_named_and_nothing_is_stored(home: Path) -> None:
     lines = ["text,label"] + [f"text number {i},{'pos' if i % 2 else 'neg'}" for i in range(1, 31)]
     lines[7] = "a review without a label,"  # row 8 as a spreadsheet numbers it (the header is row 1)
     at = _upload(_page(), "bad.csv", ("\n".join(lines) + "\n").encode())
-    message = at.error[0].value
+    message = plain(at.error[0].value)
     assert "'bad.csv'" in message and "row 8" in message, message
     assert not at.get("plotly_chart")
     assert not [b for b in at.button if b.key == "data_save"]
@@ -93,7 +93,7 @@ def test_image_zip_shows_thumbnails_and_balance(home: Path) -> None:
     assert metrics["Task"] == "image" and metrics["Classes"] == "2"
     images = at.get("image")
     assert len(images) == 12  # a thumbnail grid, classes taken in turn
-    captions = [c.caption for img in images for c in img.proto.imgs]
+    captions = [plain(c.caption) for img in images for c in img.proto.imgs]
     assert sum(c.startswith("red (") for c in captions) == 6 and sum(c.startswith("blue (") for c in captions) == 6
     assert len(at.get("plotly_chart")) == 1  # class balance (no text lengths for images)
 
@@ -128,7 +128,7 @@ def test_column_choice_error_and_empty_upload_keep_the_page_usable(home: Path, s
     at.selectbox(key="data_label_col").set_value("auto").run()
     assert not at.error and {m.label: m.value for m in at.metric}["Classes"] == "2"
     at = _upload(_page(), "empty.csv", b"")
-    assert "is empty (0 bytes)" in at.error[0].value
+    assert "is empty (0 bytes)" in plain(at.error[0].value)
     assert "Saved datasets" in [h.value for h in at.subheader]  # the rest of the page is still there
 
 
@@ -145,7 +145,7 @@ def test_delete_needs_confirmation_and_updates_the_page(home: Path, sentiment_cs
     at.button(key="data_delete").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert list_datasets() == []
-    assert "Deleted reviews." in at.success[0].value
+    assert "Deleted reviews." in plain(at.success[0].value)
     assert at.selectbox(key="data_saved_pick").options == []  # gone from the picker and the table at once
     assert not [d for d in at.dataframe if "reviews" in d.value.to_string()]
     assert int({m.label: m.value for m in at.metric}["Train"].replace(",", "")) > 5000  # back on the demo
@@ -160,7 +160,7 @@ def test_an_uploaded_csv_of_server_paths_shows_no_server_image(home: Path, tmp_p
     secret.write_bytes(image_bytes(seed=5))
     rows = [f"{secret},{'a' if i % 2 else 'b'}" for i in range(12)]
     at = _upload(_page(), "paths.csv", ("path,label\n" + "\n".join(rows) + "\n").encode())
-    message = at.error[0].value
+    message = plain(at.error[0].value)
     assert "'paths.csv' row 2" in message and "outside this dataset's own folder" in message, message
     assert str(tmp_path) not in message and str(home) not in message
     assert not at.get("image") and not [b for b in at.button if b.key == "data_save"]

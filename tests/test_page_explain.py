@@ -8,6 +8,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import pytest
 from apptest_support import open_app_page
 from streamlit.testing.v1 import AppTest
 
@@ -165,7 +166,7 @@ def _run_queued_jobs() -> list:
 def test_long_work_runs_as_a_background_job_and_shows_when_done(text_run: Path, monkeypatch) -> None:
     monkeypatch.setenv("TUNESCOPE_EXPLAIN_INLINE_S", "0")  # everything counts as long
     at = _page()
-    at.text_area(key="ex_text").input("great and lovely").run()
+    at.text_area(key="ex_text").input("the film was great and lovely with a charming story").run()
     at.button(key="ex_go").click().run()
     _ok(at)
     assert any("Background job" in c.value and "queued" in c.value for c in at.caption)
@@ -209,7 +210,8 @@ def test_an_image_test_example_is_shown_and_explained(home: Path, trained_image_
 
 def test_a_sanity_result_is_not_shown_for_a_new_input(text_run: Path) -> None:
     at = _page()
-    at.text_area(key="ex_text").input("great and lovely").run()
+    # Enough words for a rank correlation to mean something (three words tie at rho = 1 by chance 1 in 6).
+    at.text_area(key="ex_text").input("the film was great and lovely with a charming story").run()
     at.button(key="ex_go").click().run()
     at.button(key="ex_rec_0_sanity").click().run()
     assert at.success and "Sanity check passed" in at.success[0].value
@@ -217,3 +219,47 @@ def test_a_sanity_result_is_not_shown_for_a_new_input(text_run: Path) -> None:
     at.button(key="ex_go").click().run()
     _ok(at)
     assert not at.success and at.button(key="ex_rec_0_sanity")  # the old verdict is gone; the button is back
+
+
+def test_a_long_explanation_of_an_uploaded_image_goes_to_the_worker(home: Path, trained_image_runs: dict,
+                                                                     shapes_zip: Path, monkeypatch) -> None:
+    # Trust fixes, item 8: uploaded images always ran inline, holding the UI process for every session.
+    from core import jobs
+    from core.explain.jobs import inputs_dir
+
+    monkeypatch.setenv("TUNESCOPE_EXPLAIN_INLINE_S", "0")
+    dest = home / "runs" / trained_image_runs["resnet"].name
+    shutil.copytree(trained_image_runs["resnet"], dest, ignore=shutil.ignore_patterns("explanations"))
+    png = zipfile.ZipFile(shapes_zip).read("square/1.png")
+    at = _page()
+    at.session_state["explain_request"] = {"run_id": dest.name, "kind": "image", "input": "x",
+                                           "probabilities": {}, "image": ("square.png", png)}
+    at.run()
+    at.button(key="ex_go").click().run()
+    _ok(at)
+    (job,) = jobs.list_jobs(state="queued")
+    staged = Path(job.config["value"])
+    assert job.kind == "explain" and staged.read_bytes() == png
+    assert staged.parent.parent == inputs_dir()  # private to this browser session's folder
+    assert job.owner.startswith("ui-")  # the same owner tag as Home and Train
+    assert not any("Attribution" in c.proto.spec for c in at.get("plotly_chart"))
+    assert _run_queued_jobs()[0]["methods"] == ["gradcam"]
+    at.run()
+    _ok(at)
+    assert any("Attribution (green: for, red: against)" in c.proto.spec for c in at.get("plotly_chart"))
+
+
+def test_an_explain_job_reads_only_staged_uploads_and_test_examples(home: Path, trained_image_runs: dict,
+                                                                    tmp_path: Path) -> None:
+    from core.errors import DataError
+    from core.explain.jobs import check_value, stage_image
+    from core.runs import Run
+
+    run = trained_image_runs["resnet"]
+    check_value(run, str(Run(run).predictions()["input"].iloc[0]))
+    check_value(run, str(stage_image("abc123", b"\x89PNG fake", "x.png")))
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(b"x")
+    for value in (str(outside), "/etc/passwd", str(home / "explain-inputs" / ".." / "secret.png")):
+        with pytest.raises(DataError, match="neither an uploaded image"):
+            check_value(run, value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from apptest_support import plain
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -80,7 +81,7 @@ def test_a_failed_submission_is_a_message_and_stays_home(home: Path, monkeypatch
     at.button(key="home_train_demo").click().run()
     assert not at.exception
     assert at.title[0].value == "tunescope"
-    assert "could not be queued: Demo dataset 'sentiment' is missing" in at.error[0].value
+    assert "could not be queued: Demo dataset 'sentiment' is missing" in plain(at.error[0].value)
 
     def locked(*args, **kwargs):
         raise OSError("database is locked")

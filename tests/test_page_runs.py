@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from apptest_support import open_app_page
+from apptest_support import open_app_page, plain
 from run_factory import write_fake_run
 from streamlit.testing.v1 import AppTest
 
@@ -43,7 +43,7 @@ def test_open_a_run_from_the_list_sets_the_url(fake_runs: Path) -> None:
     at.selectbox(key="runs_open").set_value("reviews-head-s2").run()
     assert not at.exception
     assert at.query_params.get("run") == "reviews-head-s2"
-    assert at.header[0].value == "reviews-head-s2"
+    assert plain(at.header[0].value) == "reviews-head-s2"
     at.button(key="runs_back").click().run()
     assert "run" not in at.query_params and at.dataframe
 
@@ -51,7 +51,7 @@ def test_open_a_run_from_the_list_sets_the_url(fake_runs: Path) -> None:
 def test_run_detail(fake_runs: Path) -> None:
     at = open_runs("reviews-full-s1")
     summary = json.loads((fake_runs / "reviews-full-s1" / "summary.json").read_text())
-    assert at.header[0].value == "reviews-full-s1"
+    assert plain(at.header[0].value) == "reviews-full-s1"
     assert any("**succeeded**" in c.value and "method full" in c.value for c in at.caption)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{summary['test']['accuracy']:.3f}"
@@ -87,7 +87,7 @@ def test_model_zip_and_predict_link_when_the_model_exists(fake_runs: Path) -> No
 @pytest.mark.parametrize("bad", ["no-such-run", "../etc", "/etc", "dashboard"])
 def test_unknown_run_is_an_error_naming_it(fake_runs: Path, bad: str) -> None:
     at = open_runs(bad)
-    errors = [e.value for e in at.error]
+    errors = [plain(e.value) for e in at.error]
     assert len(errors) == 1 and repr(bad) in errors[0]
     assert at.button(key="runs_back").label == "← All runs"
 
@@ -100,7 +100,7 @@ def test_unfinished_runs_render_their_state(home: Path, state: str) -> None:
     (path / "status.json").write_text(json.dumps(status))
     at = open_runs(f"broken-{state}")
     assert any(f"**{state}**" in c.value for c in at.caption)
-    shown = [m.value for m in [*at.error, *at.warning, *at.info]]
+    shown = [plain(m.value) for m in [*at.error, *at.warning, *at.info]]
     assert any("Out of patience." in s for s in shown), shown
     assert "Confusion matrix" not in [s.value for s in at.subheader]
     assert len(at.get("plotly_chart")) == 1  # the curves logged so far

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from apptest_support import open_app_page
+from apptest_support import open_app_page, plain
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
@@ -31,7 +31,7 @@ def progress_texts(at: AppTest) -> list[str]:
 
 
 def error_texts(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    return [plain(e.value) for e in at.error]
 
 
 # -- the form ----------------------------------------------------------------------------------------
@@ -42,7 +42,7 @@ def test_defaults_render_with_an_estimate(home: Path) -> None:
     assert at.selectbox(key="train_model_text").value == "minilm"
     method = at.radio(key="train_method")
     assert method.value == "head" and method.options == ["full", "head", "topk", "lora"]
-    captions = " ".join(c.value for c in at.caption)
+    captions = " ".join(plain(c.value) for c in at.caption)
     assert "2 classes (negative, positive)" in captions and "7,396 train" in captions
     assert "Apache-2.0" in captions and "22.6M parameters" in captions  # model card with the estimated size
     estimate = [i.value for i in at.info if i.value.startswith("**Estimate:**")]
@@ -121,12 +121,12 @@ def test_a_saved_dataset_trains_from_its_stored_file(home: Path, sentiment_csv: 
     at = open_train()
     assert "my-reviews · saved text dataset" in at.selectbox(key="train_dataset").options
     at.selectbox(key="train_dataset").set_value("saved:my-reviews").run()
-    assert any("2 classes (negative, positive)" in c.value and "240 examples" in c.value for c in at.caption)
+    assert any("2 classes (negative, positive)" in plain(c.value) and "240 examples" in c.value for c in at.caption)
     at.button(key="train_start").click().run()
     assert not error_texts(at)
     (job,) = jobs.list_jobs()
     assert job.config["data"]["source"] == saved.path
-    assert any("my-reviews · minilm · head" in m.value for m in at.markdown)
+    assert any("my-reviews · minilm · head" in plain(m.value) for m in at.markdown)
 
 
 def test_a_missing_model_folder_is_an_error_and_queues_nothing(home: Path) -> None:

@@ -169,6 +169,23 @@ def has_conv_layer(model_dir: Path) -> bool:
     return True  # EfficientNet-Lite
 
 
+# The faithfulness check (core/explain/faithfulness.py) and its cost estimate read these together.
+TEXT_FRACTIONS = (0.1, 0.2, 0.5)
+IMAGE_STEPS = 10
+IMAGE_GRID = 14
+RANDOM_RANKINGS = 3
+
+
+def faithfulness_forwards(task: str) -> int:
+    """Forward passes (no backward) the faithfulness check adds to an explanation: the prediction,
+    then each ranking (the explanation's and the random ones) at each fraction, removed and kept
+    (text), or along the deletion and insertion curves (images)."""
+    rankings = 1 + RANDOM_RANKINGS
+    if task == "text":
+        return 1 + rankings * len(TEXT_FRACTIONS) * 2
+    return 1 + rankings * 2 * (IMAGE_STEPS + 1)
+
+
 def methods_for(task: str, has_cnn: bool) -> list[MethodInfo]:
     """The methods that apply to a model of this kind, in the order the UI offers them."""
     return [m for m in METHODS.values() if task in m.tasks and (has_cnn or not m.needs_cnn)]

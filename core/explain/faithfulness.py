@@ -18,11 +18,8 @@ import numpy as np
 import torch
 
 from core.explain.agreement import patch_sums
+from core.explain.catalog import IMAGE_GRID, IMAGE_STEPS, RANDOM_RANKINGS, TEXT_FRACTIONS
 
-TEXT_FRACTIONS = (0.1, 0.2, 0.5)
-IMAGE_STEPS = 10
-IMAGE_GRID = 14
-RANDOM_RANKINGS = 3
 GOOD_MARGIN = 0.05  # five probability points above random
 
 

@@ -3,15 +3,84 @@
 Results land in the run's explanations cache, where the page (or a repeated CLI call) finds them;
 the job's own result only says where. Job config: {"op": "explain" | "sanity" | "dataset", "run":
 <run dir>, "value": <text or image path>, "methods" + "params_by_method" (explain), "method" +
-"params" (sanity, dataset), "target", "n", "max_tokens"}."""
+"params" (sanity, dataset), "target", "n", "max_tokens"}.
+
+An image from an upload (or handed over from Predict) reaches a job as a file staged privately for
+the browser session that gave it (`stage_image`); a job reads an image only from there or from the
+run's own test examples, never another path on the server."""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import shutil
+import time
+from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
+from core.errors import ConfigError, DataError
 
 OPS = ("explain", "sanity", "dataset")
+STAGE_TTL_S = 24 * 3600
+_SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def inputs_dir() -> Path:
+    from core.runs import tunescope_home
+
+    return tunescope_home() / "explain-inputs"
+
+
+def stage_image(session_id: str, data: bytes, filename: str) -> Path:
+    """Keep an uploaded image's bytes for this session's explanations (inline or in the worker),
+    named by their hash so the explanation cache recognises the same image again. Staged images
+    not touched for a day are removed."""
+    if not _SESSION.fullmatch(session_id):
+        raise DataError("Invalid session id for an uploaded image.")
+    if not data:
+        raise DataError(f"{filename!r} is empty (0 bytes); upload a PNG, JPEG, WebP or BMP image.")
+    suffix = Path(filename).suffix.lower()
+    suffix = suffix if suffix in _IMAGE_SUFFIXES else ".img"
+    _forget_stale(inputs_dir())
+    folder = inputs_dir() / session_id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
+    if not path.is_file():
+        from core.runs import atomic_write_bytes
+
+        atomic_write_bytes(path, data)
+    path.touch()
+    folder.touch()
+    return path
+
+
+def _forget_stale(root: Path, now: float | None = None) -> None:
+    now = now or time.time()
+    if not root.is_dir():
+        return
+    for folder in root.iterdir():
+        try:
+            if folder.is_dir() and now - folder.stat().st_mtime > STAGE_TTL_S:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def check_value(run_dir: str | Path, value: Any) -> None:
+    """Refuse an image path a job may not read: only staged uploads and the run's test examples."""
+    if not isinstance(value, str):
+        return
+    from core.runs import Run
+
+    run = Run(Path(run_dir))
+    if (run.summary().get("task") or run.config().get("task")) != "image":
+        return  # text is explained as text, never opened
+    staged = Path(value).is_absolute() and Path(value).resolve().is_relative_to(inputs_dir().resolve())
+    if staged or value in set(run.predictions()["input"].astype(str)):
+        return
+    raise DataError("This explanation job names an image that is neither an uploaded image of its session nor a "
+                    "test example of the run; upload the image again on the Explain page.")
 
 
 def describe(config: dict[str, Any]) -> str:
@@ -35,6 +104,8 @@ def run_explain_job(ctx: Any) -> dict[str, Any]:
             raise JobStopped("Cancelled.")
         ctx.update(phase=f"{op} {name}".strip(), phase_done=done, phase_total=total)
 
+    if op in ("explain", "sanity"):
+        check_value(cfg["run"], cfg.get("value"))
     ctx.update(phase=f"{op}: loading the model")
     common = {"device": cfg.get("device", "auto")}
     if op == "dataset":

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from core.explain.catalog import describe_cost, estimate_seconds
+from core.explain.catalog import describe_cost, estimate_seconds, faithfulness_forwards
 
 TIMING_FILE = "timing.json"
 # A pass costs a fixed part (kernel launches, Python, the head) plus a part that grows with the
@@ -22,6 +22,9 @@ FIXED_SHARE = 0.5
 # 0.043 s per forward+backward pass; EfficientNet-Lite0 (4.65M), 224², 0.045 s.
 _TEXT_REF = (0.043, 128, 22.7e6)
 _IMAGE_REF = (0.045, 224 * 224, 4.65e6)
+# A forward pass alone costs about a third of a forward+backward one (the backward does roughly twice
+# the work); the faithfulness check is forward passes only.
+FORWARD_SHARE = 1 / 3
 
 
 def _path(run_dir: Path) -> Path:
@@ -62,9 +65,11 @@ def record_pass_time(run_dir: Path, device: str, task: str, seconds_per_pass: fl
 
 
 def estimate(run_dir: Path, method: str, params: dict[str, Any] | None, *, task: str, size: int,
-             n_features: int, total_params: int | None, device: str = "cpu") -> tuple[float, bool, str]:
+             n_features: int, total_params: int | None, device: str = "cpu",
+             faithfulness: bool = True) -> tuple[float, bool, str]:
     """(seconds, measured?, sentence) for `method` on an input of `size` tokens (text) or pixels
-    per side (image) with `n_features` words or patches."""
+    per side (image) with `n_features` words or patches, including the faithfulness check's
+    forward passes unless `faithfulness` is off."""
     units = _units(task, size)
     entry = read_timings(run_dir).get(device)
     if entry and entry.get("task") == task and "per_pass" in entry:
@@ -74,5 +79,9 @@ def estimate(run_dir: Path, method: str, params: dict[str, Any] | None, *, task:
         size_factor = float(total_params or ref_params) / ref_params
         per_pass, measured = scale(ref_s, ref_units, units) * size_factor, False
     seconds = estimate_seconds(method, params, per_pass, n_features)
+    check = faithfulness_forwards(task) * per_pass * FORWARD_SHARE if faithfulness else 0.0
+    seconds += check
     sentence = describe_cost(method, params, seconds, device)
+    if check:
+        sentence += f" (with ~{check:.1f} s for its faithfulness check)"
     return seconds, measured, sentence + ("" if measured else " (rough: not yet measured on this machine)")

@@ -23,6 +23,7 @@ from core.datastore import (
 )
 from core.demos import list_demos
 from core.errors import DataError
+from core.markup import escape_markdown as md
 from dashboard import data_view as dv
 from dashboard.charts import class_balance, length_histogram
 from dashboard.ui import PAGES, fmt_age, guard, session_id
@@ -82,9 +83,9 @@ def column_overrides(path: Path) -> tuple[str | None, str | None]:
     shown["column_boxes"] = True
     a, b = st.columns(2)
     text = a.selectbox("Text column", cols, key="data_text_col",
-                       help=f"auto: {info['text_column'] or 'not obvious — pick one'}")
+                       help=f"auto: {md(info['text_column'] or 'not obvious — pick one')}")
     label = b.selectbox("Label column", cols, key="data_label_col",
-                        help=f"auto: {info['label_column'] or 'not obvious — pick one'}")
+                        help=f"auto: {md(info['label_column'] or 'not obvious — pick one')}")
     return (None if text == AUTO else text), (None if label == AUTO else label)
 
 
@@ -95,10 +96,10 @@ def show_dataset(data: LabeledData) -> None:
     cols[1].metric("Classes", len(data.labels))
     for col, split in zip(cols[2:], ("train", "validation", "test"), strict=True):
         col.metric(split.capitalize(), f"{sizes[split]:,}")
-    st.caption("Classes: " + ", ".join(map(str, data.labels[:30])) + (" …" if len(data.labels) > 30 else ""))
+    st.caption("Classes: " + md(", ".join(map(str, data.labels[:30]))) + (" …" if len(data.labels) > 30 else ""))
     for w in data.warnings:
         hint = dv.hint_for(w)
-        st.warning(w + (f"\n\n**What to do:** {hint}" if hint else ""))
+        st.warning(md(w) + (f"\n\n**What to do:** {md(hint)}" if hint else ""))
     if data.task == "image":
         st.subheader("Examples")
         sample = dv.image_sample(data, 12)
@@ -107,9 +108,9 @@ def show_dataset(data: LabeledData) -> None:
             try:
                 img = open_image(row.input)
             except DataError as exc:
-                grid[i % 6].caption(f"unreadable: {exc}")
+                grid[i % 6].caption(f"unreadable: {md(exc)}")
                 continue
-            grid[i % 6].image(img, caption=f"{row.label} ({row.split})", width=110)
+            grid[i % 6].image(img, caption=md(f"{row.label} ({row.split})"), width=110)
     else:
         st.subheader("Preview")
         st.dataframe(dv.preview_frame(data), hide_index=True, width="stretch", height=260)
@@ -129,10 +130,10 @@ def save_form(staged: Path, original: str, text_col: str | None, label_col: str 
             saved = save_dataset(name.strip(), staged, original_name=original, text_column=text_col,
                                  label_column=label_col)
         except DataError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         else:
-            st.success(f"Saved as **{saved.name}** ({saved.rows:,} examples, {len(saved.labels)} classes).")
-            st.page_link(PAGES["train"], label=f"Train on {saved.name}",
+            st.success(f"Saved as **{md(saved.name)}** ({saved.rows:,} examples, {len(saved.labels)} classes).")
+            st.page_link(PAGES["train"], label=f"Train on {md(saved.name)}",
                          query_params={"dataset": f"saved:{saved.name}"})
 
 
@@ -167,9 +168,9 @@ def flash() -> None:
             st.session_state.pop(key, None)
     kind, text = st.session_state.pop("_data_flash", (None, None))
     if kind == "success":
-        st.success(text)
+        st.success(md(text))
     elif kind:
-        st.warning(text)
+        st.warning(md(text))
 
 
 def resolve_source() -> tuple[str, str, str | None, str | None, Any]:
@@ -192,7 +193,7 @@ def resolve_source() -> tuple[str, str, str | None, str | None, Any]:
         cols = columns_of(pick)
         return get_dataset(pick).path, pick, cols["text"], cols["label"], None
     spec = demos[demo]
-    st.caption(f"{spec.description} Source: {spec.source}. Licence: {spec.licence}.")
+    st.caption(md(f"{spec.description} Source: {spec.source}. Licence: {spec.licence}."))
     return f"demo:{demo}", spec.title, None, None, None
 
 
@@ -209,10 +210,10 @@ with guard("loading the data page"):
     text_col = label_col = None
     try:
         source, label, text_col, label_col, up = resolve_source()
-        with st.spinner(f"Reading and checking {label}..."):
+        with st.spinner(f"Reading and checking {md(label)}..."):
             data = load(source, text_col, label_col, *_stat(source))
     except DataError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         if shown["column_boxes"]:
             st.caption("Nothing was stored. Choose the text and label columns in the boxes above (they are "
                        "what --text-column and --label-column mean here), or fix the file and upload it again.")

@@ -17,10 +17,12 @@ import streamlit as st
 
 from core.explain import catalog, render
 from core.explain.dataset_view import DEFAULT_N, latest_result
+from core.explain.jobs import stage_image
 from core.explain.timing import estimate
+from core.markup import escape_markdown as md
 from dashboard import explain_charts as charts
 from dashboard.inputs import read_image
-from dashboard.ui import PAGES, find_run, guard, pick_finished_run, session_id
+from dashboard.ui import PAGES, find_run, guard, owner, pick_finished_run, session_id
 
 # Longer explanations go to the worker as a job (a server admin can move the line).
 INLINE_LIMIT_S = float(os.environ.get("TUNESCOPE_EXPLAIN_INLINE_S", "20"))
@@ -41,6 +43,12 @@ def _badge(f: dict[str, Any] | None) -> str:
         return "faithfulness: not computed"
     colour = {"better than random": "green", "barely better than random": "orange"}.get(f["badge"], "red")
     return f":{colour}[faithfulness: {f['badge']} ({f['score']:+.2f})]"
+
+
+def _staged(data: bytes, name: str) -> tuple[str, str]:
+    """An uploaded image as a file private to this session, so the same value works inline and in
+    a background job (and the explanation cache knows it again): (path, fingerprint)."""
+    return str(stage_image(session_id(), data, name)), hashlib.sha256(data).hexdigest()
 
 
 def _seconds(s: float) -> str:
@@ -64,12 +72,13 @@ def _pick_input(run_id: str, task: str, run_path: Path) -> tuple[Any, str, str]:
     if source == "From Predict":
         if task == "text":
             text = request["input"]
-            st.caption(f"Text from Predict: {text[:200]}")
+            st.caption(f"Text from Predict: {md(text[:200])}")
             return text, hashlib.sha256(text.encode()).hexdigest(), "the Predict input"
         name, data = request["image"]
         img = read_image(data, name)
-        st.image(img, caption=name, width=200)
-        return img, hashlib.sha256(data).hexdigest(), name
+        st.image(img, caption=md(name), width=200)
+        path, digest = _staged(data, name)
+        return path, digest, name
     if source.startswith("Type"):
         text = st.text_area("Text to explain", key="ex_text", height=100,
                             placeholder="Type or paste a sentence, e.g. a movie review")
@@ -80,8 +89,9 @@ def _pick_input(run_id: str, task: str, run_path: Path) -> tuple[Any, str, str]:
             return None, "", ""
         data = up.getvalue()
         img = read_image(data, up.name)
-        st.image(img, caption=up.name, width=200)
-        return img, hashlib.sha256(data).hexdigest(), up.name
+        st.image(img, caption=md(up.name), width=200)
+        path, digest = _staged(data, up.name)
+        return path, digest, up.name
     import pandas as pd
 
     p = run_path / "predictions.parquet"
@@ -109,7 +119,7 @@ def _pick_input(run_id: str, task: str, run_path: Path) -> tuple[Any, str, str]:
     if task == "image":
         from core.data import open_image
 
-        st.image(open_image(value), caption=Path(value).name, width=200)
+        st.image(open_image(value), caption=md(Path(value).name), width=200)
     return value, hashlib.sha256(value.encode()).hexdigest(), f"test example #{i}"
 
 
@@ -158,8 +168,8 @@ def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_t
     info = catalog.get_method(rec.method)
     with st.container(border=True):
         st.subheader(info.label)
-        st.markdown(f"Predicted **{rec.predicted_label}** ({max(rec.probabilities):.1%}) · explaining class "
-                    f"**{rec.target_label}** · {_seconds(rec.seconds)} on {rec.device}"
+        st.markdown(f"Predicted **{md(rec.predicted_label)}** ({max(rec.probabilities):.1%}) · explaining class "
+                    f"**{md(rec.target_label)}** · {_seconds(rec.seconds)} on {rec.device}"
                     + (" (cached)" if rec.cached else "")
                     + (f" · completeness delta {rec.delta:.1e}" if rec.delta is not None else "")
                     + f"  \n{_badge(rec.faithfulness)}")
@@ -177,7 +187,7 @@ def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_t
         f = rec.faithfulness or {}
         if f:
             with st.expander("Faithfulness details"):
-                st.write(f.get("summary", ""))
+                st.markdown(md(f.get("summary", "")))
                 if rec.task == "image":
                     st.plotly_chart(charts.deletion_insertion(f), width="stretch", key=f"{key}_curves")
         sanity_key = f"{results_key!r}|{rec.method}|{key}"
@@ -187,7 +197,8 @@ def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_t
                                                help="Randomise the model layer by layer and see whether the "
                                                     "explanation changes (it should).")):
             st.session_state.pop("_ex_sanity_auto", None)
-            # One re-explanation per randomised stage (head, each block, embeddings): about 8 for MiniLM.
+            # One re-explanation per randomised stage (head, each block, then embeddings or the stem): about 8
+            # for MiniLM. Every input is a text or a file by now (uploads are staged), so any can be a job.
             if not auto and rec.seconds * SANITY_STAGES > INLINE_LIMIT_S and isinstance(value, str):
                 _submit({"op": "sanity", "run": str(find_run(run_id).path), "value": value, "method": rec.method,
                          "target": target, "params": rec.params, "max_tokens": max_tokens})
@@ -204,7 +215,7 @@ def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_t
         if done:
             word = render.sanity_word(done["passed"])
             show = {"passed": st.success, "failed": st.error}.get(word, st.warning)
-            show(f"Sanity check {word}. {done['summary']}")
+            show(f"Sanity check {word}. {md(done['summary'])}")
             st.plotly_chart(charts.sanity_curve(done), width="stretch", key=f"{key}_sanity_chart")
         with st.expander(f"About {info.label}"):
             st.write(info.summary)
@@ -224,7 +235,8 @@ def _job_status(job_id: str) -> None:
         if job.is_final:
             st.session_state.pop(_JOB, None)
             if job.state != "succeeded":
-                st.session_state["_ex_job_error"] = f"The background job ended {job.state}: {job.error or 'no details'}"
+                st.session_state["_ex_job_error"] = (f"The background job ended {job.state}: "
+                                                     f"{md(job.error or 'no details')}")
             elif job.config.get("op") == "explain":  # its results are cached now: show them at once
                 st.session_state["_ex_autoload"] = st.session_state["_ex_job_done"] = True
             elif job.config.get("op") == "sanity":
@@ -238,7 +250,7 @@ def _job_status(job_id: str) -> None:
 def _submit(config: dict[str, Any]) -> str:
     from core import jobs
 
-    (job_id,) = jobs.submit(config, kind="explain", owner=f"ui:{session_id()}", validate=False, check_device=False)
+    (job_id,) = jobs.submit(config, kind="explain", owner=owner(), validate=False, check_device=False)
     st.session_state[_JOB] = job_id
     return job_id
 
@@ -253,7 +265,7 @@ with guard("explaining"):
     ids = list(by_id)
     run = find_run(run_id)
     if run is None:
-        st.error(f"Run {run_id!r} disappeared from the runs folder; reload the page.")
+        st.error(f"Run {md(repr(run_id))} disappeared from the runs folder; reload the page.")
         st.stop()
     summary = run.summary()
     task = summary.get("task") or by_id[run_id]["task"] or "text"
@@ -278,8 +290,8 @@ with guard("explaining"):
         if value is not None and methods:
             seconds, lines = _estimate(run.path, summary, methods, params, value, task)
             st.caption("Estimated cost: " + "; ".join(lines))
-            # Long work goes to the worker; an uploaded image has no file a job could read, so it stays here.
-            as_job = seconds > INLINE_LIMIT_S and isinstance(value, str)
+            # Long work goes to the worker, for every kind of input (uploaded images are staged files).
+            as_job = seconds > INLINE_LIMIT_S
             if st.session_state.get(_JOB):
                 _job_status(st.session_state[_JOB])
             elif st.button("Explain", type="primary", key="ex_go") or st.session_state.pop("_ex_autoload", False):
@@ -341,8 +353,9 @@ with guard("explaining"):
                 st.plotly_chart(charts.head_view(maps.attentions[layer - 1, head - 1], maps.tokens,
                                                  f"Layer {layer}, head {head}: who attends to whom"),
                                 width="stretch", key="ex_head_view")
-                st.plotly_chart(charts.rollout_bars(maps.tokens, maps.cls_rollout()), width="stretch",
-                                key="ex_rollout")
+                # The rollout row that matches how this model pools (mean over tokens, or [CLS]).
+                st.plotly_chart(charts.rollout_bars(maps.tokens, maps.pooled_rollout(), row=maps.rollout_row),
+                                width="stretch", key="ex_rollout")
                 st.plotly_chart(charts.attention_grid(maps.attentions, maps.tokens), width="stretch",
                                 key="ex_grid")
             else:
@@ -366,7 +379,7 @@ with guard("explaining"):
                 from core.explain.agreement import explanation_diff
 
                 if other is None:
-                    st.error(f"Run {other_id!r} disappeared from the runs folder; reload the page.")
+                    st.error(f"Run {md(repr(other_id))} disappeared from the runs folder; reload the page.")
                     st.stop()
                 explainer = _core()
                 a = explainer.explain(run.path, value, method, target, params=method_params(method, params),
@@ -383,8 +396,8 @@ with guard("explaining"):
                 left, right = st.columns(2)
                 for col, rec in ((left, a), (right, b)):
                     with col:
-                        st.markdown(f"**{rec.run_id}** predicts {rec.predicted_label} "
-                                    f"({max(rec.probabilities):.0%}); explaining class {rec.target_label} · "
+                        st.markdown(f"**{md(rec.run_id)}** predicts {md(rec.predicted_label)} "
+                                    f"({max(rec.probabilities):.0%}); explaining class {md(rec.target_label)} · "
                                     f"{_badge(rec.faithfulness)}")
                         if task == "text":
                             st.html(render.highlighted_text(rec.text, rec.word_spans or [], rec.word_scores,
@@ -417,7 +430,7 @@ with guard("explaining"):
                 cols = st.columns(min(4, len(result["classes"])) or 1)
                 for i, c in enumerate(result["classes"]):
                     with cols[i % len(cols)]:
-                        st.markdown(f"**{c['class']}** ({c['examples']} predicted)")
+                        st.markdown(f"**{md(c['class'])}** ({c['examples']} predicted)")
                         st.dataframe([{"word": w["word"], "mean score": round(w["mean_score"], 4),
                                        "count": w["count"]} for w in c.get("top_words", [])],
                                      hide_index=True, width="stretch")

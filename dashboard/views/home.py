@@ -7,7 +7,8 @@ import traceback
 
 import streamlit as st
 
-from dashboard.ui import PAGES, device_summary, guard, session_id, worker_state
+from core.markup import escape_markdown as md
+from dashboard.ui import PAGES, device_summary, guard, owner, worker_state
 
 log = logging.getLogger("tunescope.dashboard")
 
@@ -26,7 +27,7 @@ def pending_demo_job() -> str | None:
         job = jobs.get(job_id)
     except Exception:  # noqa: BLE001 - unknown or unreadable: just queue a new one
         return None
-    same = job.config.get("data", {}).get("source") == DEMO["source"] and job.owner == f"ui-{session_id()}"
+    same = job.config.get("data", {}).get("source") == DEMO["source"] and job.owner == owner()
     return job.id if same and not job.is_final else None
 
 
@@ -40,9 +41,9 @@ def submit_demo() -> str | None:
                     train=TrainConfig(method=DEMO["method"]))
     try:
         with st.spinner("Checking the demo data and queuing the job..."):
-            return jobs.submit(cfg, check_device=False, owner=f"ui-{session_id()}")[0]
+            return jobs.submit(cfg, check_device=False, owner=owner())[0]
     except TunescopeError as exc:
-        st.error(f"The demo job could not be queued: {exc}")
+        st.error(f"The demo job could not be queued: {md(exc)}")
     except Exception as exc:  # noqa: BLE001 - e.g. the job table is locked or the disk is full
         log.error("queuing the demo job failed:\n%s", "".join(traceback.format_exception(exc)))
         st.error(f"The demo job could not be queued ({type(exc).__name__}); nothing was started. Try again "

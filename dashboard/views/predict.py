@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from core.errors import RunError, TunescopeError
+from core.markup import escape_markdown as md
 from core.runs import Run
 from dashboard.charts import probability_bars
 from dashboard.inputs import read_image
@@ -53,7 +54,7 @@ with guard("predicting"):
     summary = run.summary() if run else {}
     task = summary.get("task") or by_id[run_id]["task"] or "text"
     labels = summary.get("labels") or []
-    st.caption(f"{task} model · {len(labels)} classes ({', '.join(map(str, labels[:10]))}"
+    st.caption(f"{md(task)} model · {len(labels)} classes ({md(', '.join(map(str, labels[:10])))}"
                f"{', …' if len(labels) > 10 else ''}) · test accuracy {fmt_metric(by_id[run_id]['accuracy'])}")
 
     upload = None
@@ -69,7 +70,7 @@ with guard("predicting"):
             upload = (up.name, data)
             fingerprint = hashlib.sha256(data).hexdigest()
             value = read_image(data, up.name)
-            st.image(value, caption=up.name, width=224)
+            st.image(value, caption=md(up.name), width=224)
         kind = "image"
 
     current = (run_id, fingerprint)
@@ -82,7 +83,7 @@ with guard("predicting"):
         elif kind == "image" and value is None:
             st.warning("Upload an image first.")
         elif run is None:
-            st.error(f"Run {run_id!r} disappeared from the runs folder; reload the page.")
+            st.error(f"Run {md(repr(run_id))} disappeared from the runs folder; reload the page.")
         else:
             result = _predict(run, task, value)
             st.session_state[_RESULT] = {"key": current, "result": result}

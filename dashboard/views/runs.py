@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import RunError
+from core.markup import escape_markdown as md
 from core.runs import Run, list_runs
 from dashboard import train_form as tf
 from dashboard.charts import per_class_bars, training_curves
@@ -69,7 +70,7 @@ def _read(label: str, read: Any, default: Any) -> Any:
     try:
         return read()
     except RunError as exc:
-        st.warning(f"{label}: {exc}")
+        st.warning(f"{label}: {md(exc)}")
         return default
 
 
@@ -77,7 +78,7 @@ def run_detail(run_id: str) -> None:
     _back_button()
     run = find_run(run_id)
     if run is None:
-        st.error(f"No run {run_id!r} among the saved runs. It may have been deleted, or the link is wrong; "
+        st.error(f"No run {md(repr(run_id))} among the saved runs. It may have been deleted, or the link is wrong; "
                  "pick a run from the list.")
         return
     status = _read("Status", run.status, {})
@@ -88,19 +89,19 @@ def run_detail(run_id: str) -> None:
     method = summary.get("method") or (config.get("train") or {}).get("method") or "?"
     dataset = (summary.get("dataset") or {}).get("name") or config.get("dataset_name") \
         or tf.source_label((config.get("data") or {}).get("source"))
-    st.header(run.id)
-    st.caption(f"**{state}** · dataset {dataset} · model {model} · method {method}"
+    st.header(md(run.id))
+    st.caption(f"**{md(state)}** · dataset {md(dataset)} · model {md(model)} · method {md(method)}"
                + (f" · seed {summary.get('seed', (config.get('train') or {}).get('seed'))}"))
     message = status.get("message") or ""
     if state == "failed":
-        st.error(f"This run failed. {message}".strip())
+        st.error(f"This run failed. {md(message)}".strip())
     elif state == "cancelled":
-        st.warning(f"This run was cancelled. {message}".strip())
+        st.warning(f"This run was cancelled. {md(message)}".strip())
     elif state in ("running", "queued", "interrupted"):
-        st.info(f"This run is {state}; live progress is on the Train page. {message}".strip())
+        st.info(f"This run is {md(state)}; live progress is on the Train page. {md(message)}".strip())
         st.page_link(PAGES["train"], label="Go to Train")
     elif state != "succeeded":
-        st.warning(f"This run's state is {state}. {message}".strip())
+        st.warning(f"This run's state is {md(state)}. {md(message)}".strip())
 
     test = summary.get("test") or {}
     if test:
@@ -111,7 +112,7 @@ def run_detail(run_id: str) -> None:
                        "confidence is from the accuracy (0 = perfectly calibrated).")
         cols[3].metric("Train time", fmt_seconds(summary.get("train_seconds")),
                        help=f"{summary.get('train_samples_per_second') or 0:.0f} samples/s on "
-                            f"{summary.get('device', '?')}")
+                            f"{md(summary.get('device', '?'))}")
         total = summary.get("total_params")
         cols[4].metric("Trainable params", fmt_count(summary.get("trainable_params")),
                        help=f"of {fmt_count(total)} in total" if total else None)
@@ -126,6 +127,7 @@ def run_detail(run_id: str) -> None:
     if test.get("per_class"):
         st.subheader("Classification report")
         report = pd.DataFrame.from_dict(test["per_class"], orient="index")
+        report.index = [md(x) for x in report.index]  # st.table renders its cells as markdown
         report.index.name = "class"
         if len(report) <= 30:  # a static table reads (and prints, and screenshots) better than a grid
             st.table(report.style.format({k: "{:.3f}" for k in ("precision", "recall", "f1")}))

@@ -18,9 +18,10 @@ from core.config import DataConfig, ModelConfig, TrainConfig, field_help
 from core.datastore import columns_of, list_datasets
 from core.demos import list_demos
 from core.errors import TunescopeError
+from core.markup import escape_markdown as md
 from dashboard import train_form as tf
 from dashboard.jobs_view import job_list
-from dashboard.ui import device_summary, fmt_count, guard, session_id, worker_state
+from dashboard.ui import device_summary, fmt_count, guard, owner, worker_state
 
 DATA_HELP, MODEL_HELP, TRAIN_HELP = field_help(DataConfig), field_help(ModelConfig), field_help(TrainConfig)
 DEFAULT_METHOD = "head"  # fastest first result for a class; see the caption under the method choice
@@ -78,14 +79,10 @@ def dataset_choices() -> dict[str, dict[str, Any]]:
     return out
 
 
-def owner() -> str:
-    return f"ui-{session_id()}"
-
-
 def worker_notice() -> None:
     state = worker_state()
     if not state["ok"]:
-        st.error(f"The job queue cannot be read ({state['error']}); training cannot be started right now.")
+        st.error(f"The job queue cannot be read ({md(state['error'])}); training cannot be started right now.")
     elif not state["workers"]:
         st.warning("No worker is running, so new jobs wait in the queue. Start the dashboard with "
                    "`tunescope ui` (it starts a worker too), or run `tunescope worker` in another terminal.")
@@ -104,14 +101,14 @@ def training_form() -> None:
         info = dataset_info(choice["source"], choice["text_column"], choice["label_column"], choice["mtime"])
         task, labels, sizes = info["task"], info["labels"], info["sizes"]
         shown = ", ".join(labels[:6]) + (", …" if len(labels) > 6 else "")
-        st.caption(f"**{task}** · {len(labels)} classes ({shown}) · {sum(sizes.values()):,} examples: "
+        st.caption(f"**{md(task)}** · {len(labels)} classes ({md(shown)}) · {sum(sizes.values()):,} examples: "
                    f"{sizes.get('train', 0):,} train / {sizes.get('validation', 0):,} validation / "
                    f"{sizes.get('test', 0):,} test")
-        st.caption(choice["about"])
+        st.caption(md(choice["about"]))
         if info["warnings"]:
             with st.expander(f"Data warnings ({len(info['warnings'])})"):
                 for w in info["warnings"]:
-                    st.markdown(f"- {w}")
+                    st.markdown(f"- {md(w)}")
     with col_model:
         option = st.selectbox("Model", tf.model_options(task), key=f"train_model_{task}", help=MODEL_HELP["name"])
         other = None
@@ -121,7 +118,7 @@ def training_form() -> None:
                                   "e.g. google/vit-base-patch16-224 or resnet18")
         model = option if option != tf.OTHER_MODEL else (other or "").strip()
         if model:
-            st.caption(tf.model_card_text(model, model_params(model, task, len(labels))))
+            st.caption(md(tf.model_card_text(model, model_params(model, task, len(labels)))))
         else:
             st.caption("Type a model id or folder above.")
 
@@ -206,7 +203,7 @@ def submit(choice: dict[str, Any], task: str, option: str, other: str | None, me
                 return
             ids = jobs.submit(cfg, seeds=seeds, check_device=False, owner=owner())
         except TunescopeError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
             return
     st.session_state["_train_last_submit"] = (fingerprint, time.time(), ids)
     st.session_state["train_submitted"] = ids
