@@ -356,3 +356,23 @@ def test_job_labels() -> None:
     cfg["model"]["name"], cfg["train"]["method"], cfg["train"]["seed"] = "minilm", "lora", 2
     cfg["data"]["max_samples"] = 2000
     assert tf.job_title(cfg) == "demo:sentiment · minilm · lora · 2,000 examples · seed 2"
+
+
+def test_a_dataset_deleted_meanwhile_blocks_start_and_never_falls_back(home: Path, sentiment_csv: Path) -> None:
+    # Trust fixes, item 15b: deleting the chosen dataset in a second tab and pressing Start in the first
+    # queued a fine-tune on the sentiment demo.
+    from core.datastore import delete_dataset, save_dataset
+
+    save_dataset("classdata", sentiment_csv)
+    at = open_train()
+    at.selectbox(key="train_dataset").set_value("saved:classdata").run()
+    delete_dataset("classdata")  # the other tab
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    assert any("'classdata' you chose is gone" in e and "nothing was queued" in e for e in error_texts(at))
+    assert jobs.list_jobs() == []
+    assert not [b for b in at.button if b.key == "train_start"]
+    at.run()  # still blocked on the next rerun, until a dataset is chosen
+    assert jobs.list_jobs() == [] and error_texts(at)
+    at.selectbox(key="train_dataset").set_value("demo:sentiment").run()
+    assert not error_texts(at) and at.button(key="train_start")

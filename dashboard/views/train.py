@@ -88,15 +88,34 @@ def worker_notice() -> None:
                    "`tunescope ui` (it starts a worker too), or run `tunescope worker` in another terminal.")
 
 
+def _dataset_chosen() -> None:
+    st.session_state.pop("_train_dataset_vanished", None)
+
+
 def training_form() -> None:
     choices = dataset_choices()
     keys = list(choices)
     wanted = st.query_params.get("dataset")
     index = keys.index(wanted) if wanted in keys else 0
+    # A dataset chosen here and then deleted (in another tab, or by someone else) must never turn into
+    # the first one in the list: Streamlit would silently fall back to it, and Start would train on it.
+    seen = st.session_state.get("_train_dataset_seen")
+    if seen and seen not in keys:
+        st.session_state["_train_dataset_vanished"] = seen
+        st.session_state.pop("train_dataset", None)
+        st.session_state.pop("_train_dataset_seen", None)
+    vanished = st.session_state.get("_train_dataset_vanished")
     col_data, col_model = st.columns(2)
     with col_data:
-        key = st.selectbox("Dataset", keys, index=index, format_func=lambda k: choices[k]["label"],
-                           key="train_dataset", help=DATA_HELP["source"])
+        key = st.selectbox("Dataset", keys, index=None if vanished else index,
+                           format_func=lambda k: choices[k]["label"], key="train_dataset", help=DATA_HELP["source"],
+                           placeholder="choose a dataset…", on_change=_dataset_chosen)
+        if key is None:
+            shown = vanished.split(":", 1)[-1] if vanished else "?"
+            st.error(f"The dataset {md(repr(shown))} you chose is gone (deleted, perhaps from another tab); nothing "
+                     "was queued. Choose a dataset again to continue.")
+            return
+        st.session_state["_train_dataset_seen"] = key
         choice = choices[key]
         info = dataset_info(choice["source"], choice["text_column"], choice["label_column"], choice["mtime"])
         task, labels, sizes = info["task"], info["labels"], info["sizes"]
