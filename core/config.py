@@ -108,7 +108,8 @@ class TrainConfig:
     warmup_ratio: float = _help("Share of steps spent warming the learning rate up.", default=0.1)
     max_grad_norm: float = _help("Clip gradients to this norm (0 = off).", default=1.0)
     grad_accum: int = _help("Accumulate gradients over this many batches.", default=1)
-    seed: int = _help("Seed for splits, initialisation and batch order.", default=0)
+    seed: int = _help("Seed for initialisation, dropout and batch order. The train/validation/test split does "
+                      "not follow it (see split_seed), so runs with different seeds share one test set.", default=0)
     patience: int | None = _help("Stop after this many epochs without improvement (empty = off).",
                                  default=None)
     selection_metric: str = _help("Validation metric that picks the best epoch.", default="macro_f1")

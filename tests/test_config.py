@@ -58,3 +58,15 @@ def test_default_text_lr_shrinks_for_wide_encoders_but_not_for_adapters():
     lora = TrainConfig(method="lora")
     assert lora.learning_rate("text", 768) == lora.learning_rate("text", 384)
     assert TrainConfig(method="full", lr=3e-5).learning_rate("text", 768) == 3e-5
+
+
+def test_the_seed_help_says_what_the_seed_does_and_the_split_does_not_follow_it() -> None:
+    # Trust fixes, item 16: the help and README said the split used the run's seed; it uses split_seed.
+    from pathlib import Path
+
+    from core.config import DataConfig, TrainConfig, field_help
+
+    assert "split_seed" in field_help(TrainConfig)["seed"] and "does not follow" in field_help(TrainConfig)["seed"]
+    assert "fixed" in field_help(DataConfig)["split_seed"]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "split with the run's seed" not in readme and "fixed split seed" in readme
