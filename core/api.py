@@ -183,7 +183,7 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
             "run_id": run.id, "task": data.task, "model": model_name, "model_source": bundle.card.source,
             "model_licence": bundle.card.licence, "method": cfg.train.method,
             "dataset": {"name": data.name, "source": data.source, "sizes": data.sizes(),
-                        "warnings": data.warnings},
+                        "warnings": data.warnings, "fingerprint": data.fingerprint},
             "num_labels": data.num_labels, "labels": data.labels,
             "trainable_params": trainable, "total_params": total,
             "epochs": fit.epochs, "epochs_run": len(fit.history), "best_epoch": fit.best_epoch,

@@ -56,6 +56,9 @@ def export_run(run: str | Path | Run, out_dir: str | Path, runs_dir: str | Path 
     r = run if isinstance(run, Run) else resolve_run(run, Path(runs_dir) if runs_dir else default_runs_dir())
     out = Path(out_dir)
     _check(r, out)
+    from core.runs import verify_model
+
+    verify_model(r)  # a damaged model is refused, never exported
     bundle, labels = load_bundle(r.model_dir)
     model = bundle.model
     out.parent.mkdir(parents=True, exist_ok=True)

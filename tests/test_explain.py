@@ -502,3 +502,30 @@ def test_a_flat_explanation_makes_the_sanity_check_not_applicable(trained_text_r
     monkeypatch.setattr(explainer, "attribute", flat)
     res = sanity_check(trained_text_run, "flat scores here", "saliency", use_cache=False, device="cpu")
     assert res["passed"] is None and "does not apply" in res["summary"]
+
+
+def test_attention_maps_refuse_models_they_would_misdraw(tmp_path):
+    # Swin attends within windows (its layers' maps differ in shape: stacking them was a raw error),
+    # and a model that pools its patches instead of reading [CLS] would be shown a [CLS] map it never uses.
+    from types import SimpleNamespace
+
+    import torch
+    from test_image_pooling import write_tiny_swin
+
+    from core.errors import ModelError
+    from core.explain.attention import _image_attention
+    from core.models import build_model
+
+    bundle = build_model(str(write_tiny_swin(tmp_path / "swin")), "image", 2, pretrained=False, image_size=64)
+    target = SimpleNamespace(model=bundle.model, pixels=torch.zeros(1, 3, 64, 64), image=None)
+    with pytest.raises(ModelError, match="local windows"):
+        _image_attention(target)
+    import transformers as T
+    from test_image_pooling import write_tiny_backbone
+
+    siglip = T.SiglipVisionConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                  num_attention_heads=2, intermediate_size=64)
+    bundle = build_model(str(write_tiny_backbone(tmp_path / "siglip", siglip, 32)), "image", 2)
+    target = SimpleNamespace(model=bundle.model, pixels=torch.zeros(1, 3, 32, 32), image=None)
+    with pytest.raises(ModelError, match="does not decide from a \\[CLS\\] token"):
+        _image_attention(target)

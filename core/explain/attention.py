@@ -108,7 +108,9 @@ def _image_attention(target: ImageTarget) -> AttentionMaps:
     if getattr(target.model, "_blocks_kind", None) == "vit":
         raise ModelError("torchvision's ViT does not return its attention weights; use a Hugging Face ViT for "
                          "attention maps, or attributions (Integrated Gradients, Saliency) for this model.")
-    if backbone is None or config is None or not hasattr(getattr(backbone, "embeddings", None), "patch_embeddings"):
+    embeddings = getattr(backbone, "embeddings", None)
+    patches = hasattr(embeddings, "patch_embeddings") or hasattr(embeddings, "patch_embedding")  # ViT / SigLIP
+    if backbone is None or config is None or not patches:
         raise ModelError("This image model is convolutional: it has no attention to show. Use GradCAM or "
                          "another attribution method instead.")
     if getattr(config, "_attn_implementation", "eager") != "eager":
@@ -118,6 +120,13 @@ def _image_attention(target: ImageTarget) -> AttentionMaps:
     atts = getattr(out, "attentions", None)
     if not atts:
         raise ModelError(f"{type(backbone).__name__} does not return attention weights; use attributions.")
+    if len({tuple(x.shape) for x in atts}) > 1:  # Swin and friends attend within (shifting) windows
+        raise ModelError(f"{type(backbone).__name__} attends within local windows, so it has no whole-image "
+                         "attention map; use attributions (Integrated Gradients, Saliency, Occlusion) instead.")
+    if getattr(target.model, "pooling", "cls") not in ("cls", "legacy"):
+        # Patch maps and rollout are read from a [CLS] row; this model decides from pooled patches instead.
+        raise ModelError(f"{type(backbone).__name__} does not decide from a [CLS] token, so a [CLS] attention map "
+                         "would show something it does not use; use attributions for this model instead.")
     a = torch.stack([x[0] for x in atts]).float().cpu().numpy()
     n_patches = a.shape[-1] - 1
     grid = int(round(n_patches ** 0.5))

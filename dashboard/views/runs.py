@@ -46,6 +46,10 @@ def run_table() -> None:
         if picked:
             frame = frame[frame[name].astype(str).isin(picked)]
     st.caption(f"{len(frame)} of {len(rows)} runs")
+    damaged = [r for r in rows if r.get("reason")]
+    if damaged:
+        st.warning("Damaged runs (the others are fine): " + " · ".join(f"{md(r['run_id'])}: {md(r['reason'])}"
+                                                                       for r in damaged))
     frame = frame.assign(open=[f"./runs?run={r}" for r in frame["run_id"]])
     st.dataframe(
         frame[["open", "run_id", "state", "task", "dataset", "model", "method", "seed", "accuracy", "macro_f1",
