@@ -1,5 +1,6 @@
 """Making user text inert where it is rendered: Streamlit markdown (every `st.markdown`, `st.error`,
-`st.info`, caption, label and help text parses markdown) and HTML.
+`st.info`, caption, label and help text parses markdown), HTML, and Plotly's labels (which draw
+a subset of HTML).
 
 A dataset name, a model name, a label, a query parameter or an error message that quotes one of them
 is data, never markup: `[Session expired](https:evil.example)` must show as those characters, not as
@@ -26,3 +27,9 @@ def escape_markdown(value: object) -> str:
 
 def escape_html(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
+
+
+def escape_plot_text(value: object) -> str:
+    """`value` for a Plotly label, tick, legend or hover text: Plotly draws a subset of HTML there
+    (`<a href>` links, `<b>`, `<br>` …) but shows entities as the characters they stand for."""
+    return html.escape("" if value is None else str(value), quote=False)

@@ -1,5 +1,6 @@
 """Plotly figures built from plain data (lists, dicts, DataFrames); no Streamlit, no models, so each
-one is unit-testable and reusable in the report."""
+one is unit-testable and reusable in the report. Every user string (class, split and run names) goes
+through `escape_plot_text`: Plotly would draw HTML in it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from core.markup import escape_plot_text as t
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
@@ -50,7 +53,8 @@ def confusion_heatmap(cm: Sequence[Sequence[int]], labels: Sequence[str], normal
             for row, srow in zip(m, shares, strict=True)]
     size = max(320, 40 * len(labels) + 140)
     fig = _fig("Confusion matrix (rows: true class)", height=size, xaxis_title="predicted", yaxis_title="true")
-    fig.add_trace(go.Heatmap(z=shares, x=list(labels), y=list(labels), text=text, texttemplate="%{text}",
+    shown = [t(x) for x in labels]
+    fig.add_trace(go.Heatmap(z=shares, x=shown, y=shown, text=text, texttemplate="%{text}",
                              colorscale="Blues", zmin=0, zmax=1 if normalize else None, showscale=False,
                              hovertemplate="true %{y} → predicted %{x}<br>%{text}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", type="category")
@@ -62,7 +66,7 @@ def per_class_bars(per_class: Mapping[str, Mapping[str, float]]) -> go.Figure:
     labels = list(per_class)
     fig = _fig("Per-class precision, recall and F1", yaxis={"range": [0, 1]}, barmode="group")
     for i, key in enumerate(("precision", "recall", "f1")):
-        fig.add_trace(go.Bar(x=labels, y=[per_class[c][key] for c in labels], name=key,
+        fig.add_trace(go.Bar(x=[t(c) for c in labels], y=[per_class[c][key] for c in labels], name=key,
                              marker_color=PALETTE[i]))
     fig.update_xaxes(type="category")
     return fig
@@ -72,7 +76,7 @@ def class_balance(counts: pd.DataFrame) -> go.Figure:
     """`counts`: columns label, split, n. Stacked bars per class, one colour per split."""
     fig = _fig("Examples per class", barmode="stack", yaxis_title="examples")
     for i, (split, g) in enumerate(counts.groupby("split", sort=False)):
-        fig.add_trace(go.Bar(x=g["label"].astype(str), y=g["n"], name=str(split), marker_color=PALETTE[i]))
+        fig.add_trace(go.Bar(x=g["label"].map(t), y=g["n"], name=t(split), marker_color=PALETTE[i]))
     fig.update_xaxes(type="category")
     return fig
 
@@ -81,7 +85,7 @@ def length_histogram(frame: pd.DataFrame, column: str = "words") -> go.Figure:
     """`frame`: columns label and `column` (text length in words); overlaid histograms per class."""
     fig = _fig("Text length (words)", barmode="overlay", xaxis_title="words", yaxis_title="examples")
     for i, (label, g) in enumerate(frame.groupby("label", sort=True)):
-        fig.add_trace(go.Histogram(x=g[column], name=str(label), opacity=0.6, nbinsx=40,
+        fig.add_trace(go.Histogram(x=g[column], name=t(label), opacity=0.6, nbinsx=40,
                                    marker_color=PALETTE[i % len(PALETTE)]))
     return fig
 
@@ -90,7 +94,7 @@ def probability_bars(probabilities: Mapping[str, float], top: int = 15) -> go.Fi
     items = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)[:top]
     items.reverse()  # largest at the top of a horizontal bar chart
     fig = _fig("Class probabilities", height=max(220, 30 * len(items) + 90), xaxis={"range": [0, 1]})
-    fig.add_trace(go.Bar(x=[p for _, p in items], y=[str(k) for k, _ in items], orientation="h",
+    fig.add_trace(go.Bar(x=[p for _, p in items], y=[t(k) for k, _ in items], orientation="h",
                          text=[f"{p:.1%}" for _, p in items], textposition="auto",
                          marker_color=[PALETTE[0] if i == len(items) - 1 else "#9ecae1" for i in range(len(items))]))
     fig.update_yaxes(type="category")
@@ -103,7 +107,7 @@ def curve_overlay(curves: Mapping[str, Sequence[Mapping[str, Any]]], metric: str
     fig = _fig(f"{metric.replace('_', ' ')} by step", xaxis_title="step", yaxis_title=metric)
     for i, (name, rows) in enumerate(curves.items()):
         pts = [r for r in rows if r.get("type") == kind and r.get(metric) is not None]
-        fig.add_trace(go.Scatter(x=[r["step"] for r in pts], y=[r[metric] for r in pts], name=str(name),
+        fig.add_trace(go.Scatter(x=[r["step"] for r in pts], y=[r[metric] for r in pts], name=t(name),
                                  mode="lines" if kind == "step" else "lines+markers",
                                  line={"color": PALETTE[i % len(PALETTE)]}))
     return fig
@@ -111,9 +115,9 @@ def curve_overlay(curves: Mapping[str, Sequence[Mapping[str, Any]]], metric: str
 
 def diff_bars(frame: pd.DataFrame, name_a: str = "A", name_b: str = "B") -> go.Figure:
     """`frame`: columns class, diff (A − B). Green where A is better."""
-    fig = _fig(f"Per-class F1: {name_a} − {name_b}", xaxis_title="F1 difference",
+    fig = _fig(f"Per-class F1: {t(name_a)} − {t(name_b)}", xaxis_title="F1 difference",
                height=max(240, 26 * len(frame) + 100))
-    fig.add_trace(go.Bar(x=frame["diff"], y=frame["class"].astype(str), orientation="h",
+    fig.add_trace(go.Bar(x=frame["diff"], y=frame["class"].map(t), orientation="h",
                          marker_color=["#2ca02c" if d >= 0 else "#d62728" for d in frame["diff"].fillna(0)],
                          text=[f"{d:+.3f}" for d in frame["diff"].fillna(0)], textposition="auto"))
     fig.update_yaxes(type="category")

@@ -14,6 +14,7 @@ import streamlit as st
 
 from core import analysis
 from core.markup import escape_markdown as md
+from core.markup import escape_plot_text as esc
 from core.runs import Run
 from dashboard.charts import PALETTE, _fig, confusion_heatmap
 from dashboard.ui import PAGES
@@ -25,8 +26,9 @@ def clickable_confusion(cm: list[list[int]], labels: list[str]) -> go.Figure:
     """The confusion heatmap plus an invisible marker per cell: heatmaps cannot be selected in
     Plotly, markers can, so a click on a cell selects that cell's marker."""
     fig = confusion_heatmap(cm, labels)
-    xs = [p for _ in labels for p in labels]
-    ys = [t for t in labels for _ in labels]
+    shown = [esc(x) for x in labels]  # as the heatmap draws them; a click answers with these
+    xs = [p for _ in shown for p in shown]
+    ys = [t for t in shown for _ in shown]
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", marker={"size": 36, "opacity": 0.01, "color": "#000"},
                              hoverinfo="skip", showlegend=False, name="cells"))
     fig.update_layout(clickmode="event+select", dragmode=False)
@@ -57,7 +59,7 @@ def confidence_figure(hist: pd.DataFrame) -> go.Figure:
 
 def breakdown_figure(frame: pd.DataFrame, by: str) -> go.Figure:
     fig = _fig(f"Error rate by {by.replace('_', ' ')}", yaxis_title="error rate", yaxis={"range": [0, 1]})
-    fig.add_trace(go.Bar(x=frame[by].astype(str), y=frame["error_rate"], marker_color=PALETTE[3],
+    fig.add_trace(go.Bar(x=frame[by].map(esc), y=frame["error_rate"], marker_color=PALETTE[3],
                          text=[f"{e}/{n}" for e, n in zip(frame["errors"], frame["n"], strict=True)],
                          textposition="outside", hovertemplate="%{x}: %{y:.0%} (%{text})<extra></extra>"))
     return fig
@@ -90,7 +92,8 @@ def error_analysis(run: Run, summary: dict[str, Any]) -> None:
         event = st.plotly_chart(clickable_confusion(cm.tolist(), labels), width="stretch", key="runs_confusion",
                                 on_select="rerun", selection_mode="points")
         points = (event or {}).get("selection", {}).get("points", []) if event else []
-        clicked = (str(points[0]["y"]), str(points[0]["x"])) if points else None
+        raw = {esc(x): x for x in labels}
+        clicked = (raw.get(str(points[0]["y"])), raw.get(str(points[0]["x"]))) if points else None
         if clicked and clicked != st.session_state.get("_runs_cell_clicked"):  # a new click, not a stale one
             st.session_state["_runs_cell_clicked"] = clicked
             st.session_state["runs_cell_true"], st.session_state["runs_cell_pred"] = clicked

@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from core.markup import escape_plot_text as esc
 from dashboard.charts import PALETTE, _fig
 
 DIVERGING = [[0.0, "#d73027"], [0.5, "#f7f7f7"], [1.0, "#1a9850"]]
@@ -24,7 +25,7 @@ def image_overlay(image: np.ndarray, heatmap: np.ndarray, title: str, opacity: f
     h = np.asarray(heatmap, dtype=np.float64)
     peak = _symmetric(h)
     s = h.shape[0]
-    fig = _fig(title, height=380, xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
+    fig = _fig(esc(title), height=380, xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
     fig.add_trace(go.Image(z=np.asarray(image, dtype=np.uint8), hoverinfo="skip"))
     fig.add_trace(go.Heatmap(z=h, x=np.arange(s), y=np.arange(s), colorscale=DIVERGING, zmin=-peak, zmax=peak,
                              opacity=opacity, colorbar={"title": "score", "thickness": 12},
@@ -35,8 +36,8 @@ def image_overlay(image: np.ndarray, heatmap: np.ndarray, title: str, opacity: f
 def word_bars(words: Sequence[str], scores: Sequence[float], title: str, top: int = 20) -> go.Figure:
     s = np.asarray(scores, dtype=np.float64)
     order = np.argsort(-np.abs(s), kind="stable")[:top][::-1]
-    fig = _fig(title, height=max(220, 22 * len(order) + 80), xaxis_title="score")
-    fig.add_trace(go.Bar(x=s[order], y=[f"{i}: {words[i]}" for i in order], orientation="h",
+    fig = _fig(esc(title), height=max(220, 22 * len(order) + 80), xaxis_title="score")
+    fig.add_trace(go.Bar(x=s[order], y=[f"{i}: {esc(words[i])}" for i in order], orientation="h",
                          marker_color=[PALETTE[2] if s[i] >= 0 else PALETTE[3] for i in order],
                          hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
     return fig
@@ -85,7 +86,7 @@ def attention_grid(attentions: np.ndarray, tokens: Sequence[str]) -> go.Figure:
     fig = make_subplots(rows=layers, cols=heads, horizontal_spacing=0.01, vertical_spacing=0.02,
                         row_titles=[f"L{i + 1}" for i in range(layers)],
                         column_titles=[f"H{j + 1}" for j in range(heads)])
-    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    labels = [f"{i}:{esc(t)}" for i, t in enumerate(tokens)]
     for i in range(layers):
         for j in range(heads):
             fig.add_trace(go.Heatmap(z=attentions[i, j], x=labels, y=labels, coloraxis="coloraxis",
@@ -103,7 +104,8 @@ def head_view(matrix: np.ndarray, tokens: Sequence[str], title: str, min_weight:
     """Token → token lines for one layer/head: left column attends to the right; line width and
     opacity follow the weight. Weights below `min_weight` are left out to keep it readable."""
     n = len(tokens)
-    fig = _fig(title, height=max(300, 22 * n + 80), showlegend=False,
+    tokens = [esc(x) for x in tokens]
+    fig = _fig(esc(title), height=max(300, 22 * n + 80), showlegend=False,
                xaxis={"visible": False, "range": [-0.6, 1.6]}, yaxis={"visible": False, "autorange": "reversed"})
     for i in range(n):
         for j in range(n):
@@ -135,7 +137,8 @@ def rollout_bars(tokens: Sequence[str], weights: Sequence[float], row: str = "cl
              f"Attention rollout averaged over all {len(tokens)} tokens, as the classifier mean-pools them: "
              "how much the pooled output draws on each token across all layers")
     fig = _fig(title, height=300, yaxis_title="share")
-    fig.add_trace(go.Bar(x=[f"{i + first}:{t}" for i, t in enumerate(tokens[first:])], y=w, marker_color=PALETTE[0]))
+    fig.add_trace(go.Bar(x=[f"{i + first}:{esc(t)}" for i, t in enumerate(tokens[first:])], y=w,
+                         marker_color=PALETTE[0]))
     return fig
 
 
@@ -159,7 +162,7 @@ def patch_maps(image: np.ndarray, maps: np.ndarray, titles: Sequence[str]) -> go
 def class_maps(classes: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Dataset view for images: each class's mean attribution over its mean image."""
     shown = [c for c in classes if c.get("mean_map")]
-    fig = make_subplots(rows=1, cols=max(1, len(shown)), subplot_titles=[f"{c['class']} (n={c['examples']})"
+    fig = make_subplots(rows=1, cols=max(1, len(shown)), subplot_titles=[f"{esc(c['class'])} (n={c['examples']})"
                                                                          for c in shown])
     for i, c in enumerate(shown):
         gray = np.asarray(c["mean_image"], dtype=np.float64)

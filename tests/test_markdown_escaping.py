@@ -81,3 +81,27 @@ def test_the_compare_page_escapes_dataset_names_in_verdicts(home: Path) -> None:
     bodies = _rendered(at)
     assert any("beats" in b or "No clear difference" in b for b in bodies)
     assert not [b for b in bodies if LIVE.search(b)], [b for b in bodies if LIVE.search(b)]
+
+
+def test_plotly_labels_never_carry_live_html() -> None:
+    # Plotly draws <a href>, <b>, <br> … in tick labels, legends, titles and hover text.
+    import numpy as np
+
+    from dashboard import charts, error_view, explain_charts
+
+    evil = '<a href="https://evil.example">log in</a>'
+    labels = [evil, "pos"]
+    figs = [
+        charts.per_class_bars({evil: {"precision": 1, "recall": 1, "f1": 1}, "pos": {"precision": 0, "recall": 0,
+                                                                                       "f1": 0}}),
+        charts.confusion_heatmap([[1, 0], [0, 1]], labels), error_view.clickable_confusion([[1, 0], [0, 1]], labels),
+        charts.probability_bars({evil: 0.9, "pos": 0.1}),
+        charts.curve_overlay({evil: [{"type": "step", "step": 1, "loss": 0.5}]}),
+        explain_charts.word_bars([evil, "ok"], [0.5, -0.2], evil),
+        explain_charts.head_view(np.eye(2), [evil, "ok"], "t"),
+        explain_charts.rollout_bars(["[CLS]", evil], [0.5, 0.5]),
+    ]
+    for fig in figs:
+        spec = fig.to_json()
+        assert "<a href" not in spec and "\\u003ca href" not in spec, spec[:300]
+        assert "&lt;a href" in spec or "\\u0026lt;a href" in spec
