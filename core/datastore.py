@@ -103,8 +103,12 @@ STAGE_TTL_S = 24 * 3600
 
 def _forget_stale_uploads(now: float | None = None) -> None:
     """Staged uploads nobody saved are scratch: drop those untouched for a day (sessions end silently)."""
+    forget_stale_folders(uploads_dir(), now)
+
+
+def forget_stale_folders(root: Path, now: float | None = None) -> None:
+    """Remove the per-session folders under `root` untouched for STAGE_TTL_S."""
     now = now or time.time()
-    root = uploads_dir()
     if not root.is_dir():
         return
     for folder in root.iterdir():

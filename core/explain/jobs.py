@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, DataError
 
 OPS = ("explain", "sanity", "dataset")
-STAGE_TTL_S = 24 * 3600
 _SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -35,14 +32,16 @@ def inputs_dir() -> Path:
 def stage_image(session_id: str, data: bytes, filename: str) -> Path:
     """Keep an uploaded image's bytes for this session's explanations (inline or in the worker),
     named by their hash so the explanation cache recognises the same image again. Staged images
-    not touched for a day are removed."""
+    not touched for a day are removed (as staged dataset uploads are)."""
     if not _SESSION.fullmatch(session_id):
         raise DataError("Invalid session id for an uploaded image.")
     if not data:
         raise DataError(f"{filename!r} is empty (0 bytes); upload a PNG, JPEG, WebP or BMP image.")
     suffix = Path(filename).suffix.lower()
     suffix = suffix if suffix in _IMAGE_SUFFIXES else ".img"
-    _forget_stale(inputs_dir())
+    from core.datastore import forget_stale_folders
+
+    forget_stale_folders(inputs_dir())
     folder = inputs_dir() / session_id
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
@@ -53,18 +52,6 @@ def stage_image(session_id: str, data: bytes, filename: str) -> Path:
     path.touch()
     folder.touch()
     return path
-
-
-def _forget_stale(root: Path, now: float | None = None) -> None:
-    now = now or time.time()
-    if not root.is_dir():
-        return
-    for folder in root.iterdir():
-        try:
-            if folder.is_dir() and now - folder.stat().st_mtime > STAGE_TTL_S:
-                shutil.rmtree(folder, ignore_errors=True)
-        except OSError:
-            continue
 
 
 def check_value(run_dir: str | Path, value: Any) -> None:
