@@ -296,7 +296,7 @@ def _sanity_key(method: str, target: int, input_hash: str | None, params: Any, m
 def _sample_explanations(run: Run, compute: bool) -> list[tuple[Any, dict[str, Any] | None]]:
     import json
 
-    from core.explain.record import Explanation
+    from core.explain.record import SANITY_VERSION, Explanation
 
     d = run.path / "explanations"
     found = []
@@ -308,6 +308,8 @@ def _sample_explanations(run: Run, compute: bool) -> list[tuple[Any, dict[str, A
         for p in d.glob("sanity-*.json"):
             try:
                 res = json.loads(p.read_text())
+                if res.get("version") != SANITY_VERSION:  # made by an older, weaker check: not shown
+                    continue
                 sanity[_sanity_key(res["method"], res["target"], res.get("input_hash"), res.get("params"),
                                    res.get("max_tokens"))] = res
             except (OSError, ValueError, KeyError):

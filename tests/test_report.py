@@ -116,3 +116,25 @@ def test_report_never_shows_what_someone_typed_on_the_explain_page(trained_text_
     assert "private" not in page and "plans" not in page
     first_word = test_text.split()[0]
     assert first_word in page
+
+
+def test_a_sanity_result_from_the_older_weaker_check_is_not_reported(trained_text_run: Path, tmp_path: Path) -> None:
+    # The v2 cascade left text position embeddings (and CNN stems) trained; its "passed" must not reappear.
+    import json
+
+    from core.explain.explainer import explain
+    from core.explain.sanity import sanity_check
+    from core.runs import Run
+
+    run = tmp_path / "tiny-text"
+    shutil.copytree(trained_text_run, run, ignore=shutil.ignore_patterns("explanations"))
+    text = str(Run(run).predictions()["input"].iloc[0])
+    explain(run, text, "saliency")
+    sanity_check(run, text, "saliency")
+    (done,) = (run / "explanations").glob("sanity-*.json")
+    assert json.loads(done.read_text())["version"] == 3
+    assert re.search(r"Sanity check (passed|failed)", report.build_report([run]))
+    old = json.loads(done.read_text())
+    del old["version"]
+    done.write_text(json.dumps(old))
+    assert "Sanity check: not run for this explanation." in report.build_report([run])

@@ -21,7 +21,7 @@ from torch import nn
 
 from core.errors import ModelError
 from core.explain.agreement import comparable, rank_correlation
-from core.explain.record import CACHE_DIR, cache_key, input_fingerprint
+from core.explain.record import CACHE_DIR, SANITY_VERSION, cache_key, input_fingerprint
 from core.explain.targets import DEFAULT_MAX_TOKENS
 from core.runs import Run
 
@@ -84,7 +84,7 @@ def sanity_check(run: str | Path | Run, value: Any, method: str = "ig", target: 
     original = explain(r, value, method, target, params=params, faithfulness=False, max_tokens=max_tokens,
                        device=device)
     fingerprint = input_fingerprint(value, original.task)
-    key = cache_key("sanity-v3", _model_stamp(r), fingerprint, original.method,
+    key = cache_key(f"sanity-v{SANITY_VERSION}", _model_stamp(r), fingerprint, original.method,
                     original.params, original.target, max_tokens, original.device, seed, PASS_BELOW)
     path = r.path / CACHE_DIR / f"sanity-{key}.json"
     if use_cache and path.is_file():
@@ -113,8 +113,8 @@ def sanity_check(run: str | Path | Run, value: Any, method: str = "ig", target: 
     flat = bool(len(base) < 2 or float(base.max() - base.min()) == 0.0)
     passed: bool | None = None if flat else final < PASS_BELOW
     result = {
-        "run_id": r.id, "method": original.method, "params": original.params, "target": original.target,
-        "input_hash": fingerprint,
+        "version": SANITY_VERSION, "run_id": r.id, "method": original.method, "params": original.params,
+        "target": original.target, "input_hash": fingerprint,
         "stages": rows, "final_spearman": final, "passed": passed, "threshold": PASS_BELOW, "cached": False,
         "max_tokens": max_tokens,
         "summary": ("The original explanation is flat (every score equal), so there is no ranking to compare: "
