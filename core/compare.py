@@ -8,6 +8,7 @@ Pure numpy/pandas/scipy over the files of finished runs; nothing here loads a mo
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,11 +57,12 @@ def format_ci(summary: dict[str, Any], digits: int = 3) -> str:
 # Settings that never change what a run learns: where it ran, how often it logged or saved, how big
 # its evaluation batches were. Everything else (and the seed) defines an experiment.
 BOOKKEEPING = {"train": ("seed", "device", "log_every", "checkpoint_every", "eval_batch_size")}
+_TRAIN_DEFAULTS = {"batch_size": 32, "grad_accum": 1}  # TrainConfig's, for runs whose config left them out
 # Names a reader knows, for the settings a Compare label or a diff shows.
-SETTING_NAMES = {"train.lr": "lr", "train.epochs": "epochs", "train.batch_size": "batch", "train.grad_accum":
-                 "grad accum", "data.max_samples": "max samples", "model.image_size": "image size",
-                 "model.max_length": "max length", "train.lora_r": "LoRA r", "train.lora_alpha": "LoRA alpha",
-                 "train.topk_layers": "top-k layers", "data.split_seed": "split seed"}
+SETTING_NAMES = {"train.lr": "lr", "train.epochs": "epochs", "train.batch": "batch",
+                 "data.max_samples": "max samples", "model.image_size": "image size", "model.max_length": "max length",
+                 "train.lora_r": "LoRA r", "train.lora_alpha": "LoRA alpha", "train.topk_layers": "top-k layers",
+                 "data.split_seed": "split seed"}
 
 
 def experiment_settings(run: Run) -> dict[str, Any]:
@@ -80,13 +82,22 @@ def experiment_settings(run: Run) -> dict[str, Any]:
                        ("train.precision", resolved.get("precision"))):
         if value is not None:
             out[key] = value
+    # The optimiser sees batch × accumulation examples per step (weighted by examples, so 16 × 2 gives
+    # the gradient of 32 × 1); a worker that halves the batch after running out of memory and doubles
+    # the accumulation has not started another experiment.
+    size, accum = out.pop("train.batch_size", None), out.pop("train.grad_accum", None)
+    if size is not None or accum is not None:
+        out["train.batch"] = int(size or _TRAIN_DEFAULTS["batch_size"]) * int(accum or _TRAIN_DEFAULTS["grad_accum"])
     out["task"] = s.get("task") or c.get("task")
     out["model.name"] = s.get("model") or c.get("model_name") or out.get("model.name")
-    ds = s.get("dataset") or {}
-    out["dataset"] = ds.get("name") or c.get("dataset_name")
-    if ds.get("fingerprint"):
-        out["dataset.fingerprint"] = ds["fingerprint"]
+    out["dataset"] = (s.get("dataset") or {}).get("name") or c.get("dataset_name")
     return out
+
+
+def dataset_fingerprint(run: Run) -> str | None:
+    """The content fingerprint of the data a run was trained and tested on (None for runs saved
+    before runs recorded one)."""
+    return (run.summary().get("dataset") or {}).get("fingerprint")
 
 
 def experiment_key(settings: dict[str, Any]) -> str:
@@ -109,7 +120,7 @@ def run_row(run: Run) -> dict[str, Any]:
         "method": s.get("method") or (c.get("train") or {}).get("method"),
         "seed": s.get("seed", (c.get("train") or {}).get("seed")),
         "task": s.get("task") or c.get("task"),
-        "experiment": experiment_key(settings),
+        "experiment": experiment_key(settings), "fingerprint": dataset_fingerprint(run),
         **{m: test.get(m) for m in METRICS},
         "trainable_params": s.get("trainable_params"), "total_params": s.get("total_params"),
         "train_seconds": s.get("train_seconds"), "samples_per_second": s.get("train_samples_per_second"),
@@ -138,7 +149,10 @@ def settings_diff(a: Sequence[Run], b: Sequence[Run]) -> pd.DataFrame:
     """What differs between two runs or seed groups besides the seed, for the Compare page."""
     sa, sb = experiment_settings(a[0]), experiment_settings(b[0])
     rows = [{"setting": SETTING_NAMES.get(k, k), "A": _fmt_setting(va), "B": _fmt_setting(vb)}
-            for k, va, vb in differing_settings(sa, sb) if k != "dataset.fingerprint"]
+            for k, va, vb in differing_settings(sa, sb)]
+    fa, fb = dataset_fingerprint(a[0]), dataset_fingerprint(b[0])
+    if fa and fb and fa != fb:
+        rows.append({"setting": "dataset contents", "A": fa[:8], "B": fb[:8]})
     seeds_a = sorted({run_row(r)["seed"] for r in a}, key=str)
     seeds_b = sorted({run_row(r)["seed"] for r in b}, key=str)
     if seeds_a != seeds_b:
@@ -167,24 +181,43 @@ class Experiment:
 
 def experiments(frame: pd.DataFrame) -> list[Experiment]:
     """Group run rows (from `run_row`) into experiments, in order of first appearance. Labels read
-    'dataset · model · method', plus the settings that tell apart experiments sharing those three."""
+    'dataset · model · method', plus the settings that tell apart experiments sharing those three,
+    and are unique. Runs of the same settings whose recorded dataset contents differ (a dataset
+    deleted and saved again under its name) are separate experiments; runs from before contents
+    were recorded join the others."""
     if frame.empty:
         return []
     by_key: dict[str, list[dict[str, Any]]] = {}
     for row in frame.to_dict("records"):
         by_key.setdefault(row["experiment"], []).append(row)
-    base = {k: f"{rows[0]['dataset']} · {rows[0]['model']} · {rows[0]['method']}" for k, rows in by_key.items()}
-    settings = {k: experiment_settings(Run(Path(rows[0]["path"]))) for k, rows in by_key.items()}
-    out = []
+    split: dict[str, list[dict[str, Any]]] = {}
+    def fingerprint(row: dict[str, Any]) -> str | None:
+        fp = row.get("fingerprint")
+        return fp if isinstance(fp, str) else None  # a missing one is NaN in a frame
+
     for key, rows in by_key.items():
+        prints = {fingerprint(r) for r in rows} - {None}
+        for row in rows:
+            fp = fingerprint(row) if len(prints) > 1 else None
+            split.setdefault(f"{key}:{fp[:8]}" if fp else key, []).append(row)
+    base = {k: f"{rows[0]['dataset']} · {rows[0]['model']} · {rows[0]['method']}" for k, rows in split.items()}
+    settings = {k: experiment_settings(Run(Path(rows[0]["path"]))) for k, rows in split.items()}
+    labels: dict[str, str] = {}
+    for key in split:
         label = base[key]
-        siblings = [k for k in by_key if k != key and base[k] == label]
+        siblings = [k for k in split if k != key and base[k] == label]
         if siblings:
-            differ = sorted({d[0] for s in siblings for d in differing_settings(settings[key], settings[s])}
-                            - {"dataset.fingerprint"})
+            differ = sorted({d[0] for s in siblings for d in differing_settings(settings[key], settings[s])})
             shown = [f"{SETTING_NAMES.get(d, d.split('.')[-1])} {_fmt_setting(settings[key].get(d))}"
                      for d in differ[:3]]
-            label = f"{label} · {', '.join(shown)}" if shown else f"{label} · {key[:6]}"
+            if ":" in key:
+                shown.append(f"data {key.rsplit(':', 1)[1][:6]}")
+            label = f"{label} · {', '.join(shown)}" if shown else label
+        labels[key] = label
+    counts = Counter(labels.values())
+    out = []
+    for key, rows in split.items():
+        label = labels[key] if counts[labels[key]] == 1 else f"{labels[key]} · {key[:6]}"  # always unique
         per_seed: dict[Any, list[str]] = {}
         for row in sorted(rows, key=lambda r: r["run_id"]):
             per_seed.setdefault(row["seed"], []).append(row["run_id"])
@@ -229,7 +262,7 @@ def per_class_diff(a: Sequence[Run], b: Sequence[Run]) -> pd.DataFrame:
     def mean_f1(runs: Sequence[Run]) -> pd.Series:
         return pd.DataFrame([per_class_f1(r) for r in runs]).mean(axis=0)
 
-    fa, fb = mean_f1(a), mean_f1(b)
+    fa, fb = mean_f1(one_run_per_seed(a)[0]), mean_f1(one_run_per_seed(b)[0])
     df = pd.DataFrame({"class": fa.index.astype(str), "f1_a": fa.values})
     df = df.merge(pd.DataFrame({"class": fb.index.astype(str), "f1_b": fb.values}), on="class", how="outer")
     df["diff"] = df["f1_a"] - df["f1_b"]
@@ -254,11 +287,13 @@ def not_comparable(a: Sequence[Run], b: Sequence[Run]) -> str | None:
         return (f"A and B solve different tasks ({' and '.join(sorted(tasks))}); their scores are not "
                 "comparable, so there is no verdict.")
     names = {str(r["dataset"]) for r in rows}
-    prints = {((x.summary().get("dataset") or {}).get("fingerprint")) for x in [*a, *b]} - {None}
-    if len(names) > 1 or len(prints) > 1:
-        shown = ", ".join(sorted(names)) if len(names) > 1 else f"{next(iter(names))}, with different contents"
-        return (f"A and B were trained on different datasets ({shown}); their scores are not comparable, "
-                "so there is no verdict.")
+    if len(names) > 1:
+        return (f"A and B were trained on different datasets ({', '.join(sorted(names))}); their scores are not "
+                "comparable, so there is no verdict.")
+    if len({r["fingerprint"] for r in rows} - {None}) > 1:
+        return (f"A and B used different versions of dataset {next(iter(names))}: its contents, the sample of "
+                "it (max samples) or its split (split seed, fractions) differ, so they were not tested on the "
+                "same examples and there is no verdict.")
     return None
 
 
@@ -333,50 +368,77 @@ def _resampled_scores(y: np.ndarray, p: np.ndarray, idx: np.ndarray, k: int, met
     return f1.mean(axis=1)  # macro-F1 averages over every class of the run, as the summary's does
 
 
-def hierarchical_bootstrap(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", resamples: int = 2000,
-                           seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
-    """Difference A − B of the mean accuracy or macro-F1 over each side's seeds, with both sources of
-    noise in its interval: every resample draws the test examples (shared by both sides, so the
-    comparison stays paired) and, independently per side, the seeds, each with replacement.
+def difference(y: np.ndarray, pa: np.ndarray, pb: np.ndarray, k: int, metric: str = "macro_f1",
+               resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
+    """A − B of the mean accuracy or macro-F1 over each side's seeds (rows of `pa`, `pb`: predicted
+    ids on the shared test examples with true ids `y`), with an interval and a two-sided p-value
+    that hold both sources of noise. Pure numpy; `verdict` reads runs and calls this.
 
-    With one run a side this is the paired bootstrap over test examples. The two-sided p-value is the
-    share of resampled differences, centred on zero, at least as far from zero as the observed one."""
-    if not a or not b:
-        raise RunError("Pick at least one finished run on each side to compare.")
-    y, pa, k = _prediction_matrix(a, a[0])
-    _, pb, kb = _prediction_matrix(b, a[0])
-    k = max(k, kb)
-    n = len(y)
+    One run a side: the paired percentile bootstrap over test examples. Otherwise the variance of
+    the difference is the paired bootstrap's over test examples (seeds held fixed) plus each side's
+    between-seed variance of its mean (s² / n, the unbiased estimate: resampling two or three seeds
+    would understate it), with a t distribution whose degrees of freedom follow Welch–Satterthwaite
+    (the test-set part counts as known). A side with a single seed borrows the other side's
+    between-seed variance, since one seed says nothing about its own spread."""
+    from scipy import stats
+
+    pa, pb = np.atleast_2d(pa), np.atleast_2d(pb)
+    n, na, nb = len(y), len(pa), len(pb)
     rng = np.random.default_rng(seed)
-    sa, sb = np.empty((resamples, len(pa))), np.empty((resamples, len(pb)))
+    diffs = np.empty(resamples)
     chunk = max(1, min(resamples, 2_000_000 // max(1, n)))  # bounded memory for big test sets
     for start in range(0, resamples, chunk):
         rows = slice(start, min(resamples, start + chunk))
         idx = rng.integers(0, n, (rows.stop - rows.start, n))
-        for j, p in enumerate(pa):
-            sa[rows, j] = _resampled_scores(y, p, idx, k, metric)
-        for j, p in enumerate(pb):
-            sb[rows, j] = _resampled_scores(y, p, idx, k, metric)
-    pick_a = rng.integers(0, len(pa), (resamples, len(pa)))
-    pick_b = rng.integers(0, len(pb), (resamples, len(pb)))
-    r = np.arange(resamples)[:, None]
-    diffs = sa[r, pick_a].mean(axis=1) - sb[r, pick_b].mean(axis=1)
-    diff = float(np.mean([_score(y, p, k, metric) for p in pa]) - np.mean([_score(y, p, k, metric) for p in pb]))
-    lo, hi = np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2])
-    # +1 in numerator and denominator: a p-value from resamples is never exactly zero.
-    p_value = (int((np.abs(diffs - diffs.mean()) >= abs(diff) - 1e-12).sum()) + 1) / (resamples + 1)
-    method = ("paired bootstrap over test examples" if len(pa) == len(pb) == 1 else
-              "bootstrap over seeds and test examples")
-    return {"diff": diff, "low": float(lo), "high": float(hi), "method": method, "n": n,
-            "seeds": (len(pa), len(pb)), "p_value": min(1.0, float(p_value)),
-            "std": float(diffs.std(ddof=1)) if resamples > 1 else 0.0, "metric": metric, "resamples": resamples}
+        diffs[rows] = (np.mean([_resampled_scores(y, p, idx, k, metric) for p in pa], axis=0)
+                       - np.mean([_resampled_scores(y, p, idx, k, metric) for p in pb], axis=0))
+    score_a = np.array([_score(y, p, k, metric) for p in pa])
+    score_b = np.array([_score(y, p, k, metric) for p in pb])
+    diff = float(score_a.mean() - score_b.mean())
+    base = {"diff": diff, "n": n, "seeds": (na, nb), "metric": metric, "resamples": resamples}
+    if na == 1 and nb == 1:
+        lo, hi = np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2])
+        # +1 in numerator and denominator: a p-value from resamples is never exactly zero.
+        p_value = (int((np.abs(diffs - diffs.mean()) >= abs(diff) - 1e-12).sum()) + 1) / (resamples + 1)
+        return {**base, "low": float(lo), "high": float(hi), "p_value": min(1.0, float(p_value)),
+                "std": float(diffs.std(ddof=1)) if resamples > 1 else 0.0,
+                "method": "paired bootstrap over test examples"}
+    var_test = float(diffs.var(ddof=1)) if resamples > 1 else 0.0
+    spread = {side: (float(sc.var(ddof=1)), len(sc) - 1) for side, sc in (("a", score_a), ("b", score_b))
+              if len(sc) > 1}
+    parts = []  # (variance of this side's mean, its degrees of freedom)
+    for side, count in (("a", na), ("b", nb)):
+        own = spread.get(side) or spread.get("b" if side == "a" else "a")
+        parts.append((own[0] / count, own[1]))
+    var = var_test + sum(v for v, _ in parts)
+    seed_df = sum(v * v / d for v, d in parts if d > 0 and v > 0)
+    dof = float("inf") if seed_df == 0 else var * var / seed_df
+    se = math.sqrt(var)
+    if se == 0:  # every resample and every seed agree exactly: nothing to test
+        return {**base, "low": diff, "high": diff, "p_value": None, "std": 0.0,
+                "method": "seeds and test examples (no variation at all)"}
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
+    p_value = float(2 * stats.t.sf(abs(diff) / se, dof))
+    return {**base, "low": diff - half, "high": diff + half, "p_value": p_value, "std": se, "dof": dof,
+            "test_sd": math.sqrt(var_test), "seed_sd": math.sqrt(sum(v for v, _ in parts)),
+            "method": "t interval over seeds and test examples"}
+
+
+def group_difference(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", resamples: int = 2000,
+                     seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
+    """`difference` for the runs of two sides, checked to be scored on the same test examples."""
+    if not a or not b:
+        raise RunError("Pick at least one finished run on each side to compare.")
+    y, pa, k = _prediction_matrix(a, a[0])
+    _, pb, kb = _prediction_matrix(b, a[0])
+    return difference(y, pa, pb, max(k, kb), metric, resamples, seed, confidence)
 
 
 def paired_bootstrap(a: Run, b: Run, metric: str = "macro_f1", resamples: int = 2000, seed: int = 0,
                      confidence: float = 0.95) -> dict[str, Any]:
     """Difference A − B of accuracy or macro-F1 on the same test examples, with a percentile
     bootstrap interval over examples (pairs resampled together) and a two-sided p-value."""
-    return hierarchical_bootstrap([a], [b], metric, resamples, seed, confidence)
+    return group_difference([a], [b], metric, resamples, seed, confidence)
 
 
 @dataclass(frozen=True)
@@ -400,14 +462,16 @@ def paired_tests(a: Run, b: Run, confidence: float = 0.95) -> list[dict[str, Any
 
 
 STATISTICS_NOTE = (
-    "How verdicts are decided: all runs of a comparison are scored on the same test examples. The "
-    "difference A − B of the mean score over each side's seeds gets a 95 % interval from a bootstrap "
-    "that, in every resample, draws the test examples (the same for both sides) and each side's seeds "
-    "with replacement, so the interval holds both the noise of a finite test set and the spread between "
-    "seeds. A difference is called a win only when that interval excludes zero and the two-sided "
-    "bootstrap p-value is below 0.05; for one run against one run, the accuracy verdict uses the exact "
-    "McNemar test instead. Runs that differ in any setting but the seed are separate experiments, and "
-    "a seed that ran twice counts once.")
+    "How verdicts are decided: all runs of a comparison are scored on the same test examples. For one run "
+    "against one run, the difference A − B gets a 95 % interval from a paired bootstrap over those examples "
+    "(the exact McNemar test gives the p-value for accuracy). For seed groups, the variance of the difference "
+    "of the means over seeds adds the paired bootstrap's variance over test examples to each side's "
+    "between-seed variance of its mean (a side with one seed borrows the other side's spread), and the "
+    "interval and p-value come from a t distribution with Welch–Satterthwaite degrees of freedom, so both "
+    "the noise of a finite test set and the spread between seeds count, and two or three seeds give the wide "
+    "interval they deserve. A difference is called a win only when the interval excludes zero and p < 0.05. "
+    "Runs that differ in any setting but the seed are separate experiments, and a seed that ran twice counts "
+    "once.")
 
 
 def verdict(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", name_a: str = "A", name_b: str = "B",
@@ -415,10 +479,10 @@ def verdict(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", name_a
     """'A beats B on macro-F1 by x (A − B = …, interval …)' only when the interval of A − B excludes
     zero and the test's p-value is below 1 − confidence; otherwise says the difference is within noise.
 
-    One test for every case (see STATISTICS_NOTE): the bootstrap over seeds and test examples, which
-    for one run a side is the paired bootstrap; for one run a side on accuracy the exact McNemar test
-    decides, and both paired tests are returned for display. ECE has no paired test: it falls back
-    to macro-F1."""
+    One rule for every case (see STATISTICS_NOTE and `difference`): test-set noise always counts,
+    and between-seed spread counts whenever a side has seeds. For one run a side on accuracy the
+    exact McNemar test decides, and both paired tests are returned for display. ECE has no paired
+    test: it falls back to macro-F1."""
     if not a or not b:
         raise RunError("Pick at least one finished run on each side to compare.")
     reason = not_comparable(a, b)
@@ -431,7 +495,7 @@ def verdict(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", name_a
     alpha = 1 - confidence
     a, rep_a = one_run_per_seed(a)
     b, rep_b = one_run_per_seed(b)
-    res = hierarchical_bootstrap(a, b, tested, resamples=resamples, confidence=confidence)
+    res = group_difference(a, b, tested, resamples=resamples, confidence=confidence)
     tests: tuple[dict[str, Any], ...] = ()
     if len(a) == 1 and len(b) == 1:
         tests = tuple(paired_tests(a[0], b[0], confidence))
@@ -445,7 +509,7 @@ def verdict(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", name_a
     else:
         p = res["p_value"]
         basis = (f"{len(a)} vs {len(b)} seed{'s' if len(b) > 1 else ''} on the same {res['n']} test examples, "
-                 f"bootstrap over seeds and test examples {fmt_p(p)}")
+                 f"t test over seeds and test examples {fmt_p(p)}")
     repeats = [f"{side} seed {s} ran {n} times, counted once" for side, rep in ((name_a, rep_a), (name_b, rep_b))
                for s, n in rep]
     if repeats:
