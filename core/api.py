@@ -190,7 +190,7 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
             "steps": fit.steps, "stopped_early": fit.stopped_early,
             "train_seconds": fit.train_seconds, "train_samples_per_second": fit.samples_per_second,
             "device": fit.device, "precision": fit.precision, "peak_memory_mb": fit.peak_memory_mb,
-            "seed": cfg.train.seed, "lr": engine.lr,
+            "seed": cfg.train.seed, "lr": engine.lr, "model_manifest": True,  # hashes in model/manifest.json
             "host": platform.node(), "finished": time.time(),
             "validation": {k: v for k, v in fit.best_val.items() if k != "per_class"},
             "test": report,

@@ -228,6 +228,9 @@ def verify_model(run: Run) -> bool:
     model_dir = run.model_dir
     path = model_dir / MODEL_MANIFEST
     if not path.is_file():
+        if run.summary().get("model_manifest"):  # it had one: losing it must not switch the check off
+            raise ModelIntegrityError(f"Run {run.id}: model/{MODEL_MANIFEST} is missing, so the model cannot be "
+                                      "checked; retrain the run or restore the model folder from a backup.")
         return False
     try:
         files = json.loads(path.read_bytes().decode("utf-8"))["files"]

@@ -222,7 +222,10 @@ def test_old_run_without_hashes_still_loads_and_a_truncated_one_names_the_run(mo
 
     expected = api.predict(model_run, ["the film was great"])
     _forget(model_run)
-    (model_run / "model" / MODEL_MANIFEST).unlink()  # saved before hashes were recorded
+    (model_run / "model" / MODEL_MANIFEST).unlink()  # saved before hashes were recorded: no manifest,
+    summary = json.loads((model_run / "summary.json").read_text())  # and a summary that never mentions one
+    del summary["model_manifest"]
+    (model_run / "summary.json").write_text(json.dumps(summary))
     assert api.predict(model_run, ["the film was great"]) == expected
     _forget(model_run)
     weights = model_run / "model" / "model.safetensors"

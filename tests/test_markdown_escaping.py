@@ -46,6 +46,7 @@ def _rendered(at) -> list[str]:
     """Every markdown body the page produced (messages, captions, headers, markdown, table cells)."""
     out = [e.value for kind in ("markdown", "caption", "error", "warning", "info", "success", "header", "subheader")
            for e in getattr(at, kind)]
+    out += [str(m.value) for m in at.metric] + [str(m.label) for m in at.metric]
     for t in at.table:
         frame = t.value
         out += [str(x) for x in frame.index] + [str(x) for col in frame.columns for x in frame[col]]
@@ -105,3 +106,29 @@ def test_plotly_labels_never_carry_live_html() -> None:
         spec = fig.to_json()
         assert "<a href" not in spec and "\\u003ca href" not in spec, spec[:300]
         assert "&lt;a href" in spec or "\\u0026lt;a href" in spec
+
+
+def test_predict_shows_a_hostile_class_name_as_text(home: Path, trained_text_run: Path) -> None:
+    import shutil
+
+    from core import api
+
+    dest = home / "runs" / trained_text_run.name
+    shutil.copytree(trained_text_run, dest, ignore=shutil.ignore_patterns("explanations"))
+    api._LOADED.clear()
+    labels = dest / "model" / "tunescope_model.json"
+    import json
+
+    spec = json.loads(labels.read_text())
+    assert "labels" in spec
+    spec["labels"] = [LINK, "**neg**"]
+    labels.write_text(json.dumps(spec))
+    from core.runs import write_model_manifest
+
+    write_model_manifest(dest / "model")  # the edit is ours: not a damaged model
+    at = open_app_page("predict", run=dest.name)
+    at.text_area(key="predict_text").input("a great film").run()
+    at.button(key="predict_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    bodies = _rendered(at)
+    assert at.metric and not [b for b in bodies if LIVE.search(b)], [b for b in bodies if LIVE.search(b)]

@@ -376,3 +376,11 @@ def test_a_dataset_deleted_meanwhile_blocks_start_and_never_falls_back(home: Pat
     assert jobs.list_jobs() == [] and error_texts(at)
     at.selectbox(key="train_dataset").set_value("demo:sentiment").run()
     assert not error_texts(at) and at.button(key="train_start")
+
+
+def test_a_link_to_a_dataset_that_is_gone_never_falls_back_to_the_demo(home: Path) -> None:
+    at = open_app_page("train", dataset="saved:gone")
+    assert any("'gone' you chose is gone" in e for e in error_texts(at)), error_texts(at)
+    assert not [b for b in at.button if b.key == "train_start"]
+    at.selectbox(key="train_dataset").set_value("demo:sentiment").run()
+    assert not error_texts(at) and at.button(key="train_start")

@@ -30,7 +30,7 @@ def test_a_run_records_its_saved_datasets_own_name_and_content_fingerprint(home:
     expected = load_dataset(saved.path, max_samples=60).fingerprint
     assert ds["fingerprint"] == expected and len(expected) == 16
     assert compare.run_row(run)["dataset"] == "classdata"
-    assert compare.experiment_settings(run)["dataset.fingerprint"] == expected
+    assert compare.run_row(run)["fingerprint"] == expected
 
 
 def test_a_damaged_model_is_never_exported(trained_text_run: Path, tmp_path: Path) -> None:
@@ -54,3 +54,16 @@ def test_the_runs_list_says_which_runs_are_damaged_and_why(fake_runs: Path) -> N
     warning = plain(next(w.value for w in at.warning if "Damaged runs" in w.value))
     assert "reviews-head-s1" in warning and "summary.json" in warning
     assert "reviews-full-s1" not in warning
+
+
+def test_a_model_whose_hash_manifest_was_deleted_is_refused(trained_text_run: Path, tmp_path: Path) -> None:
+    # Review finding: deleting model/manifest.json switched the check off for a damaged model.
+    from core import api
+    from core.errors import ModelIntegrityError
+
+    run = tmp_path / "tiny-text"
+    shutil.copytree(trained_text_run, run)
+    (run / "model" / "manifest.json").unlink()
+    api._LOADED.clear()
+    with pytest.raises(ModelIntegrityError, match="manifest.json is missing"):
+        api.load_run_model(run)

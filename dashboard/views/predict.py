@@ -41,7 +41,7 @@ def _predict(run: Run, task: str, value: Any) -> dict[str, Any]:
 
 def _show(result: dict[str, Any]) -> None:
     a, b = st.columns(2)
-    a.metric("Predicted class", result["label"])
+    a.metric("Predicted class", md(result["label"]))  # a metric's value renders as markdown too
     b.metric("Confidence", f"{result['confidence']:.1%}")
     st.plotly_chart(probability_bars(result["probabilities"]), width="stretch", key="predict_probs")
 

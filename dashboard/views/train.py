@@ -97,6 +97,11 @@ def training_form() -> None:
     keys = list(choices)
     wanted = st.query_params.get("dataset")
     index = keys.index(wanted) if wanted in keys else 0
+    if wanted and wanted not in keys and st.session_state.get("_train_link_seen") != wanted:
+        # A link to a dataset that is gone (the Data page's "Train on X" after a delete) is the same
+        # trap as a vanished choice: never silently the first demo instead.
+        st.session_state["_train_link_seen"] = wanted
+        st.session_state["_train_dataset_seen"] = wanted
     # A dataset chosen here and then deleted (in another tab, or by someone else) must never turn into
     # the first one in the list: Streamlit would silently fall back to it, and Start would train on it.
     seen = st.session_state.get("_train_dataset_seen")
