@@ -564,6 +564,10 @@ def _made_progress(job: Job) -> bool | None:
     p = job.progress or {}
     if p.get("attempt") != job.attempts or p.get("phase") in (None, "starting"):
         return None  # what is there is the previous attempt's, or it was still loading
+    if str(p.get("phase")).startswith(("features:", "predict:")):
+        # Caching a frozen backbone's features (most of a head job's work) or predicting comes before or
+        # after the steps; moving through it is progress, and a job killed there is not at fault.
+        return True if (p.get("phase_done") or 0) > 0 else None
     step = p.get("step")
     start = p.get("resumed_from_step") or 0
     return isinstance(step, (int, float)) and step > start
