@@ -69,7 +69,9 @@ class DataLimits:
     max_decoded_bytes: int = 256 * 2**20  # text and values a table decodes to (Parquet; CSV/JSON text)
     max_rows: int = 1_000_000  # rows, lines or records of a table
     max_columns: int = 1_000
-    max_cells: int = 10_000_000  # rows x columns (Parquet: leaf values; JSON: values of any kind)
+    # rows x columns (Parquet: leaf values; JSON: values of any kind). Each cell costs ~60-80 bytes as a
+    # Python object on top of its text, so 4M cells stay within a few hundred MB.
+    max_cells: int = 4_000_000
 
     def __post_init__(self) -> None:
         for name in ("max_file_bytes", "max_image_pixels", "max_archive_bytes", "max_archive_entries",
@@ -297,6 +299,9 @@ def _resolve_source(source: str | os.PathLike[str], task: str | None, text_colum
         raise DataError("The dataset source is empty; give a file, a folder, a ZIP or demo:NAME.")
     path = Path(given).expanduser()
     if not path.exists():
+        if confine or _in_tunescope_storage(path):  # a server path says nothing to a dashboard user
+            raise DataError(f"The dataset '{path.name}' is no longer there (it may have been deleted); "
+                            "pick or upload it again.")
         raise DataError(f"'{given}' does not exist; check the path (or use demo:NAME for a demo).")
     saved_name = _saved_dataset_name(path)
     # Decided from where the file lives, not only from a keyword: a queued job carries just the
@@ -569,6 +574,15 @@ def _check_json_values(path: Path, text: str, limits: DataLimits) -> None:
             f"drop the fields you do not need or use a sample, or raise max_cells.")
 
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _lines(text: str) -> Any:
+    """The lines of `text` with their line breaks (\\n, \\r\\n or \\r), one at a time: a StringIO would hold a
+    second, four-bytes-a-character copy of the whole file, a list one object per line."""
+    return (m.group() for m in _LINE.finditer(text))
+
+
 def _delimiter(kind: str, text: str) -> str:
     if kind == "tsv":
         return "\t"
@@ -582,7 +596,7 @@ def _delimiter(kind: str, text: str) -> str:
 
 def _parse_delimited(path: Path, text: str, delimiter: str, limits: DataLimits) -> _Table:
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # long documents are fine
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(_lines(text), delimiter=delimiter)
     try:
         header = next(reader)
     except (StopIteration, csv.Error):
@@ -595,33 +609,40 @@ def _parse_delimited(path: Path, text: str, delimiter: str, limits: DataLimits) 
     columns = _unique_names(header)
     if len(columns) > limits.max_columns:
         raise _too_many_columns(path, len(columns), limits)
-    rows, numbers, blank = _read_rows(path, reader, len(columns), delimiter, limits)
+    rows, numbers, (interior, first_blank) = _read_rows(path, reader, len(columns), delimiter, limits)
     if not rows:
         raise HeaderOnlyError(f"'{path.name}' has a header ({', '.join(columns)}) but no data rows; "
                               f"add at least one labelled example per class.")
     data = dict(zip(columns, (list(col) for col in zip(*rows, strict=True)), strict=True))
     table = _Table(path, columns, data, numbers, "row")
-    interior = [n for n in blank if n < numbers[-1]]
     if interior:
-        table.warnings.append(f"'{path.name}' has {len(interior)} empty row(s) ("
-                              f"{_fmt_locs('row', interior)}); they were skipped.")
+        shown = _fmt_locs("row", first_blank) + (f" and {interior - len(first_blank)} more"
+                                                 if interior > len(first_blank) else "")
+        table.warnings.append(f"'{path.name}' has {interior} empty row(s) ({shown}); they were skipped.")
     return table
 
 
 def _read_rows(path: Path, reader: Any, width: int, delimiter: str, limits: DataLimits
-               ) -> tuple[list[list[str]], list[int], list[int]]:
-    """Rows of exactly `width` fields, their spreadsheet row numbers, and skipped blank rows."""
+               ) -> tuple[list[list[str]], list[int], tuple[int, list[int]]]:
+    """Rows of exactly `width` fields, their spreadsheet row numbers, and the blank rows between data
+    rows (how many, and the first few). Blank rows count towards max_rows: a file of nothing but
+    line breaks must not get past the limits."""
     rows: list[list[str]] = []
     numbers: list[int] = []
-    blank: list[int] = []
+    blanks, interior, first_blank = 0, 0, []
     row_no, last_line = 1, reader.line_num
     try:
         for fields in reader:
             row_no += 1
             first_line, last_line = last_line + 1, reader.line_num
+            if row_no - 1 > limits.max_rows:
+                raise _too_many_rows(path, "row", limits)
             if not any(f.strip() for f in fields):
-                blank.append(row_no)
+                blanks += 1
+                if len(first_blank) < 5:
+                    first_blank.append(row_no)
                 continue
+            interior = blanks  # blank rows before this data row are inside the table
             if len(fields) != width:
                 fields = _fit_row(path, fields, width, row_no, first_line, last_line, delimiter)
             if len(rows) >= limits.max_rows:  # stop here: memory stays bounded by the limits
@@ -633,7 +654,8 @@ def _read_rows(path: Path, reader: Any, width: int, delimiter: str, limits: Data
     except csv.Error as exc:
         raise MalformedRowError(f"'{path.name}' row {row_no + 1} cannot be parsed ({exc}); "
                                 f"fix the quoting on that row.") from None
-    return rows, numbers, blank
+    first_blank = [n for n in first_blank if not numbers or n < numbers[-1]]
+    return rows, numbers, (interior, first_blank)
 
 
 def _fit_row(path: Path, fields: list[str], width: int, row_no: int, first_line: int,
@@ -664,11 +686,13 @@ def _unique_names(names: list[str]) -> list[str]:
 
 def _parse_jsonl(path: Path, text: str, limits: DataLimits) -> _Table:
     records, numbers = [], []
-    for lineno, line in enumerate(text.split("\n"), 1):  # not splitlines: U+2028 is valid in JSON
+    # One line at a time (a list of every line would cost an object per line), on \n, \r\n or \r only,
+    # not splitlines: U+2028 is valid inside JSON. Blank lines count towards max_rows too.
+    for lineno, line in enumerate(_lines(text), 1):
+        if lineno > limits.max_rows:
+            raise _too_many_rows(path, "line", limits)
         if not line.strip():
             continue
-        if len(records) >= limits.max_rows:
-            raise _too_many_rows(path, "line", limits)
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:

@@ -164,3 +164,15 @@ def test_a_vanished_image_or_archive_is_named_without_its_folder(tmp_path: Path)
             open_image(ref)
         message = str(err.value)
         assert str(tmp_path) not in message and ("'pics.zip'" in message or "'gone.png'" in message), message
+
+
+def test_a_vanished_stored_dataset_is_named_without_the_server_folder(home: Path) -> None:
+    from core.data import load_dataset
+    from core.errors import DataError
+
+    gone = home / "datasets" / "classdata" / "data.csv"
+    with pytest.raises(DataError) as err:
+        load_dataset(gone)
+    assert "'data.csv' is no longer there" in str(err.value) and str(home) not in str(err.value)
+    with pytest.raises(DataError, match="does not exist"):  # a CLI user's own path is theirs to see
+        load_dataset(home.parent / "mine.csv")

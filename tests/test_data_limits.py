@@ -144,3 +144,32 @@ def test_the_dataset_cache_evicts_by_bytes_not_entries() -> None:
     assert "big" in cache  # and it pushed nothing out
     with pytest.raises(ConfigError, match="max_bytes"):
         ByteBoundedCache(max_bytes=0)
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".jsonl.gz"])
+def test_a_file_of_blank_lines_counts_them_against_the_row_limit(tmp_path: Path, suffix: str) -> None:
+    # Review finding: 190 MiB of line breaks in a 189 KB .csv.gz grew the process to 10 GB, because
+    # blank rows were skipped before any limit and each was remembered.
+    import gzip
+
+    from core.data import DataLimits, load_dataset
+    from core.errors import DecodedTooLargeError
+
+    head = b"text,label\n" if suffix.startswith(".csv") else b""
+    tail = b"good film,pos\nbad film,neg\n" if suffix.startswith(".csv") else b'{"text": "a", "label": "x"}\n'
+    path = tmp_path / f"blank{suffix}"
+    path.write_bytes(gzip.compress(head + b"\n" * 50_000 + tail))
+    with pytest.raises(DecodedTooLargeError, match="max_rows"):
+        load_dataset(path, limits=DataLimits(max_rows=10_000))
+
+
+def test_blank_rows_inside_a_table_are_still_reported_by_row(tmp_path: Path) -> None:
+    from core.data import load_dataset
+
+    rows = ["text,label"] + [f"film number {i},{'pos' if i % 2 else 'neg'}" for i in range(40)]
+    rows[5:5] = ["", "", ""]  # rows 6-8 as a spreadsheet numbers them
+    path = tmp_path / "gaps.csv"
+    path.write_text("\r\n".join(rows) + "\r\n")
+    data = load_dataset(path)
+    assert sum(data.sizes().values()) == 40
+    assert any("3 empty row(s) (rows 6, 7, 8)" in w for w in data.warnings), data.warnings
