@@ -35,6 +35,9 @@ def test_resnet_stem_is_randomised_at_the_last_stage():
     before, names = run_cascade(model)
     assert names == ["head", "block 4", "block 3", "block 2", "block 1", "stem"]
     assert_all_redrawn(model, before, ["backbone.conv1.weight", "backbone.bn1.weight", "backbone.bn1.bias"])
+    for bn in (model.backbone.bn1, model.backbone.layer2[0].bn1):  # the stem's, and one in a block
+        assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+        assert torch.equal(bn.running_var, torch.ones_like(bn.running_var))
 
 
 def test_efficientnet_lite_stem_is_randomised_at_the_last_stage():

@@ -18,9 +18,9 @@ import numpy as np
 
 CACHE_DIR = "explanations"
 CACHE_VERSION = 1
-# Sanity-check results of an older cascade (v2 left CNN stems and text position embeddings trained) are
-# never reused or reported.
-SANITY_VERSION = 3
+# Sanity-check results of an older cascade (v2 left CNN stems and text position embeddings trained, v3
+# BatchNorm running statistics) are never reused or reported.
+SANITY_VERSION = 4
 _ARRAYS = ("token_scores", "word_scores", "heatmap", "image")
 
 

@@ -43,6 +43,10 @@ def cascade(model: nn.Module) -> list[tuple[str, list[nn.Module | nn.Parameter]]
     covered = {id(p) for _, mods in stages for p in _parameters(mods)}
     last: list[nn.Module | nn.Parameter] = [m for m in emb if any(id(p) not in covered for p in m.parameters())]
     covered |= {id(p) for p in _parameters(last)}
+    # Normalisation layers as modules, so their running statistics are reset along with their weights.
+    last += [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and any(id(p) not in covered for p in m.parameters(recurse=False))]
+    covered |= {id(p) for p in _parameters(last)}
     last += [p for p in model.parameters() if id(p) not in covered]
     if last:
         stages.append(("embeddings" if emb else "stem", last))
@@ -64,7 +68,13 @@ def _parameters(items: list[nn.Module | nn.Parameter]) -> list[nn.Parameter]:
 @torch.no_grad()
 def randomise(modules: list[nn.Module | nn.Parameter], generator: torch.Generator) -> None:
     """Re-draw every weight (of the given modules, or the given parameters) from a normal
-    distribution with the weight's own spread."""
+    distribution with the weight's own spread, and forget the running statistics of the modules'
+    BatchNorm layers (learned from the training data like any weight)."""
+    for item in modules:
+        if isinstance(item, nn.Module):
+            for m in item.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+                    m.reset_running_stats()
     for p in _parameters(modules):
         std = float(p.float().std()) if p.numel() > 1 else 0.0
         noise = torch.randn(p.shape, generator=generator, dtype=torch.float32)
