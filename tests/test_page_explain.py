@@ -105,6 +105,26 @@ def test_two_runs_are_compared_on_the_same_input(text_run: Path) -> None:
     assert any("Rank correlation of the two explanations: **+1.00**" in m.value for m in at.markdown)
 
 
+def test_a_long_two_run_comparison_goes_to_the_worker(text_run: Path, monkeypatch) -> None:
+    # Review finding: "Explain under both runs" always ran inline, whatever its cost.
+    from core import jobs
+
+    monkeypatch.setenv("TUNESCOPE_EXPLAIN_INLINE_S", "0")
+    shutil.copytree(text_run, text_run.parent / "tiny-text-copy")
+    at = _page(run=text_run.name)
+    at.text_area(key="ex_text").input("great and lovely").run()
+    at.selectbox(key="ex_other").set_value("tiny-text-copy").run()
+    at.button(key="ex_cmp_go").click().run()
+    _ok(at)
+    (job,) = jobs.list_jobs(state="queued")
+    assert job.config["op"] == "compare" and job.config["other"].endswith("tiny-text-copy")
+    assert not any("Rank correlation" in m.value for m in at.markdown)
+    assert _run_queued_jobs()[0]["op"] == "compare"
+    at.run()
+    _ok(at)
+    assert any("Rank correlation of the two explanations: **+1.00**" in m.value for m in at.markdown)
+
+
 def test_dataset_view_job_is_queued_and_its_result_shown(text_run: Path) -> None:
     from core import jobs
     from core.explain.jobs import run_explain_job

@@ -3,7 +3,7 @@
 Results land in the run's explanations cache, where the page (or a repeated CLI call) finds them;
 the job's own result only says where. Job config: {"op": "explain" | "sanity" | "dataset", "run":
 <run dir>, "value": <text or image path>, "methods" + "params_by_method" (explain), "method" +
-"params" (sanity, dataset), "target", "n", "max_tokens"}.
+"params" (sanity, dataset, compare), "other": <second run dir> (compare), "target", "n", "max_tokens"}.
 
 An image from an upload (or handed over from Predict) reaches a job as a file staged privately for
 the browser session that gave it (`stage_image`); a job reads an image only from there or from the
@@ -18,7 +18,7 @@ from typing import Any
 
 from core.errors import ConfigError, DataError
 
-OPS = ("explain", "sanity", "dataset")
+OPS = ("explain", "sanity", "dataset", "compare")
 _SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -91,8 +91,10 @@ def run_explain_job(ctx: Any) -> dict[str, Any]:
             raise JobStopped("Cancelled.")
         ctx.update(phase=f"{op} {name}".strip(), phase_done=done, phase_total=total)
 
-    if op in ("explain", "sanity"):
+    if op in ("explain", "sanity", "compare"):
         check_value(cfg["run"], cfg.get("value"))
+    if op == "compare":
+        check_value(cfg["other"], cfg.get("value"))
     ctx.update(phase=f"{op}: loading the model")
     common = {"device": cfg.get("device", "auto")}
     if op == "dataset":
@@ -108,6 +110,17 @@ def run_explain_job(ctx: Any) -> dict[str, Any]:
                            params=cfg.get("params"), max_tokens=int(cfg.get("max_tokens", 128)),
                            progress=progress, **common)
         return {"op": op, "passed": res["passed"], "final_spearman": res["final_spearman"]}
+    if op == "compare":  # the same input and class under a second run, for the page's side-by-side view
+        from core.explain.explainer import explain
+
+        progress(0, 2, cfg.get("method", "ig"))
+        a = explain(cfg["run"], cfg["value"], cfg.get("method", "ig"), cfg.get("target"), params=cfg.get("params"),
+                    max_tokens=int(cfg.get("max_tokens", 128)), **common)
+        progress(1, 2, cfg.get("method", "ig"))
+        b = explain(cfg["other"], cfg["value"], a.method, a.target_label, params=cfg.get("params"),
+                    max_tokens=int(cfg.get("max_tokens", 128)), **common)
+        progress(2, 2, "done")
+        return {"op": op, "methods": [a.method], "seconds": round(a.seconds + b.seconds, 3)}
     from core.explain.explainer import explain_methods
 
     recs = explain_methods(cfg["run"], cfg["value"], cfg.get("methods") or [cfg.get("method", "ig")],

@@ -242,6 +242,8 @@ def _job_status(job_id: str) -> None:
             elif job.config.get("op") == "sanity":
                 st.session_state["_ex_sanity_auto"] = st.session_state.pop("_ex_sanity_pending", None)
                 st.session_state["_ex_autoload"] = st.session_state["_ex_job_done"] = True
+            elif job.config.get("op") == "compare":  # both results are cached now: show them at once
+                st.session_state["_ex_cmp_autoload"] = st.session_state["_ex_cmp_job_done"] = True
             st.rerun(scope="app")
 
     poll()
@@ -375,12 +377,24 @@ with guard("explaining"):
             both_cnn = has_cnn and other is not None and catalog.has_conv_layer(other.model_dir)
             method = st.selectbox("Method", [m.name for m in catalog.methods_for(task, both_cnn)], key="ex_cmp_method",
                                   format_func=lambda n: catalog.METHODS[n].label)
-            if st.button("Explain under both runs", key="ex_cmp_go"):
+            cost = 0.0
+            if other is not None:  # both explanations, each with its faithfulness check
+                cost = _estimate(run.path, summary, [method], params, value, task)[0] + \
+                    _estimate(other.path, other.summary(), [method], params, value, task)[0]
+            if st.session_state.get(_JOB):
+                _job_status(st.session_state[_JOB])
+            elif st.button("Explain under both runs", key="ex_cmp_go") or st.session_state.pop("_ex_cmp_autoload",
+                                                                                               False):
                 from core.explain.agreement import explanation_diff
 
                 if other is None:
                     st.error(f"Run {md(repr(other_id))} disappeared from the runs folder; reload the page.")
                     st.stop()
+                if cost > INLINE_LIMIT_S and not st.session_state.pop("_ex_cmp_job_done", False):
+                    _submit({"op": "compare", "run": str(run.path), "other": str(other.path), "value": value,
+                             "method": method, "target": target, "params": method_params(method, params),
+                             "max_tokens": max_tokens})
+                    st.rerun()
                 explainer = _core()
                 a = explainer.explain(run.path, value, method, target, params=method_params(method, params),
                                       max_tokens=max_tokens)
