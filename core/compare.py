@@ -495,18 +495,19 @@ def verdict(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", name_a
     alpha = 1 - confidence
     a, rep_a = one_run_per_seed(a)
     b, rep_b = one_run_per_seed(b)
-    res = group_difference(a, b, tested, resamples=resamples, confidence=confidence)
     tests: tuple[dict[str, Any], ...] = ()
     if len(a) == 1 and len(b) == 1:
         tests = tuple(paired_tests(a[0], b[0], confidence))
+        # The macro-F1 bootstrap is one of the paired tests already; only accuracy needs its own interval.
+        res = tests[1] if tested == "macro_f1" else group_difference(a, b, tested, resamples, confidence=confidence)
         if tested == "accuracy":
             p = tests[0]["p_value"]
             basis = f"one run each, {res['n']} paired test examples, exact McNemar {fmt_p(p)}"
         else:
-            res = {**res, **{k: tests[1][k] for k in ("diff", "low", "high", "p_value")}}
             p = res["p_value"]
             basis = f"one run each, {res['n']} paired test examples, paired bootstrap {fmt_p(p)}"
     else:
+        res = group_difference(a, b, tested, resamples=resamples, confidence=confidence)
         p = res["p_value"]
         basis = (f"{len(a)} vs {len(b)} seed{'s' if len(b) > 1 else ''} on the same {res['n']} test examples, "
                  f"t test over seeds and test examples {fmt_p(p)}")
