@@ -95,13 +95,19 @@ def test_attention_tab_shows_head_view_rollout_and_grid(text_run: Path) -> None:
     assert "who attends to whom" in specs and "Attention rollout" in specs and "layers × heads" in specs
 
 
-def test_two_runs_are_compared_on_the_same_input(text_run: Path) -> None:
+def _compare_with_a_copy(text_run: Path) -> AppTest:
+    """The Compare tab on a typed input, against a copy of the run, after pressing its button."""
     shutil.copytree(text_run, text_run.parent / "tiny-text-copy")
     at = _page(run=text_run.name)
     at.text_area(key="ex_text").input("great and lovely").run()
     at.selectbox(key="ex_other").set_value("tiny-text-copy").run()
     at.button(key="ex_cmp_go").click().run()
     _ok(at)
+    return at
+
+
+def test_two_runs_are_compared_on_the_same_input(text_run: Path) -> None:
+    at = _compare_with_a_copy(text_run)
     assert any("Rank correlation of the two explanations: **+1.00**" in m.value for m in at.markdown)
 
 
@@ -110,12 +116,7 @@ def test_a_long_two_run_comparison_goes_to_the_worker(text_run: Path, monkeypatc
     from core import jobs
 
     monkeypatch.setenv("TUNESCOPE_EXPLAIN_INLINE_S", "0")
-    shutil.copytree(text_run, text_run.parent / "tiny-text-copy")
-    at = _page(run=text_run.name)
-    at.text_area(key="ex_text").input("great and lovely").run()
-    at.selectbox(key="ex_other").set_value("tiny-text-copy").run()
-    at.button(key="ex_cmp_go").click().run()
-    _ok(at)
+    at = _compare_with_a_copy(text_run)
     (job,) = jobs.list_jobs(state="queued")
     assert job.config["op"] == "compare" and job.config["other"].endswith("tiny-text-copy")
     assert not any("Rank correlation" in m.value for m in at.markdown)
