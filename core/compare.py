@@ -7,6 +7,7 @@ Pure numpy/pandas/scipy over the files of finished runs; nothing here loads a mo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.config import TrainConfig
 from core.errors import RunError
 from core.runs import Run, resolve_run
 
@@ -57,7 +59,8 @@ def format_ci(summary: dict[str, Any], digits: int = 3) -> str:
 # Settings that never change what a run learns: where it ran, how often it logged or saved, how big
 # its evaluation batches were. Everything else (and the seed) defines an experiment.
 BOOKKEEPING = {"train": ("seed", "device", "log_every", "checkpoint_every", "eval_batch_size")}
-_TRAIN_DEFAULTS = {"batch_size": 32, "grad_accum": 1}  # TrainConfig's, for runs whose config left them out
+# TrainConfig's own defaults, for runs whose config left a field out.
+_TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 # Names a reader knows, for the settings a Compare label or a diff shows.
 SETTING_NAMES = {"train.lr": "lr", "train.epochs": "epochs", "train.batch": "batch",
                  "data.max_samples": "max samples", "model.image_size": "image size", "model.max_length": "max length",
@@ -451,7 +454,6 @@ class Verdict:
     method: str
     p_value: float | None = None
     tests: tuple[dict[str, Any], ...] = ()
-    metric: str = "macro_f1"
 
 
 def paired_tests(a: Run, b: Run, confidence: float = 0.95) -> list[dict[str, Any]]:
@@ -527,7 +529,7 @@ def verdict(a: Sequence[Run], b: Sequence[Run], metric: str = "macro_f1", name_a
         text = (f"No clear difference on {label}: {stated}, which includes zero or the test is not significant "
                 f"({basis}). Treat them as tied, or add seeds or test examples.")
     return Verdict(text=text, significant=significant, diff=diff, low=low, high=high, method=res["method"],
-                   p_value=p, tests=tests, metric=tested)
+                   p_value=p, tests=tests)
 
 
 def fmt_p(p: float | None) -> str:

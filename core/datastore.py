@@ -26,6 +26,7 @@ from core.errors import DataError
 from core.runs import atomic_write_bytes, tunescope_home
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a browser session's private staging folder
 SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json", ".parquet", ".zip",
             ".csv.gz", ".tsv.gz", ".jsonl.gz", ".csv.bz2", ".csv.xz")
 META = "dataset.json"
@@ -83,7 +84,7 @@ def stage_upload(session_id: str, filename: str, data: bytes) -> Path:
 
     Staged files are scratch: a new upload from the same session replaces the previous one."""
     suffix = suffix_of(filename)
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", session_id):
+    if not SESSION_ID.fullmatch(session_id):
         raise DataError("Invalid upload session id.")
     if not data:
         raise DataError(f"{filename!r} is empty (0 bytes); upload a file with a header row and examples.")
@@ -120,7 +121,7 @@ def forget_stale_folders(root: Path, now: float | None = None) -> None:
 
 
 def clear_stage(session_id: str) -> None:
-    if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", session_id):
+    if SESSION_ID.fullmatch(session_id):
         shutil.rmtree(uploads_dir() / session_id, ignore_errors=True)
 
 

@@ -12,15 +12,12 @@ run's own test examples, never another path on the server."""
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, DataError
 
 OPS = ("explain", "sanity", "dataset", "compare")
-_SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def inputs_dir() -> Path:
@@ -33,13 +30,14 @@ def stage_image(session_id: str, data: bytes, filename: str) -> Path:
     """Keep an uploaded image's bytes for this session's explanations (inline or in the worker),
     named by their hash so the explanation cache recognises the same image again. Staged images
     not touched for a day are removed (as staged dataset uploads are)."""
-    if not _SESSION.fullmatch(session_id):
+    from core.archive import is_image_name
+    from core.datastore import SESSION_ID, forget_stale_folders
+
+    if not SESSION_ID.fullmatch(session_id):
         raise DataError("Invalid session id for an uploaded image.")
     if not data:
         raise DataError(f"{filename!r} is empty (0 bytes); upload a PNG, JPEG, WebP or BMP image.")
-    suffix = Path(filename).suffix.lower()
-    suffix = suffix if suffix in _IMAGE_SUFFIXES else ".img"
-    from core.datastore import forget_stale_folders
+    suffix = Path(filename).suffix.lower() if is_image_name(filename) else ".img"
 
     forget_stale_folders(inputs_dir())
     folder = inputs_dir() / session_id
