@@ -645,8 +645,6 @@ def _read_rows(path: Path, reader: Any, width: int, delimiter: str, limits: Data
             interior = blanks  # blank rows before this data row are inside the table
             if len(fields) != width:
                 fields = _fit_row(path, fields, width, row_no, first_line, last_line, delimiter)
-            if len(rows) >= limits.max_rows:  # stop here: memory stays bounded by the limits
-                raise _too_many_rows(path, "row", limits)
             if (len(rows) + 1) * width > limits.max_cells:
                 raise _too_many_cells(path, len(rows) + 1, width, limits)
             rows.append(fields)
