@@ -48,7 +48,11 @@ def _badge(f: dict[str, Any] | None) -> str:
 def _staged(data: bytes, name: str) -> tuple[str, str]:
     """An uploaded image as a file private to this session, so the same value works inline and in
     a background job (and the explanation cache knows it again): (path, fingerprint)."""
-    return str(stage_image(session_id(), data, name)), hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
+    held = st.session_state.setdefault("_ex_staged", {})  # once per image, not on every rerun
+    if digest not in held or not Path(held[digest]).is_file():
+        held[digest] = str(stage_image(session_id(), data, name))
+    return held[digest], digest
 
 
 def _seconds(s: float) -> str:
