@@ -41,8 +41,8 @@ def main() -> int:
     import torch
 
     from core import api
-    from core.checkpoint import Checkpointer
     from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from core.train.checkpoint import Checkpointer
 
     torch.set_num_threads(a.threads)
     saves: list[tuple[float, int]] = []

@@ -209,7 +209,7 @@ def bert_base_dir(root: Path) -> Path:
     from transformers import BertConfig, BertModel
     from transformers.utils import logging as hf_logging
 
-    from core.catalog import minilm_dir
+    from core.models.catalog import minilm_dir
 
     hf_logging.disable_progress_bar()
     d = root / "bert-base-random"

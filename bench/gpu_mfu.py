@@ -47,10 +47,10 @@ def main() -> None:
         print("No CUDA GPU visible: this benchmark needs one (skipped).")
         return
     from core.config import TrainConfig
-    from core.datasets import LabeledData
-    from core.engine import Engine, seed_everything
+    from core.data.dataset import LabeledData
     from core.finetune import count_params, get_method
     from core.models import build_model
+    from core.train.engine import Engine, seed_everything
 
     rng = torch.Generator().manual_seed(0)
     n = args.batch_size * args.steps

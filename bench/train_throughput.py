@@ -26,9 +26,9 @@ from torch import nn  # noqa: E402
 
 def build(num_labels: int, max_length: int, train_embeddings: bool):
     from core.config import TrainConfig
-    from core.engine import seed_everything
     from core.finetune import get_method
     from core.models import build_model
+    from core.train.engine import seed_everything
 
     seed_everything(0)
     bundle = build_model("minilm", "text", num_labels, max_length=max_length)
@@ -38,8 +38,8 @@ def build(num_labels: int, max_length: int, train_embeddings: bool):
 
 def run_ours(data, args) -> float:
     from core.config import TrainConfig
-    from core.engine import Engine
     from core.finetune import get_method
+    from core.train.engine import Engine
 
     bundle = build(data.num_labels, args.max_length, args.train_embeddings)
     cfg = TrainConfig(method="full", epochs=1, batch_size=args.batch_size, lr=5e-5, device="cpu",

@@ -18,16 +18,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.checkpoint import Checkpointer
 from core.config import RunConfig
 from core.data import load_for_config
-from core.datasets import LabeledData
-from core.engine import Callback, Engine, TrainingCancelled, pick_device, predict_logits, seed_everything
+from core.data.dataset import LabeledData
 from core.errors import ConfigError, DataError, RunError
 from core.finetune import count_params, get_method
 from core.metrics import classification_report, softmax
 from core.models import ModelBundle, build_model, load_bundle, resolve_model_name
 from core.runs import RunWriter, check_run_id, default_runs_dir, new_run_id, resolve_run, verify_model
+from core.train.checkpoint import Checkpointer
+from core.train.engine import Callback, Engine, TrainingCancelled, pick_device, predict_logits, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,10 @@ load_data = load_for_config  # the same call, re-exported for callers of core.ap
 
 
 def auto_image_size(data: LabeledData, model_name: str, full: int = 224) -> int | None:
-    """`core.catalog.auto_image_size` for the median shorter side of the first training images."""
-    from core.catalog import auto_image_size as rule
-    from core.catalog import shrinks_small_images
+    """`core.models.catalog.auto_image_size` for the median shorter side of the first training images."""
     from core.data import open_image
+    from core.models.catalog import auto_image_size as rule
+    from core.models.catalog import shrinks_small_images
 
     if not shrinks_small_images(model_name):  # decided by the model alone: no image needs opening
         return None

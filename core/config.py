@@ -81,8 +81,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.name is not None:
-            from core.catalog import check_model_name
             from core.errors import ModelError
+            from core.models.catalog import check_model_name
 
             try:
                 check_model_name(self.name)

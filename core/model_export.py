@@ -24,8 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from core.catalog import public_name
 from core.errors import RunError
+from core.models.catalog import public_name
 from core.runs import Run, default_runs_dir, resolve_run
 
 HEAD_FILE = "classifier.safetensors"

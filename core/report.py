@@ -21,8 +21,8 @@ from typing import Any
 import pandas as pd
 
 from core import analysis, compare
-from core.catalog import public_name
 from core.errors import ConfigError, RunError
+from core.models.catalog import public_name
 from core.report_svg import confusion_table, line_chart, share_bars
 from core.runs import Run, default_runs_dir, resolve_run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from core.datasets import SPLITS, LabeledData
+from core.data.dataset import SPLITS, LabeledData
 
 # keyword in a loader warning -> what the user can do about it
 _HINTS = (

@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.catalog import BUILTIN_CARDS, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, TORCHVISION_HEADS
-from core.catalog import auto_image_size as catalog_auto_image_size
 from core.config import DEFAULT_LR, METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.errors import ConfigError, ModelError
+from core.models.catalog import BUILTIN_CARDS, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, TORCHVISION_HEADS
+from core.models.catalog import auto_image_size as catalog_auto_image_size
 from core.tables import neutralise_cell, safe_csv  # noqa: F401 - re-exported for the pages
 from dashboard.ui import fmt_count, fmt_seconds
 
@@ -122,7 +122,7 @@ def estimate(model: str, task: str, method: str, *, batch_size: int, max_length:
              num_labels: int, sizes: Mapping[str, int], epochs: int, mean_words: float | None = None,
              device: str = "cpu", threads: int = 2) -> tuple[Any, Any]:
     """(MemoryEstimate | None, TimeEstimate | None) of one run; never raises."""
-    from core.resources import estimate_train_memory, estimate_train_time
+    from core.train.resources import estimate_train_memory, estimate_train_time
 
     try:
         mem = estimate_train_memory(model, task, method=method, batch_size=batch_size,

@@ -147,7 +147,7 @@ def fmt_age(t: float | None) -> str:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def device_summary() -> dict[str, Any]:
-    from core.resources import device_summary as summary
+    from core.train.resources import device_summary as summary
 
     return summary()
 

@@ -32,17 +32,17 @@ from fixtures_data import (
 )
 
 import core
-from core import archive
 from core.data import (
     DataLimits,
     UnknownLabelError,
+    archive,
     inspect_columns,
     load_dataset,
     load_labeled_file,
     open_image,
     read_image_bytes,
 )
-from core.datasets import SPLITS
+from core.data.dataset import SPLITS
 from core.errors import (
     ArchiveTooLargeError,
     ConfigError,
@@ -194,12 +194,12 @@ def test_demo_source_uses_the_demo_column_hints(tmp_path, monkeypatch):
     path = write_csv(tmp_path / "movie.csv", text_rows(BALANCED), header=("review_body", "verdict"))
     spec = types.SimpleNamespace(name="sentiment", task="text", filename="movie.csv",
                                  text_column="review_body", label_column="verdict")
-    fake = types.ModuleType("core.demos")
+    fake = types.ModuleType("core.data.demos")
     fake.is_demo = lambda s: str(s).startswith("demo:")
     fake.get_demo = lambda name: spec if name == "sentiment" else (_ for _ in ()).throw(KeyError(name))
     fake.demo_path = lambda name: path
-    monkeypatch.setitem(sys.modules, "core.demos", fake)
-    monkeypatch.setattr(core, "demos", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "core.data.demos", fake)
+    monkeypatch.setattr(core.data, "demos", fake, raising=False)
     data = load_dataset("demo:sentiment")
     assert data.name == "sentiment" and data.source == "demo:sentiment" and data.labels == ["neg", "pos"]
     with pytest.raises(DataError, match="nosuch"):
@@ -754,7 +754,7 @@ def test_too_few_examples_for_all_three_splits_is_an_error_not_a_crash_later(tmp
 # --- a dataset's name and content fingerprint (item 15a) ------------------------------------
 
 def test_a_saved_dataset_loads_under_its_saved_name(tmp_path, home):
-    from core import datastore
+    from core.data import store as datastore
 
     text = datastore.save_dataset("classdata", csv_file(tmp_path))
     shapes = datastore.save_dataset("shapes", write_zip(tmp_path / "s.zip", image_entries({"red": 5, "blue": 5})))

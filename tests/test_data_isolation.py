@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fixtures_data import image_bytes, image_entries, write_csv, write_image_folder
 
-from core import datastore
 from core.config import DataConfig, RunConfig
 from core.data import load_dataset, load_for_config
+from core.data import store as datastore
 from core.errors import DataError
 
 PER_CLASS = {"red": 5, "blue": 5}

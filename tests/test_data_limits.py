@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.data import DataLimits, inspect_columns, load_dataset
-from core.datasets import ByteBoundedCache, LabeledData
+from core.data.dataset import ByteBoundedCache, LabeledData
 from core.errors import ConfigError, FileTooLargeError
 
 SMALL = DataLimits(max_decoded_bytes=8 * 2**20, max_rows=50_000, max_columns=50, max_cells=200_000)

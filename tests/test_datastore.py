@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core import datastore
+from core.data import store as datastore
 from core.errors import DataError
 
 
@@ -72,7 +72,8 @@ _SAVER = r"""
 import json, sys, time
 from pathlib import Path
 
-from core import data, datastore  # imports done before the start signal, so both saves start together
+from core import data
+from core.data import store as datastore  # imports done before the start signal, so both saves start together
 
 ready, go, source = map(Path, sys.argv[1:4])
 ready.write_text("ready")

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core import demos
-from core.demos import DEMOS, DemoSpec, assets_dir, demo_path, get_demo, is_demo, list_demos
+from core.data import demos
+from core.data.demos import DEMOS, DemoSpec, assets_dir, demo_path, get_demo, is_demo, list_demos
 from core.errors import DataError
 
 MiB = 2**20

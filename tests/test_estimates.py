@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.resources import device_summary, estimate_train_memory, estimate_train_time
+from core.train.resources import device_summary, estimate_train_memory, estimate_train_time
 
 
 def _time(method: str, device: str = "cpu", n: int = 7400) -> float:

@@ -436,7 +436,7 @@ def _ctx(config, stop=False):
 
 def test_explain_and_sanity_jobs_fill_the_cache_and_honour_cancel(trained_text_run):
     from core.explain.jobs import run_explain_job
-    from core.worker import JobStopped
+    from core.jobs.context import JobStopped
 
     cfg = {"op": "explain", "run": str(trained_text_run), "value": "a lovely film", "methods": ["saliency", "ig"],
            "params_by_method": {"ig": {"steps": 8}}, "device": "cpu"}

@@ -128,7 +128,7 @@ def test_export_refuses_to_overwrite_or_to_export_unfinished_runs(trained_text_r
 
 
 def test_public_name_keeps_only_the_last_part_of_local_paths() -> None:
-    from core.catalog import public_name
+    from core.models.catalog import public_name
 
     assert public_name("/srv/models/bert-tiny") == "bert-tiny"
     assert public_name("Hugging Face: /srv/models/bert-tiny") == "Hugging Face: bert-tiny"

@@ -292,7 +292,7 @@ def test_checkpoint_that_does_not_fit_fails_the_job_before_writing(home, small_c
     import re
 
     from core import jobs
-    from core.worker import execute
+    from core.jobs.worker import execute
 
     FakeDisk(monkeypatch, free=150_000)
     store = jobs.open_store()
@@ -312,7 +312,7 @@ def test_disk_filling_up_during_a_checkpoint_fails_with_the_message(how, small_c
                                                                     monkeypatch):
     import re
 
-    import core.checkpoint as checkpoint
+    import core.train.checkpoint as checkpoint
     from core import api
     from core.errors import DiskFullError
 
@@ -341,7 +341,7 @@ def test_disk_filling_up_during_a_checkpoint_fails_with_the_message(how, small_c
 def test_model_that_does_not_fit_fails_and_leaves_no_partial_model(small_csv, tiny_bert_dir, runs_dir, monkeypatch):
     import re
 
-    import core.models as models
+    import core.models.classifiers as models
     from core import api
     from core.errors import DiskFullError
 

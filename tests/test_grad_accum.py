@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from core.config import TrainConfig
-from core.datasets import LabeledData
-from core.engine import Engine
+from core.data.dataset import LabeledData
 from core.finetune import get_method
+from core.train.engine import Engine
 
 N_FEATURES, N_CLASSES = 5, 3
 
@@ -167,7 +167,7 @@ def test_unequal_batches_are_weighted_by_their_examples(recorder):
 
 
 def test_accumulation_weights_are_each_batchs_share_of_its_group():
-    from core.engine import accumulation_weights
+    from core.train.engine import accumulation_weights
 
     w = accumulation_weights([32, 32, 32, 32, 16], 2)
     np.testing.assert_allclose(w, [0.5, 0.5, 0.5, 0.5, 1.0])

@@ -280,7 +280,7 @@ def stuck(attempt: int, step: int = 0) -> dict:
 
 
 def test_reaper_interrupts_stale_jobs_then_gives_up(home):
-    from core.worker import reap
+    from core.jobs.worker import reap
 
     store = jobs.open_store()
     (a,) = jobs.submit({"seconds": 0}, kind="noop", max_attempts=2)
@@ -303,7 +303,7 @@ def test_reaper_interrupts_stale_jobs_then_gives_up(home):
 
 def _kill_with_worker(store, job_id: str, progress: dict | None) -> jobs.Job:
     """Claim the job for a worker that then dies (its pid is gone) with the job at `progress`."""
-    from core.worker import reap
+    from core.jobs.worker import reap
 
     job = store.claim("w-dead", __import__("socket").gethostname(), 2**22 + 4321, "cpu")
     assert job.id == job_id
@@ -362,7 +362,7 @@ def test_job_process_dying_while_its_worker_lives_counts(home):
     """The job itself failed (killed on its own, e.g. out of host memory): counted, as before."""
     import subprocess as sp
 
-    from core.worker import Worker, WorkerOptions, _Slot
+    from core.jobs.worker import Worker, WorkerOptions, _Slot
 
     store = jobs.open_store()
     (a,) = jobs.submit({"seconds": 0}, kind="noop", max_attempts=2)
@@ -400,7 +400,7 @@ def test_old_database_gets_the_strikes_column(tmp_path):
 
 def test_stale_limit_is_clearly_longer_than_the_busy_timeout():
     from core.cli import build_parser
-    from core.worker import WorkerOptions
+    from core.jobs.worker import WorkerOptions
 
     assert jobs.STALE_AFTER_S >= 3 * jobs.BUSY_TIMEOUT_S
     assert WorkerOptions().stale_after_s == jobs.STALE_AFTER_S
@@ -409,7 +409,7 @@ def test_stale_limit_is_clearly_longer_than_the_busy_timeout():
 
 def test_heartbeat_held_up_by_a_lock_for_the_whole_busy_timeout_is_not_reaped(home):
     """A worker whose heartbeat waited out a full busy timeout (plus its interval) is alive."""
-    from core.worker import reap
+    from core.jobs.worker import reap
 
     store = jobs.open_store()
     (a,) = noop(1)
@@ -421,7 +421,7 @@ def test_heartbeat_held_up_by_a_lock_for_the_whole_busy_timeout_is_not_reaped(ho
 
 def test_reaper_does_not_reap_a_job_whose_heartbeat_arrived_after_it_looked(home, monkeypatch):
     """The reaper reads, then writes: a heartbeat landing in between must win."""
-    from core.worker import reap
+    from core.jobs.worker import reap
 
     store = jobs.open_store()
     (a,) = noop(1)
@@ -470,7 +470,7 @@ def _oom():
 
 
 def test_oom_retries_halve_batch_and_record_it(home, sentiment_csv, tiny_bert_dir):
-    from core.worker import execute, run_train
+    from core.jobs.worker import execute, run_train
 
     store = jobs.open_store()
     (jid,) = jobs.submit(cfg_for(sentiment_csv, tiny_bert_dir, batch_size=16, grad_accum=1))
@@ -499,7 +499,7 @@ def test_oom_retries_halve_batch_and_record_it(home, sentiment_csv, tiny_bert_di
 
 
 def test_oom_at_batch_1_fails_with_a_clear_message(home, sentiment_csv, tiny_bert_dir):
-    from core.worker import execute, run_train
+    from core.jobs.worker import execute, run_train
 
     store = jobs.open_store()
     (jid,) = jobs.submit(cfg_for(sentiment_csv, tiny_bert_dir, batch_size=2))
@@ -513,7 +513,7 @@ def test_oom_at_batch_1_fails_with_a_clear_message(home, sentiment_csv, tiny_ber
 
 
 def test_runner_exception_fails_the_job_with_its_message(home):
-    from core.worker import execute
+    from core.jobs.worker import execute
 
     store = jobs.open_store()
     (jid,) = jobs.submit({}, kind="boom")
@@ -532,7 +532,7 @@ def test_runner_exception_fails_the_job_with_its_message(home):
 
 
 def test_memory_check_says_clearly_when_it_will_not_fit(tiny_bert_dir):
-    from core.resources import GIB, check_memory, estimate_train_memory
+    from core.train.resources import GIB, check_memory, estimate_train_memory
 
     cfg = RunConfig(model=ModelConfig(name=str(tiny_bert_dir), max_length=64), train=TrainConfig(batch_size=64))
     small = estimate_train_memory(str(tiny_bert_dir), "text", batch_size=64, max_length=64)
@@ -553,7 +553,7 @@ def test_memory_check_says_clearly_when_it_will_not_fit(tiny_bert_dir):
 
 
 def test_gpu_slots_from_the_gpus_flag(monkeypatch):
-    from core.worker import gpu_slots
+    from core.jobs.worker import gpu_slots
 
     assert gpu_slots("cpu") == [("cpu", {"CUDA_VISIBLE_DEVICES": ""})]
     assert gpu_slots("0,2") == [("cuda:0", {"CUDA_VISIBLE_DEVICES": "0"}), ("cuda:2", {"CUDA_VISIBLE_DEVICES": "2"})]

@@ -10,7 +10,7 @@ import pandas as pd
 from apptest_support import open_app_page, plain
 from streamlit.testing.v1 import AppTest
 
-from core.datasets import LabeledData
+from core.data.dataset import LabeledData
 from dashboard import data_view as dv
 
 
@@ -48,7 +48,7 @@ def test_demo_shows_sizes_and_charts(home: Path) -> None:
 
 
 def test_upload_valid_csv_save_and_refuse_a_taken_name(home: Path, sentiment_csv: Path) -> None:
-    from core.datastore import list_datasets
+    from core.data.store import list_datasets
 
     at = _upload(_page(), "reviews.csv", sentiment_csv.read_bytes())
     assert at.dataframe[0].value["label"].isin(["positive", "negative"]).all()
@@ -64,7 +64,7 @@ def test_upload_valid_csv_save_and_refuse_a_taken_name(home: Path, sentiment_csv
 
 
 def test_bad_row_is_named_and_nothing_is_stored(home: Path) -> None:
-    from core.datastore import list_datasets
+    from core.data.store import list_datasets
 
     lines = ["text,label"] + [f"text number {i},{'pos' if i % 2 else 'neg'}" for i in range(1, 31)]
     lines[7] = "a review without a label,"  # row 8 as a spreadsheet numbers it (the header is row 1)
@@ -133,7 +133,7 @@ def test_column_choice_error_and_empty_upload_keep_the_page_usable(home: Path, s
 
 
 def test_delete_needs_confirmation_and_updates_the_page(home: Path, sentiment_csv: Path) -> None:
-    from core.datastore import list_datasets, save_dataset
+    from core.data.store import list_datasets, save_dataset
 
     save_dataset("reviews", sentiment_csv)
     at = _page()

@@ -115,7 +115,7 @@ def test_a_double_click_queues_once(home: Path) -> None:
 
 
 def test_a_saved_dataset_trains_from_its_stored_file(home: Path, sentiment_csv: Path) -> None:
-    from core.datastore import save_dataset
+    from core.data.store import save_dataset
 
     saved = save_dataset("my-reviews", sentiment_csv)
     at = open_train()
@@ -361,7 +361,7 @@ def test_job_labels() -> None:
 def test_a_dataset_deleted_meanwhile_blocks_start_and_never_falls_back(home: Path, sentiment_csv: Path) -> None:
     # Trust fixes, item 15b: deleting the chosen dataset in a second tab and pressing Start in the first
     # queued a fine-tune on the sentiment demo.
-    from core.datastore import delete_dataset, save_dataset
+    from core.data.store import delete_dataset, save_dataset
 
     save_dataset("classdata", sentiment_csv)
     at = open_train()

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from core import api
-from core.checkpoint import Checkpointer
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from core.engine import Callback, TrainingCancelled
+from core.train.checkpoint import Checkpointer
+from core.train.engine import Callback, TrainingCancelled
 
 
 def cfg_for(source: Path, model_dir: Path, **train) -> RunConfig:

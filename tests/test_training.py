@@ -12,9 +12,9 @@ import torch
 
 from core import api
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from core.engine import Callback, TrainingCancelled, length_grouped_batches
 from core.models import load_bundle
 from core.runs import Run
+from core.train.engine import Callback, TrainingCancelled, length_grouped_batches
 
 SUMMARY_KEYS = {"run_id", "task", "model", "method", "dataset", "num_labels", "labels", "trainable_params",
                 "total_params", "epochs", "train_seconds", "train_samples_per_second", "device", "seed", "test"}
@@ -75,7 +75,7 @@ def test_text_methods_learn_and_leave_a_complete_run(method, sentiment_csv, tiny
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_reloaded_model_gives_the_same_logits(method, sentiment_csv, tiny_bert_dir, runs_dir):
     """Logits, not probabilities: a saturated softmax would hide a changed model."""
-    from core.engine import predict_logits
+    from core.train.engine import predict_logits
 
     captured = {}
     original = api.Engine.predict_logits

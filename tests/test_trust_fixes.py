@@ -17,7 +17,7 @@ def test_a_run_records_its_saved_datasets_own_name_and_content_fingerprint(home:
     from core import api, compare
     from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from core.data import load_dataset
-    from core.datastore import save_dataset
+    from core.data.store import save_dataset
     from core.runs import Run
 
     saved = save_dataset("classdata", sentiment_csv)

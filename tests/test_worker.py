@@ -31,8 +31,8 @@ STEP_SLEEP_S = 0.2
 
 
 def _slow_train(ctx: Any) -> dict[str, Any]:
-    from core.engine import Callback
-    from core.worker import run_train
+    from core.jobs.worker import run_train
+    from core.train.engine import Callback
 
     class Slow(Callback):
         def on_step(self, state: Any) -> None:
@@ -130,7 +130,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
 
 
 def pid_gone(pid: int) -> bool:
-    from core.worker import _pid_alive
+    from core.jobs.worker import _pid_alive
 
     return not _pid_alive(pid)
 
@@ -203,7 +203,7 @@ def test_kill_9_mid_epoch_then_resume_matches_uninterrupted(victim, home, start_
     victim=worker: kill -9 of the worker (its job dies with it), the newest checkpoint is then torn;
     a restarted worker resumes from the previous intact one."""
     from core import jobs
-    from core.checkpoint import Checkpointer
+    from core.train.checkpoint import Checkpointer
 
     (jid,) = jobs.submit(train_cfg(module_csv, tiny_bert_dir))
     w = start_worker()

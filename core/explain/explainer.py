@@ -41,7 +41,7 @@ def load_target(run: Run, value: Any, *, max_tokens: int = DEFAULT_MAX_TOKENS, d
                 model: Any = None) -> tuple[TextTarget | ImageTarget, list[str], torch.device]:
     """The run's model with `value` prepared for it; `model` replaces the run's own (sanity check)."""
     from core import api
-    from core.engine import pick_device
+    from core.train.engine import pick_device
 
     bundle, labels = api.load_run_model(run.path)
     dev = pick_device(device)
@@ -99,7 +99,7 @@ def explain(run: str | Path | Run, value: Any, method: str = "ig", target: int |
     and per-word scores (text) or a per-pixel heatmap (image), the completeness delta where the
     method has one, the time taken and, unless `faithfulness=False`, the faithfulness scores."""
     from core import api
-    from core.engine import pick_device
+    from core.train.engine import pick_device
 
     t_start = time.perf_counter()
     r = _run(run, runs_dir)

@@ -30,8 +30,8 @@ def stage_image(session_id: str, data: bytes, filename: str) -> Path:
     """Keep an uploaded image's bytes for this session's explanations (inline or in the worker),
     named by their hash so the explanation cache recognises the same image again. Staged images
     not touched for a day are removed (as staged dataset uploads are)."""
-    from core.archive import is_image_name
-    from core.datastore import SESSION_ID, forget_stale_folders
+    from core.data.archive import is_image_name
+    from core.data.store import SESSION_ID, forget_stale_folders
 
     if not SESSION_ID.fullmatch(session_id):
         raise DataError("Invalid session id for an uploaded image.")
@@ -77,7 +77,7 @@ def describe(config: dict[str, Any]) -> str:
 
 
 def run_explain_job(ctx: Any) -> dict[str, Any]:
-    from core.worker import JobStopped
+    from core.jobs.context import JobStopped
 
     cfg = dict(ctx.job.config)
     op = cfg.get("op")

@@ -10,8 +10,9 @@ from typing import Any
 import streamlit as st
 
 from core.data import inspect_columns, load_dataset, open_image
-from core.datasets import ByteBoundedCache, LabeledData
-from core.datastore import (
+from core.data.dataset import ByteBoundedCache, LabeledData
+from core.data.demos import list_demos
+from core.data.store import (
     columns_of,
     delete_dataset,
     get_dataset,
@@ -21,7 +22,6 @@ from core.datastore import (
     stage_upload,
     suffix_of,
 )
-from core.demos import list_demos
 from core.errors import DataError
 from core.markup import escape_markdown as md
 from dashboard import data_view as dv

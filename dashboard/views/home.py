@@ -83,7 +83,7 @@ with guard("loading the home page"):
         if dev["gpus"]:
             for g in dev["gpus"]:
                 st.caption(f"{g['name']}: {g['used_gib']:.1f} of {g['memory_gib']:.1f} GiB in use")
-        from core.datastore import list_datasets
+        from core.data.store import list_datasets
         from core.runs import list_runs
 
         counts = state["counts"]

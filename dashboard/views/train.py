@@ -15,8 +15,8 @@ import streamlit as st
 
 from core import jobs
 from core.config import DataConfig, ModelConfig, TrainConfig, field_help
-from core.datastore import columns_of, list_datasets
-from core.demos import list_demos
+from core.data.demos import list_demos
+from core.data.store import columns_of, list_datasets
 from core.errors import TunescopeError
 from core.markup import escape_markdown as md
 from dashboard import train_form as tf

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.checkpoint import Checkpointer
 from core.config import TrainConfig
-from core.datasets import LabeledData
+from core.data.dataset import LabeledData
 from core.errors import ConfigError, TunescopeError
 from core.finetune import Method
 from core.metrics import classification_report, softmax
 from core.models import ModelBundle
+from core.train.checkpoint import Checkpointer
 
 
 class TrainingCancelled(TunescopeError):

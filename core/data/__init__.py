@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core import archive, datastore
-from core.datasets import SPLITS, LabeledData, Task, content_fingerprint
+from core.data import archive
+from core.data import store as datastore
+from core.data.dataset import SPLITS, LabeledData, Task, content_fingerprint
 from core.errors import (
     ArchiveTooLargeError,
     ConfigError,
@@ -340,7 +341,7 @@ def _resolve_demo(given: str, task: str | None, text_column: str | None,
                   label_column: str | None) -> _Source:
     name = given[len("demo:"):].strip()
     try:
-        from core import demos  # lazy: demos are optional and must not be needed to load files
+        from core.data import demos  # lazy: demos are optional and must not be needed to load files
     except ImportError:
         raise DataError(f"'{given}' names a demo, but demo datasets are not available in this "
                         f"install; pass a file or folder instead.") from None

@@ -70,7 +70,7 @@ def _hf_config(name: str) -> dict[str, Any] | None:
     """config.json of a local folder, the bundled MiniLM, or a Hugging Face cache entry (no network)."""
     path: Path | None = None
     if name == "minilm":
-        from core.catalog import minilm_dir
+        from core.models.catalog import minilm_dir
 
         path = minilm_dir() / "config.json"
     elif Path(name).expanduser().is_dir():

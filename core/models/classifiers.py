@@ -23,7 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.catalog import (  # noqa: F401 - re-exported: callers import these from core.models
+from core.errors import ModelError, ModelUnavailableError
+from core.models.catalog import (  # noqa: F401 - re-exported: callers import these from core.models
     BUILTIN_CARDS,
     DEFAULT_IMAGE_MODEL,
     DEFAULT_TEXT_MODEL,
@@ -34,8 +35,7 @@ from core.catalog import (  # noqa: F401 - re-exported: callers import these fro
     minilm_dir,
     resolve_model_name,
 )
-from core.errors import ModelError, ModelUnavailableError
-from core.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImagePreprocessor, ImageSpec, TextPreprocessor
+from core.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImagePreprocessor, ImageSpec, TextPreprocessor
 
 NETWORK_TIMEOUT_S = 20
 

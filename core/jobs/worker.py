@@ -7,7 +7,7 @@ Parent (`tunescope worker`)
     `cancel_grace_s` and SIGKILL of the job's process group after `cancel_kill_s`, and on SIGTERM /
     Ctrl-C stops its jobs as `interrupted` (resumed by the next worker) before exiting.
 
-Child (`python -m core.worker run-job ID --attempt N --parent PID`)
+Child (`python -m core.jobs.worker run-job ID --attempt N --parent PID`)
     Dies with its worker (PR_SET_PDEATHSIG on Linux), runs the job kind's runner, writes progress
     into the job row from a thread (at most every 0.5 s, at least every 2 s), polls the cancel flag on
     the same write, and records the final state itself. Training halves the batch (doubling gradient
@@ -49,236 +49,24 @@ from core.jobs import (
     Job,
     JobStore,
     _mark_run,
-    cancel_note,
     crash_ceiling,
     jobs_dir,
     log_path,
     open_store,
     store_url,
 )
+from core.jobs.context import EXIT_LOST, JobContext, JobFailed, JobStopped, LogLines, is_stop
+from core.jobs.context import log as _log
 from core.runs import atomic_write_json, tunescope_home
 
-EXIT_LOST = 3  # the child found (or learned) that its job belongs to someone else now
 _FATAL_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
-
-def _log(msg: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
 
 
 # ==================================================================================================
 # Child side: running one job
 # ==================================================================================================
-
-
-class JobStopped(Exception):
-    """Raised in the job process when it must stop (cancel, or its worker shutting down)."""
-
-
-class JobFailed(Exception):
-    """A job failed with a message meant for its user (no traceback needed)."""
-
-
-def _stop_exception(message: str) -> BaseException:
-    engine = sys.modules.get("core.engine")  # api.train handles the engine's own cancel exception
-    return engine.TrainingCancelled(message) if engine is not None else JobStopped(message)
-
-
-def _is_stop(exc: BaseException) -> bool:
-    engine = sys.modules.get("core.engine")
-    return isinstance(exc, JobStopped) or (engine is not None and isinstance(exc, engine.TrainingCancelled))
-
-
-def _memory() -> dict[str, Any]:
-    torch = sys.modules.get("torch")
-    try:  # torch may be half-imported by the main thread right now
-        on_cuda = torch is not None and torch.cuda.is_initialized()
-    except Exception:  # noqa: BLE001
-        on_cuda = False
-    if on_cuda:
-        mb = 1 << 20
-        out = {"device": f"cuda:{torch.cuda.current_device()}",
-               "allocated_mb": round(torch.cuda.memory_allocated() / mb, 1),
-               "reserved_mb": round(torch.cuda.memory_reserved() / mb, 1),
-               "peak_mb": round(torch.cuda.max_memory_allocated() / mb, 1)}
-        with contextlib.suppress(Exception):
-            free, total = torch.cuda.mem_get_info()
-            out.update(free_mb=round(free / mb, 1), total_mb=round(total / mb, 1))
-        return out
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return {"device": "cpu", "rss_mb": round(pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20), 1)}
-    except (OSError, ValueError, IndexError):
-        import resource
-
-        return {"device": "cpu", "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-
-
-class JobContext:
-    """What a runner gets: the job, a place to report progress, and the stop/cancel state.
-
-    Also an engine `Callback` (duck-typed so that this module does not import torch): pass
-    `ctx.callback` to `api.train`."""
-
-    def __init__(self, store: JobStore, job: Job, min_interval: float = 0.5, max_quiet: float = 2.0,
-                 self_term_after: float = 3.0) -> None:
-        self.store, self.job = store, job
-        self.min_interval, self.max_quiet, self.self_term_after = min_interval, max_quiet, self_term_after
-        self.progress: dict[str, Any] = {"phase": "starting", "attempt": job.attempts}
-        if job.progress.get("metrics_reset"):
-            self.progress["metrics_reset"] = job.progress["metrics_reset"]
-        self.cancel_requested = False
-        self.stop_requested = False  # SIGTERM: worker shutdown or forced cancel
-        self.finishing = False
-        self._cancel_seen: float | None = None
-        self._dirty = True
-        self._last_write = 0.0
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="job-progress", daemon=True)
-        self._t0: tuple[float, int] | None = None
-        self._last_phase: str | None = None
-
-    # -- progress thread ---------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        self._done.set()
-        self._thread.join(timeout=5)
-
-    def update(self, **values: Any) -> None:
-        with self._lock:
-            self.progress.update(values)
-            self._dirty = True
-
-    def _loop(self) -> None:
-        while not self._done.wait(self.min_interval):
-            try:
-                self.flush()
-            except Exception as exc:  # noqa: BLE001 - a failed progress write must not kill the job
-                _log(f"progress write failed: {type(exc).__name__}: {exc}")
-
-    def flush(self, force: bool = False) -> None:
-        now = time.time()
-        with self._lock:
-            if not (force or self._dirty or now - self._last_write >= self.max_quiet):
-                return
-            snapshot = {**self.progress, "memory": _memory(), "updated": now}
-            self._dirty = False
-        answer = self.store.report_progress(self.job.id, self.job.attempts, snapshot)
-        self._last_write = now
-        if answer is None and not self.finishing:
-            # The job was reaped or re-claimed elsewhere: another process may already be resuming it.
-            _log(f"job {self.job.id} attempt {self.job.attempts} no longer owns the job; stopping now")
-            os._exit(EXIT_LOST)
-        if answer == "cancel" and not self.cancel_requested:
-            self.cancel_requested, self._cancel_seen = True, time.monotonic()
-            with self._lock:
-                progress = dict(self.progress)
-            print(f"cancel requested for job {self.job.id}; {cancel_note(progress)}", flush=True)
-        if (self._cancel_seen is not None and not self.finishing and not self.stop_requested
-                and time.monotonic() - self._cancel_seen > self.self_term_after):
-            # Not at a step boundary for a while (loading, building, long evaluation): interrupt.
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    def on_sigterm(self, signum: int, frame: Any) -> None:
-        if self.finishing or self.stop_requested:
-            return
-        self.stop_requested = True
-        raise _stop_exception("Stopped by signal.")
-
-    # -- engine callback hooks --------------------------------------------------------------------
-
-    def should_stop(self) -> bool:
-        return self.cancel_requested or self.stop_requested
-
-    def on_start(self, state: Any) -> None:
-        self.update(phase=state.phase, total_steps=state.total_steps, epochs=state.epochs, step=state.step)
-        self._link_log()
-
-    def on_step(self, state: Any) -> None:
-        now = time.monotonic()
-        if self._t0 is None:
-            self._t0 = (now, state.step - 1)
-        t0, s0 = self._t0
-        rate = (state.step - s0) / (now - t0) if now > t0 else 0.0
-        eta = (state.total_steps - state.step) / rate if rate > 0 else None
-        self.update(phase="train", step=state.step, total_steps=state.total_steps, epoch=round(state.epoch, 4),
-                    epochs=state.epochs, samples_seen=state.samples_seen, loss=state.loss, lr=state.lr,
-                    samples_per_second=round(state.samples_per_second, 3), elapsed_s=round(state.elapsed_s, 3),
-                    eta_s=round(eta, 1) if eta is not None else None, best_epoch=state.best_epoch,
-                    best_metric=state.best_metric)
-
-    def on_log(self, row: dict[str, Any]) -> None:
-        if row.get("type") == "epoch":
-            keep = {k: v for k, v in row.items() if k.startswith("val_") or k in ("epoch", "train_loss")}
-            self.update(last_epoch=keep)
-            if row.get("is_best"):
-                self.update(best_epoch=row.get("epoch"))
-        elif row.get("type") == "resume":
-            self.update(resumed_from_step=row.get("step"),
-                        metrics_reset={"offset": int(row.get("metrics_offset", 0)), "step": row.get("step"),
-                                       "attempt": self.job.attempts})
-
-    def on_phase(self, state: Any, phase: str, done: int, total: int) -> None:
-        if self.should_stop():
-            raise _stop_exception("Training was cancelled.")
-        self.update(phase=phase, phase_done=done, phase_total=total)
-        if phase != self._last_phase:
-            self._last_phase = phase
-            print(f"phase {phase}: {total} examples", flush=True)
-
-    def on_end(self, state: Any) -> None:
-        self.update(phase="finishing", step=state.step)
-
-    # -- files -------------------------------------------------------------------------------------
-
-    def run_dir(self) -> Path | None:
-        return self.job.run_dir
-
-    def _link_log(self) -> None:
-        """Make the job log visible as <run_dir>/job.log (same inode: the child keeps appending)."""
-        run_dir = self.run_dir()
-        if run_dir is None or not run_dir.is_dir() or (run_dir / "job.log").exists():
-            return
-        with contextlib.suppress(OSError):
-            os.link(log_path(self.job.id), run_dir / "job.log")
-
-
-class LogLines:
-    """Engine callback that writes a readable line per logged row into the job log."""
-
-    def __init__(self) -> None:
-        self.total = 0
-
-    def on_start(self, state: Any) -> None:
-        self.total = state.total_steps
-        print(f"training: {state.total_steps} steps over {state.epochs} epoch(s)", flush=True)
-
-    def on_step(self, state: Any) -> None:
-        self.total = state.total_steps
-
-    def on_log(self, row: dict[str, Any]) -> None:
-        kind = row.get("type")
-        if kind == "step":
-            print(f"step {row['step']}/{self.total}  epoch {row['epoch']:.2f}  loss {row['loss']:.4f}  "
-                  f"lr {row['lr']:.2e}  {row['samples_per_second']:.1f} samples/s", flush=True)
-        elif kind == "epoch":
-            print(f"epoch {row['epoch']}: train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
-                  f"val_accuracy {row['val_accuracy']:.4f}  val_macro_f1 {row['val_macro_f1']:.4f}"
-                  f"{'  *best*' if row.get('is_best') else ''}", flush=True)
-        elif kind == "resume":
-            print(f"resumed from the checkpoint at step {row.get('step')} (epoch {row.get('epoch')})", flush=True)
-
-    def on_phase(self, state: Any, phase: str, done: int, total: int) -> None: ...
-
-    def on_end(self, state: Any) -> None: ...
-
-    def should_stop(self) -> bool:
-        return False
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -374,13 +162,13 @@ def _memory_check(ctx: JobContext, cfg: Any) -> None:
     """On CUDA, compare the estimate with the free memory before loading anything heavy."""
     import torch
 
-    from core.engine import pick_device, pick_precision
+    from core.train.engine import pick_device, pick_precision
 
     device = pick_device(cfg.train.device)
     if device.type != "cuda":
         return
     from core import api
-    from core.resources import check_memory
+    from core.train.resources import check_memory
 
     data = api.load_data(cfg)
     check = check_memory(cfg, data.task, data.num_labels, device=device,
@@ -468,7 +256,7 @@ def execute(store: JobStore, job: Job, runners: dict[str, Callable[[JobContext],
         state = "succeeded"
     except BaseException as exc:  # noqa: BLE001 - every ending is recorded, then the process exits
         ctx.finishing = True
-        if _is_stop(exc) or isinstance(exc, KeyboardInterrupt):
+        if is_stop(exc) or isinstance(exc, KeyboardInterrupt):
             cancelled = ctx.cancel_requested or (store.get(job.id) or job).cancel_requested is not None
             state = "cancelled" if cancelled else "interrupted"
             error = ("Cancelled by request." if cancelled
@@ -830,7 +618,7 @@ class Worker:
                "MKL_NUM_THREADS": str(self.threads), "OMP_WAIT_POLICY": "PASSIVE",
                "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-        cmd = [sys.executable, "-m", "core.worker", "run-job", job.id, "--attempt", str(job.attempts),
+        cmd = [sys.executable, "-m", "core.jobs.worker", "run-job", job.id, "--attempt", str(job.attempts),
                "--parent", str(os.getpid())]
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -966,7 +754,7 @@ class Worker:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m core.worker", description="Internal: run one claimed job.")
+    p = argparse.ArgumentParser(prog="python -m core.jobs.worker", description="Internal: run one claimed job.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run-job")
     r.add_argument("job_id")

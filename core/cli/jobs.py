@@ -247,7 +247,7 @@ def cmd_logs(a: argparse.Namespace) -> int:
 
 
 def cmd_worker(a: argparse.Namespace) -> int:
-    from core.worker import Worker, WorkerOptions
+    from core.jobs.worker import Worker, WorkerOptions
 
     for flag, value in (("--poll", a.poll), ("--heartbeat", a.heartbeat), ("--stale-after", a.stale_after),
                         ("--reap-every", a.reap_every), ("--cancel-grace", a.cancel_grace),

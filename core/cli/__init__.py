@@ -113,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Modules that add commands: add_commands(sub) -> {name: handler}.
-EXTENSIONS = ("core.cli_jobs", "core.cli_ui", "core.cli_explain", "core.cli_report",
-              "core.cli_model_export")
+EXTENSIONS = ("core.cli.jobs", "core.cli.ui", "core.cli.explain", "core.cli.report",
+              "core.cli.export")
 
 
 def _add_extension_commands(sub: Any) -> None:
@@ -135,7 +135,7 @@ def _progress_callback(quiet: bool) -> list[Any]:
         return []
     from tqdm import tqdm
 
-    from core.engine import Callback
+    from core.train.engine import Callback
 
     class Bar(Callback):
         def __init__(self) -> None:
@@ -264,7 +264,7 @@ def cmd_runs(a: argparse.Namespace) -> int:
 
 
 def cmd_demo_data(a: argparse.Namespace) -> int:
-    from core.demos import list_demos
+    from core.data.demos import list_demos
 
     demos = list_demos()
     if a.json:
@@ -312,6 +312,3 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

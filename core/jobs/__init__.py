@@ -44,7 +44,7 @@ from core.runs import tunescope_home
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 CLAIMABLE = ("queued", "interrupted")
-KINDS = ("train", "noop", "explain")  # built-in runners (core.worker.RUNNERS)
+KINDS = ("train", "noop", "explain")  # built-in runners (core.jobs.worker.RUNNERS)
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_JOBS_PER_SUBMIT = 256
 CRASH_CEILING = 10  # unplanned interruptions of any kind after which a job fails (at least)
@@ -101,7 +101,7 @@ class Job:
     cancel_requested: float | None = None
     oom_retries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     result: dict[str, Any] = dataclasses.field(default_factory=dict)
-    strikes: int = 0  # the crashes that count against max_attempts (see core.worker.judge_interruption)
+    strikes: int = 0  # the crashes that count against max_attempts (see core.jobs.worker.judge_interruption)
 
     @property
     def run_dir(self) -> Path | None:
@@ -876,8 +876,8 @@ def expand_grid(cfg: Any, seeds: Sequence[int] | None = None,
 def absolute_paths(cfg: Any) -> Any:
     """The same config with a local dataset path and model folder made absolute: a worker may run in
     another directory than the one the job was submitted from."""
-    from core.catalog import BUILTIN_CARDS, TORCHVISION_HEADS
     from core.config import RunConfig
+    from core.models.catalog import BUILTIN_CARDS, TORCHVISION_HEADS
 
     d = cfg.to_dict()
     src = str(d["data"]["source"])
@@ -893,9 +893,9 @@ def validate_config(cfg: Any, check_device: bool = True, _cache: dict[str, Any] 
     """Everything `api.train` checks before it writes, without building the model: the dataset
     (loaded and split), the model family against the task, the method, and the device. Returns the
     loaded data. Raises the same TunescopeError subclasses as `tunescope train`."""
-    from core.catalog import family_of, resolve_model_name
     from core.data import load_for_config
     from core.errors import ModelUnavailableError
+    from core.models.catalog import family_of, resolve_model_name
 
     cache = _cache if _cache is not None else {}
     key = json.dumps([cfg.data.__dict__, cfg.model.max_length], sort_keys=True, default=str)
@@ -912,7 +912,7 @@ def validate_config(cfg: Any, check_device: bool = True, _cache: dict[str, Any] 
         from core.finetune import get_method
 
         get_method(cfg.train.method)
-        from core.engine import pick_device, pick_precision
+        from core.train.engine import pick_device, pick_precision
 
         pick_precision(pick_device(cfg.train.device), cfg.train.precision)
     return data
@@ -995,7 +995,7 @@ def cancel(job_id: str, wait: bool = False, timeout: float = 45.0, store: JobSto
     if job.state == "cancelled" and job.run_dir is not None:
         _mark_run(job, "cancelled", job.error or "Cancelled by request.")
     if job.state == "running":
-        from core.worker import reap
+        from core.jobs.worker import reap
 
         reap(store, only=[job_id])  # the worker is dead: nobody else would finish the cancel
     deadline = time.monotonic() + timeout

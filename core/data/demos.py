@@ -83,7 +83,7 @@ def assets_dir() -> Path:
     Both are tried because an editable install or a plain checkout keeps the assets in the repo,
     while a wheel install puts them in the data-files location declared in pyproject.toml.
     """
-    candidates = [Path(__file__).resolve().parents[1] / "assets",
+    candidates = [Path(__file__).resolve().parents[2] / "assets",
                   Path(sys.prefix) / "share" / "tunescope" / "assets"]
     for candidate in candidates:
         if (candidate / "demo").is_dir():
