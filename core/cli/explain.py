@@ -5,20 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.cli.common import add_command
 from core.errors import ConfigError
+from core.explain.catalog import METHODS, get_method
 
-Handler = Callable[[argparse.Namespace], int]
 
-
-def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], None]) -> dict[str, Handler]:
-    from core.explain.catalog import METHODS
-
-    p = sub.add_parser("explain", help="Explain one prediction of a trained run (Captum attributions, "
-                                       "faithfulness, optional sanity check and comparison with another run).")
+def add_commands(sub: Any) -> None:
+    p = add_command(sub, "explain", cmd_explain,
+                    help="Explain one prediction of a trained run (Captum attributions, "
+                         "faithfulness, optional sanity check and comparison with another run).")
     p.add_argument("--run", required=True, help="Run directory or run id.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="Text to explain (text runs).")
@@ -38,7 +36,6 @@ def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], N
     p.add_argument("--out", help="Write to this file instead of standard output.")
     p.add_argument("--runs-dir")
     p.add_argument("--device", default="auto")
-    return {"explain": cmd_explain}
 
 
 def _params(a: argparse.Namespace) -> dict[str, Any]:
@@ -50,7 +47,6 @@ def _params(a: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_explain(a: argparse.Namespace) -> int:
     from core.explain.agreement import agreement_matrix, explanation_diff
-    from core.explain.catalog import get_method
     from core.explain.explainer import explain
     from core.explain.sanity import sanity_check
 

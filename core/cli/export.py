@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.cli.common import add_command
 from core.errors import ConfigError
 
-Handler = Callable[[argparse.Namespace], int]
 
-
-def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], None]) -> dict[str, Handler]:
-    p = sub.add_parser("export", help="Export a finished run: the model as a Hugging Face folder (--out) and/or "
-                                      "its test predictions as CSV or Parquet (--predictions).")
+def add_commands(sub: Any) -> None:
+    p = add_command(sub, "export", cmd_export,
+                    help="Export a finished run: the model as a Hugging Face folder (--out) and/or "
+                         "its test predictions as CSV or Parquet (--predictions).")
     p.add_argument("--run", required=True, help="Run directory or run id.")
     p.add_argument("--out", help="New folder for the model (must not exist or be empty).")
     p.add_argument("--predictions", help="Write the test predictions here (.csv or .parquet; cells that a "
                                          "spreadsheet would run as formulas are neutralised).")
     p.add_argument("--runs-dir")
-    return {"export": cmd_export}
 
 
 def cmd_export(a: argparse.Namespace) -> int:

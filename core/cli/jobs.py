@@ -1,7 +1,6 @@
-"""`tunescope` commands for background jobs: submit, jobs, status, cancel, logs, worker.
+"""`tunescope` commands for background jobs: submit, jobs, status, cancel, logs, worker, db.
 
-Loaded by `core.cli` through `EXTENSIONS`; each handler takes the parsed arguments and returns an
-exit code. Job ids go to stdout (one per line) so scripts can capture them; notes go to stderr.
+Job ids go to stdout (one per line) so scripts can capture them; notes go to stderr.
 """
 
 from __future__ import annotations
@@ -10,13 +9,11 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
+from core.cli.common import Parser, add_command, add_train_args, config_from_args, table
 from core.errors import ConfigError
 from core.jobs import BUSY_TIMEOUT_S, STALE_AFTER_S
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -37,8 +34,9 @@ def _str_list(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], None]) -> dict[str, Handler]:
-    p = sub.add_parser("submit", help="Queue a training job (same arguments as train); prints the job id(s).")
+def add_commands(sub: Any) -> None:
+    p = add_command(sub, "submit", cmd_submit,
+                    help="Queue a training job (same arguments as train); prints the job id(s).")
     add_train_args(p)
     p.add_argument("--seeds", help="Run once per seed, e.g. 1,2,3 (one job group).")
     p.add_argument("--grid-method", help="Also vary the method, e.g. full,lora,head.")
@@ -53,28 +51,29 @@ def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], N
                         "times this number) always end it.")
     p.add_argument("--json", action="store_true", help="Print {group_id, jobs} as JSON.")
 
-    p = sub.add_parser("jobs", help="List jobs, newest first.")
+    p = add_command(sub, "jobs", cmd_jobs, help="List jobs, newest first.")
     p.add_argument("--state", help="Only jobs in these states (comma-separated).")
     p.add_argument("--group", help="Only the jobs of one group.")
     p.add_argument("--owner", help="Only one owner's jobs.")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("status", help="A job's (or a job group's) state and progress as JSON.")
+    p = add_command(sub, "status", cmd_status, help="A job's (or a job group's) state and progress as JSON.")
     p.add_argument("id", help="Job id (j-...) or group id (g-...).")
 
-    p = sub.add_parser("cancel", help="Cancel jobs: queued ones leave the queue, running ones stop.")
+    p = add_command(sub, "cancel", cmd_cancel, help="Cancel jobs: queued ones leave the queue, running ones stop.")
     p.add_argument("ids", nargs="+", help="Job ids (or a group id: cancels all its jobs).")
     p.add_argument("--no-wait", action="store_true", help="Return at once instead of waiting for the stop.")
     p.add_argument("--timeout", type=float, default=45.0, help="Seconds to wait for running jobs to stop.")
 
-    p = sub.add_parser("logs", help="Print a job's log; --follow until the job ends.")
+    p = add_command(sub, "logs", cmd_logs, help="Print a job's log; --follow until the job ends.")
     p.add_argument("id")
     p.add_argument("--follow", "-f", action="store_true",
                    help="Keep printing until the job ends; exit 0 if it succeeded, 1 otherwise.")
     p.add_argument("--poll", type=float, default=0.5, help=argparse.SUPPRESS)
 
-    p = sub.add_parser("worker", help="Run queued jobs, each in its own process (one per GPU, or one on CPU).")
+    p = add_command(sub, "worker", cmd_worker,
+                    help="Run queued jobs, each in its own process (one per GPU, or one on CPU).")
     p.add_argument("--gpus", default="auto", help="auto (all visible GPUs, else CPU), cpu, or indices like 0,1.")
     p.add_argument("--threads", type=int, help="Torch threads per job (default: CPU cores - 1 on CPU).")
     p.add_argument("--exit-when-idle", action="store_true", help="Exit once nothing is queued or running.")
@@ -91,10 +90,9 @@ def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], N
     p.add_argument("--cancel-kill", type=float, default=35.0,
                    help="SIGKILL a cancelled job still running after this many seconds (default 35).")
 
-    p = sub.add_parser("db", help="Check the job database, or rebuild it from the run folders if it is damaged.")
-    from core.cli import _Parser  # one-line errors for the sub-commands too
-
-    dbsub = p.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    p = add_command(sub, "db", cmd_db,
+                    help="Check the job database, or rebuild it from the run folders if it is damaged.")
+    dbsub = p.add_subparsers(dest="db_command", required=True, parser_class=Parser)  # one-line errors here too
     dbsub.add_parser("check", help="Say whether the job database is intact.")
     r = dbsub.add_parser("rebuild", help="Move a damaged job database aside and rebuild the job history from "
                                          "the run folders (stop every worker first).")
@@ -102,9 +100,6 @@ def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], N
                    help="Run folders to read (repeatable; default $TUNESCOPE_HOME/runs).")
     r.add_argument("--force", action="store_true",
                    help="Rebuild an intact database too (jobs that have not started yet are dropped).")
-
-    return {"submit": cmd_submit, "jobs": cmd_jobs, "status": cmd_status, "cancel": cmd_cancel,
-            "logs": cmd_logs, "worker": cmd_worker, "db": cmd_db}
 
 
 # -- handlers ------------------------------------------------------------------------------------
@@ -119,7 +114,6 @@ def _no_worker_hint() -> None:
 
 def cmd_submit(a: argparse.Namespace) -> int:
     from core import jobs
-    from core.cli import config_from_args
 
     cfg = config_from_args(a)
     grid: dict[str, list[Any]] = {}
@@ -165,7 +159,6 @@ def _job_row(j: Any) -> dict[str, Any]:
 
 def cmd_jobs(a: argparse.Namespace) -> int:
     from core import jobs
-    from core.cli import _table
 
     states = [s.strip() for s in a.state.split(",")] if a.state else None
     rows = jobs.list_jobs(state=states, group=a.group, owner=a.owner, limit=a.limit)
@@ -175,7 +168,7 @@ def cmd_jobs(a: argparse.Namespace) -> int:
     if not rows:
         print("No jobs. Queue one with: tunescope submit --data demo:sentiment")
         return 0
-    print(_table([_job_row(j) for j in rows], ["id", "state", "kind", "owner", "group", "progress", "epoch",
+    print(table([_job_row(j) for j in rows], ["id", "state", "kind", "owner", "group", "progress", "epoch",
                                               "loss", "eta_s", "test_acc", "age", "run_id", "error"]))
     if any(j.state in ("queued", "interrupted") for j in rows):
         _no_worker_hint()

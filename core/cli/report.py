@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-Handler = Callable[[argparse.Namespace], int]
+from core.cli.common import add_command
 
 
-def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], None]) -> dict[str, Handler]:
-    p = sub.add_parser("report", help="Write a stakeholder report (one self-contained HTML file, optionally a PDF) "
-                                      "on finished runs.")
+def add_commands(sub: Any) -> None:
+    p = add_command(sub, "report", cmd_report,
+                    help="Write a stakeholder report (one self-contained HTML file, optionally a PDF) "
+                         "on finished runs.")
     p.add_argument("--runs", nargs="+", required=True, help="Run directories or run ids.")
     p.add_argument("--out", default="report.html", help="HTML file to write (default report.html).")
     p.add_argument("--pdf", action="store_true", help="Also print it to a PDF next to the HTML (needs Chromium).")
@@ -20,7 +20,6 @@ def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], N
                    help="Explain two test examples per run (with faithfulness and the sanity check) when the runs "
                         "have no stored explanations yet.")
     p.add_argument("--runs-dir")
-    return {"report": cmd_report}
 
 
 def cmd_report(a: argparse.Namespace) -> int:

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
-Handler = Callable[[argparse.Namespace], int]
+from core.cli.common import add_command
 
 
-def add_commands(sub: Any, add_train_args: Callable[[argparse.ArgumentParser], None]) -> dict[str, Handler]:
-    p = sub.add_parser("ui", help="Start the dashboard and a job worker; open the printed address in a browser.")
+def add_commands(sub: Any) -> None:
+    p = add_command(sub, "ui", cmd_ui,
+                    help="Start the dashboard and a job worker; open the printed address in a browser.")
     p.add_argument("--host", default="127.0.0.1",
                    help="Address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for a classroom LAN).")
     p.add_argument("--port", type=int, default=8501, help="Port (default 8501).")
     p.add_argument("--no-worker", action="store_true",
                    help="Do not start a worker (one already runs, e.g. `tunescope worker` on a GPU host).")
     p.add_argument("--gpus", default="auto", help="Passed to the worker: auto, cpu, or indices like 0,1.")
-    return {"ui": cmd_ui}
 
 
 def cmd_ui(a: argparse.Namespace) -> int:
