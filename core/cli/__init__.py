@@ -3,8 +3,8 @@
 One module per command group, each with `add_commands(subparsers)` that adds its sub-commands and
 sets their handlers: `train` (train, predict, eval, runs, demo-data), `jobs` (submit, jobs, status,
 cancel, logs, worker, db), `ui`, `explain`, `report`, `export`; `common` holds what they share (the
-one-line-error parser, the config flags, tables). A new group is one module plus one line in
-`GROUPS` below.
+one-line-error parser, the config flags, tables). A new group is one module, imported below and
+listed in `GROUPS`; a module that is missing fails the import instead of dropping its commands.
 
 Handlers parse, call the library, print: they may import `core.api` and the feature packages
 (`core.jobs`, `core.explain`, `core.report`, `core.runs` ...), and nothing in `core` imports
