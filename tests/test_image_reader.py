@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from core.data import decode_image
+from core.data import decode_upload as read_image
 from core.errors import DataError
-from dashboard.inputs import read_image
 
 
 def _png(image: Image.Image) -> bytes:
@@ -60,16 +60,16 @@ def test_unreadable_uploads_are_a_data_error_naming_the_file(data: bytes, words:
 
 
 def test_an_image_over_the_pixel_limit_is_refused_with_advice(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dashboard import inputs
+    from core.data import images
 
-    monkeypatch.setattr(inputs, "MAX_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(images, "UPLOAD_MAX_PIXELS", 100)
     with pytest.raises(DataError, match="'big.png' is too large") as err:
         read_image(_png(Image.new("RGB", (20, 20))), "big.png")
     assert "upload a smaller image" in str(err.value)
 
 
 def test_reading_uploads_does_not_load_torch() -> None:
-    code = ("import sys, dashboard.inputs; dashboard.inputs.read_image(" + repr(_png(Image.new('RGB', (2, 2))))
+    code = ("import sys, core.data; core.data.decode_upload(" + repr(_png(Image.new('RGB', (2, 2))))
             + ", 'x.png'); print(sorted(m for m in ('torch', 'transformers', 'captum', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
