@@ -73,3 +73,41 @@ def test_reading_uploads_does_not_load_torch() -> None:
             + ", 'x.png'); print(sorted(m for m in ('torch', 'transformers', 'captum', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# --- the Train page's automatic image size reads a sample of the training images -------------
+
+def _image_files(tmp_path, sizes: list[tuple[int, int]]) -> list[str]:
+    refs = []
+    for i, size in enumerate(sizes):
+        path = tmp_path / f"img{i}.png"
+        path.write_bytes(_png(Image.new("RGB", size)))
+        refs.append(str(path))
+    return refs
+
+
+def test_the_median_shorter_side_of_the_sampled_images(tmp_path) -> None:
+    from core.data import median_image_side
+
+    refs = _image_files(tmp_path, [(40, 10), (30, 50), (64, 64)])  # shorter sides 10, 30, 64
+    assert median_image_side(refs) == 30
+    assert median_image_side(refs[:2]) == 20  # an even count: the mean of the middle two
+
+
+def test_only_the_first_sample_images_are_opened(tmp_path) -> None:
+    from core.data import median_image_side
+
+    refs = _image_files(tmp_path, [(8, 8)] * 3 + [(100, 100)] * 4)
+    assert median_image_side(refs, sample=3) == 8
+    assert median_image_side(iter(refs), sample=7) == 100  # any iterable, read no further than needed
+
+
+def test_unreadable_images_are_skipped_and_none_is_no_answer(tmp_path) -> None:
+    from core.data import median_image_side
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    refs = [str(broken), str(tmp_path / "missing.png"), *_image_files(tmp_path, [(12, 20)])]
+    assert median_image_side(refs) == 12
+    assert median_image_side(refs[:2]) is None
+    assert median_image_side([]) is None
