@@ -120,6 +120,8 @@ def _detect_path_column(table: Table, exclude: set[Any]) -> str | None:
 
 @dataclass
 class Columns:
+    """The columns a table's examples are read from, and the task they make it."""
+
     input: str
     label: str
     split: str | None

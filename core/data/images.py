@@ -158,6 +158,8 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 
 
 def digest(data: bytes) -> str:
+    """What an image is known by in duplicate, leakage and fingerprint checks: the same bytes under
+    another path are the same image."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
@@ -188,6 +190,7 @@ def inside_folder(raw: str, base: Path, where: str) -> Path:
 
 
 def resolves_inside(file: Path, root: Path) -> bool:
+    """Whether `file`, symlinks followed, lies inside `root` (an already resolved folder)."""
     try:
         return file.resolve().is_relative_to(root)
     except (OSError, RuntimeError):  # a symlink loop

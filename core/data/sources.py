@@ -18,6 +18,8 @@ from core.errors import DataError
 
 @dataclass
 class Source:
+    """A resolved source: what was given, the file or folder it names, and the hints for reading it."""
+
     given: str
     path: Path
     name: str
