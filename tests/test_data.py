@@ -199,7 +199,7 @@ def test_demo_source_uses_the_demo_column_hints(tmp_path, monkeypatch):
     fake.get_demo = lambda name: spec if name == "sentiment" else (_ for _ in ()).throw(KeyError(name))
     fake.demo_path = lambda name: path
     monkeypatch.setitem(sys.modules, "core.data.demos", fake)
-    monkeypatch.setattr(core.data, "demos", fake, raising=False)
+    monkeypatch.setattr(core.data.sources, "demos", fake, raising=False)
     data = load_dataset("demo:sentiment")
     assert data.name == "sentiment" and data.source == "demo:sentiment" and data.labels == ["neg", "pos"]
     with pytest.raises(DataError, match="nosuch"):

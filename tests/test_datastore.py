@@ -143,7 +143,7 @@ def test_a_save_in_progress_is_not_listed_and_holds_its_name(home: Path, sentime
             datastore.delete_dataset("reviews")  # nobody can delete what is still being written
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(core.data, "load_dataset", slow_validation)
+    monkeypatch.setattr(core.data.store, "load_dataset", slow_validation)
     saved = datastore.save_dataset("reviews", sentiment_csv)
     assert seen["listed"] == [] and "nothing was changed" in seen["second"]
     assert [d.name for d in datastore.list_datasets()] == ["reviews"] and saved.rows == 240

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from core.data import decode_image
+from core.data import decode_upload as read_image
 from core.errors import DataError
-from dashboard.inputs import read_image
 
 
 def _png(image: Image.Image) -> bytes:
@@ -60,16 +60,54 @@ def test_unreadable_uploads_are_a_data_error_naming_the_file(data: bytes, words:
 
 
 def test_an_image_over_the_pixel_limit_is_refused_with_advice(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dashboard import inputs
+    from core.data import images
 
-    monkeypatch.setattr(inputs, "MAX_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(images, "UPLOAD_MAX_PIXELS", 100)
     with pytest.raises(DataError, match="'big.png' is too large") as err:
         read_image(_png(Image.new("RGB", (20, 20))), "big.png")
     assert "upload a smaller image" in str(err.value)
 
 
 def test_reading_uploads_does_not_load_torch() -> None:
-    code = ("import sys, dashboard.inputs; dashboard.inputs.read_image(" + repr(_png(Image.new('RGB', (2, 2))))
+    code = ("import sys, core.data; core.data.decode_upload(" + repr(_png(Image.new('RGB', (2, 2))))
             + ", 'x.png'); print(sorted(m for m in ('torch', 'transformers', 'captum', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# --- the Train page's automatic image size reads a sample of the training images -------------
+
+def _image_files(tmp_path, sizes: list[tuple[int, int]]) -> list[str]:
+    refs = []
+    for i, size in enumerate(sizes):
+        path = tmp_path / f"img{i}.png"
+        path.write_bytes(_png(Image.new("RGB", size)))
+        refs.append(str(path))
+    return refs
+
+
+def test_the_median_shorter_side_of_the_sampled_images(tmp_path) -> None:
+    from core.data import median_image_side
+
+    refs = _image_files(tmp_path, [(40, 10), (30, 50), (64, 64)])  # shorter sides 10, 30, 64
+    assert median_image_side(refs) == 30
+    assert median_image_side(refs[:2]) == 20  # an even count: the mean of the middle two
+
+
+def test_only_the_first_sample_images_are_opened(tmp_path) -> None:
+    from core.data import median_image_side
+
+    refs = _image_files(tmp_path, [(8, 8)] * 3 + [(100, 100)] * 4)
+    assert median_image_side(refs, sample=3) == 8
+    assert median_image_side(iter(refs), sample=7) == 100  # any iterable, read no further than needed
+
+
+def test_unreadable_images_are_skipped_and_none_is_no_answer(tmp_path) -> None:
+    from core.data import median_image_side
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    refs = [str(broken), str(tmp_path / "missing.png"), *_image_files(tmp_path, [(12, 20)])]
+    assert median_image_side(refs) == 12
+    assert median_image_side(refs[:2]) is None
+    assert median_image_side([]) is None

@@ -63,8 +63,8 @@ def test_damaged_model_is_an_error_not_a_traceback(text_run: Path) -> None:
 def test_read_image_rejects_non_images() -> None:
     from PIL import Image
 
+    from core.data import decode_upload as read_image
     from core.errors import DataError
-    from dashboard.inputs import read_image
 
     buf = io.BytesIO()
     Image.new("L", (8, 8)).save(buf, format="PNG")

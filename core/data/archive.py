@@ -13,12 +13,10 @@ import stat
 import threading
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
+from core.data.limits import DataLimits
+from core.data.messages import fmt_bytes
 from core.errors import ArchiveTooLargeError, CorruptImageError, DataError, UnsafeArchiveError
-
-if TYPE_CHECKING:  # only for hints: core.data imports this module
-    from core.data import DataLimits
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 ZIP_PREFIX = "zip://"
@@ -223,13 +221,3 @@ def close_cached() -> None:
             zf.close()
         _handles.clear()
 
-
-def fmt_bytes(n: float) -> str:
-    """Human-readable size for messages: '1,234 bytes', '3.5 MiB'."""
-    if n < 1024:
-        return f"{n:,.0f} bytes"
-    for unit in ("KiB", "MiB", "GiB"):
-        n /= 1024
-        if n < 1024 or unit == "GiB":
-            break
-    return f"{n:,.1f} {unit}"

@@ -1,7 +1,7 @@
 """The loaded-dataset record shared by data loading, training and evaluation.
 
-Loading (formats, validation, splitting) lives in `core/data.py`; this module only holds the
-shape everyone else depends on, so the engine never imports the loaders.
+Loading (formats, validation, splitting) lives in the other modules of `core.data`; this module only
+holds the shape everyone else depends on, so the engine never imports the loaders.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
+
+from core.errors import ConfigError
 
 Task = Literal["text", "image"]
 SPLITS = ("train", "validation", "test")
@@ -73,8 +75,6 @@ class ByteBoundedCache:
 
     def __init__(self, max_bytes: int, size_of: Callable[[Any], int] | None = None) -> None:
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
-            from core.errors import ConfigError
-
             raise ConfigError(f"ByteBoundedCache max_bytes must be a positive whole number, got {max_bytes!r}.")
         self.max_bytes = max_bytes
         self._size_of = size_of or (lambda value: int(value.approx_bytes()))

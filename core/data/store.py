@@ -22,14 +22,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.data.load import load_dataset
+from core.data.locations import META, NAME, SESSION_ID, datasets_dir, uploads_dir
 from core.errors import DataError
-from core.runs import atomic_write_bytes, tunescope_home
+from core.runs import atomic_write_bytes
 
-NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
-SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a browser session's private staging folder
 SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json", ".parquet", ".zip",
             ".csv.gz", ".tsv.gz", ".jsonl.gz", ".csv.bz2", ".csv.xz")
-META = "dataset.json"
 
 
 @dataclass(frozen=True)
@@ -46,14 +45,6 @@ class SavedDataset:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def datasets_dir() -> Path:
-    return tunescope_home() / "datasets"
-
-
-def uploads_dir() -> Path:
-    return tunescope_home() / "uploads"
 
 
 def suffix_of(filename: str) -> str:
@@ -132,8 +123,6 @@ def save_dataset(name: str, source: str | Path, original_name: str | None = None
     The name is reserved first, atomically, so of two saves of one name exactly one goes ahead and
     the other is refused at once. Raises the loader's DataError (naming the row or entry) and stores
     nothing, freeing the name again, when the data is invalid."""
-    from core.data import load_dataset
-
     check_name(name)
     source = Path(source)
     original = original_name or source.name

@@ -15,13 +15,13 @@ from typing import Any
 
 import streamlit as st
 
+from core.data import decode_upload as read_image
 from core.explain import catalog, render
 from core.explain.dataset_view import DEFAULT_N, latest_result
 from core.explain.jobs import stage_image
 from core.explain.timing import estimate
 from core.markup import escape_markdown as md
 from dashboard import explain_charts as charts
-from dashboard.inputs import read_image
 from dashboard.ui import PAGES, find_run, guard, owner, pick_finished_run, session_id
 
 # Longer explanations go to the worker as a job (a server admin can move the line).

@@ -7,11 +7,11 @@ from typing import Any
 
 import streamlit as st
 
+from core.data import decode_upload as read_image
 from core.errors import RunError, TunescopeError
 from core.markup import escape_markdown as md
 from core.runs import Run
 from dashboard.charts import probability_bars
-from dashboard.inputs import read_image
 from dashboard.ui import PAGES, find_run, fmt_metric, guard, pick_finished_run, runs_dir
 
 _RESULT = "_predict_result"

@@ -7,7 +7,6 @@ runs in a `tunescope worker` process, so this page never imports torch and a clo
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from typing import Any
 
@@ -31,7 +30,7 @@ DEFAULT_METHOD = "head"  # fastest first result for a class; see the caption und
 def dataset_info(source: str, text_column: str | None, label_column: str | None, mtime: float) -> dict[str, Any]:
     """Task, classes, split sizes and typical input size of a dataset (loaded once, no torch).
     `mtime` is only part of the cache key: a re-saved dataset is read again."""
-    from core.data import load_dataset, open_image
+    from core.data import load_dataset, median_image_side
 
     data = load_dataset(source, text_column=text_column, label_column=label_column)
     train = data.split("train")["input"]
@@ -42,13 +41,7 @@ def dataset_info(source: str, text_column: str | None, label_column: str | None,
         sample = train.head(2000).astype(str)
         info["mean_words"] = float(sample.str.split().str.len().mean()) if len(sample) else None
     else:
-        sides = []
-        for ref in train.head(16).tolist():
-            try:
-                sides.append(min(open_image(ref).size))
-            except Exception:  # noqa: BLE001 - an odd image only affects the estimate
-                continue
-        info["median_side"] = int(statistics.median(sides)) if sides else None
+        info["median_side"] = median_image_side(train)
     return info
 
 
