@@ -16,6 +16,7 @@ from core.errors import ConfigError
 TEXT_BASELINES = ("pad", "mask", "zeros")
 IMAGE_BASELINES = ("blur", "black", "zeros")
 DEFAULT_BASELINE = {"text": "pad", "image": "blur"}
+DEFAULT_MAX_TOKENS = 128  # tokens of a text explained unless told otherwise
 
 
 @dataclass(frozen=True)
