@@ -167,6 +167,14 @@ def get_method(name: str) -> MethodInfo:
     return METHODS[key]
 
 
+def method_params(method: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The Explain form's shared settings that apply to `method`; the form's samples field is
+    KernelShap's (GradientShap keeps its own 20)."""
+    if method != "kernel_shap":
+        given = {k: v for k, v in given.items() if k != "samples"}
+    return get_method(method).relevant(given)
+
+
 TRANSFORMER_IMAGE_TYPES = ("vit", "deit", "beit", "dinov2", "swin", "swinv2", "vit_msn", "vit_mae", "data2vec-vision",
                            "siglip_vision_model", "clip_vision_model", "vit_hybrid", "levit", "dinov3_vit")
 
