@@ -19,9 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.data.archive import is_image_name
+from core.data.store import SESSION_ID, forget_stale_folders
 from core.errors import ConfigError, DataError
 from core.explain.catalog import DEFAULT_MAX_TOKENS, method_params
 from core.jobs.context import JobStopped
+from core.runs import Run, atomic_write_bytes, tunescope_home
 
 OPS = ("explain", "sanity", "dataset", "compare")
 INLINE_LIMIT_ENV = "TUNESCOPE_EXPLAIN_INLINE_S"
@@ -75,8 +78,6 @@ def dataset_config(run_dir: str | Path, n: int) -> dict[str, Any]:
 
 
 def inputs_dir() -> Path:
-    from core.runs import tunescope_home
-
     return tunescope_home() / "explain-inputs"
 
 
@@ -84,9 +85,6 @@ def stage_image(session_id: str, data: bytes, filename: str) -> Path:
     """Keep an uploaded image's bytes for this session's explanations (inline or in the worker),
     named by their hash so the explanation cache recognises the same image again. Staged images
     not touched for a day are removed (as staged dataset uploads are)."""
-    from core.data.archive import is_image_name
-    from core.data.store import SESSION_ID, forget_stale_folders
-
     if not SESSION_ID.fullmatch(session_id):
         raise DataError("Invalid session id for an uploaded image.")
     if not data:
@@ -98,8 +96,6 @@ def stage_image(session_id: str, data: bytes, filename: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
     if not path.is_file():
-        from core.runs import atomic_write_bytes
-
         atomic_write_bytes(path, data)
     path.touch()
     folder.touch()
@@ -110,8 +106,6 @@ def check_value(run_dir: str | Path, value: Any) -> None:
     """Refuse an image path a job may not read: only staged uploads and the run's test examples."""
     if not isinstance(value, str):
         return
-    from core.runs import Run
-
     run = Run(Path(run_dir))
     if (run.summary().get("task") or run.config().get("task")) != "image":
         return  # text is explained as text, never opened
