@@ -27,6 +27,7 @@ def test_aliases_and_derived_views_agree_with_the_table() -> None:
 def test_every_entry_is_consistent(name: str) -> None:
     info = catalog.METHODS[name]
     assert set(info.defaults) <= set(catalog.PARAM_RANGES)
+    assert set(info.keeps_own) <= set(info.defaults)
     assert info.tasks and set(info.tasks) <= {"text", "image"}
     if info.needs_cnn:
         assert info.tasks == ("image",)

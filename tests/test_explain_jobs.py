@@ -39,6 +39,14 @@ def test_the_form_settings_reach_only_the_methods_they_mean_something_to() -> No
     assert catalog.method_params("gradcam", FORM) == {}
 
 
+def test_the_method_offered_first_suits_the_model() -> None:
+    assert catalog.suggested_method("text", False) == "ig"
+    assert catalog.suggested_method("image", True) == "gradcam"
+    assert catalog.suggested_method("image", False) == "saliency"
+    for task, cnn in (("text", False), ("image", True), ("image", False)):
+        assert catalog.suggested_method(task, cnn) in [m.name for m in catalog.methods_for(task, cnn)]
+
+
 def test_job_configs_name_their_op_and_the_run(tmp_path: Path) -> None:
     run, other = tmp_path / "r1", tmp_path / "r2"
     ex = jobs.explain_config(run, "great film", ["ig", "kernel_shap"], "pos", 64, FORM)

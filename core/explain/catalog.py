@@ -38,6 +38,9 @@ class MethodInfo:
     defaults: dict[str, Any] = field(default_factory=dict)
     # (parameter, word) the cost sentence names, e.g. ("steps", "steps") -> ", 50 steps".
     cost_note: tuple[str, str] | None = None
+    # Parameters the Explain form's shared fields leave at this method's defaults (the form's one
+    # samples field is KernelShap's; GradientShap keeps its 20).
+    keeps_own: tuple[str, ...] = ()
 
     def params(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """Defaults overlaid with the given values; unknown or out-of-range values are refused."""
@@ -124,7 +127,7 @@ METHODS: dict[str, MethodInfo] = {m.name: m for m in (
         "baseline: an approximation of SHAP values.",
         "Random: two runs differ a little; more samples make it steadier.",
         cost=lambda p, n: p.get("samples", 20), cost_note=("samples", "samples"),
-        uses_baseline=True, defaults={"samples": 20, "stdev": 0.1}),
+        uses_baseline=True, defaults={"samples": 20, "stdev": 0.1}, keeps_own=("samples",)),
     MethodInfo(
         "occlusion", "Occlusion",
         "Hides one word (or image patch) at a time and records how much the class probability drops.",
@@ -168,11 +171,9 @@ def get_method(name: str) -> MethodInfo:
 
 
 def method_params(method: str, given: dict[str, Any]) -> dict[str, Any]:
-    """The Explain form's shared settings that apply to `method`; the form's samples field is
-    KernelShap's (GradientShap keeps its own 20)."""
-    if method != "kernel_shap":
-        given = {k: v for k, v in given.items() if k != "samples"}
-    return get_method(method).relevant(given)
+    """The Explain form's shared settings that apply to `method`, less those it keeps its own."""
+    info = get_method(method)
+    return info.relevant({k: v for k, v in given.items() if k not in info.keeps_own})
 
 
 TRANSFORMER_IMAGE_TYPES = ("vit", "deit", "beit", "dinov2", "swin", "swinv2", "vit_msn", "vit_mae", "data2vec-vision",
@@ -220,6 +221,14 @@ def faithfulness_forwards(task: str) -> int:
 def methods_for(task: str, has_cnn: bool) -> list[MethodInfo]:
     """The methods that apply to a model of this kind, in the order the UI offers them."""
     return [m for m in METHODS.values() if task in m.tasks and (has_cnn or not m.needs_cnn)]
+
+
+def suggested_method(task: str, has_cnn: bool) -> str:
+    """The method offered first: Integrated Gradients for text (complete), GradCAM for a
+    convolutional image model, Saliency for an image transformer (cheap, no layer to read)."""
+    if task == "text":
+        return "ig"
+    return "gradcam" if has_cnn else "saliency"
 
 
 def estimate_seconds(method: str, params: dict[str, Any] | None, per_pass_s: float, n_features: int) -> float:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from core.errors import RunError
 from core.explain.agreement import patch_sums
-from core.explain.catalog import get_method
+from core.explain.catalog import get_method, suggested_method
 from core.explain.model_access import as_run, model_stamp
 from core.explain.record import CACHE_DIR, cache_key
 from core.runs import Run
@@ -30,9 +30,8 @@ DATASET_PREFIX = "dataset-"
 
 def default_method(task: str, has_cnn: bool) -> tuple[str, dict[str, Any]]:
     """Cheap enough for a hundred examples on a CPU, and complete (IG) where possible."""
-    if task == "text":
-        return "ig", {"steps": 16}
-    return ("gradcam", {}) if has_cnn else ("saliency", {})
+    method = suggested_method(task, has_cnn)
+    return method, {"steps": 16} if method == "ig" else {}
 
 
 def sample(predictions: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:

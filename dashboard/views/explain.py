@@ -266,7 +266,7 @@ with guard("explaining"):
     with tab_one:
         value, fingerprint, described = _pick_input(run_id, task, run.path)
         offered = catalog.methods_for(task, has_cnn)
-        default = ["gradcam"] if has_cnn else (["ig"] if task == "text" else ["saliency"])
+        default = [catalog.suggested_method(task, has_cnn)]
         methods = st.multiselect("Methods", [m.name for m in offered], default=default, key=f"ex_methods_{task}",
                                  format_func=lambda n: catalog.METHODS[n].label,
                                  help="Pick two or more to see how far they agree.")
