@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from core.errors import ModelError
-from core.explain.targets import DEFAULT_MAX_TOKENS, ImageTarget, TextTarget
+from core.explain.catalog import DEFAULT_MAX_TOKENS
+from core.explain.model_access import COMPUTE_LOCK, as_run, load_target
+from core.explain.targets import ImageTarget, TextTarget
 from core.runs import Run
 
 
@@ -139,9 +141,7 @@ def _image_attention(target: ImageTarget) -> AttentionMaps:
 def attention(run: str | Path | Run, value: Any, *, runs_dir: str | Path | None = None,
               max_tokens: int = DEFAULT_MAX_TOKENS, device: str = "auto") -> AttentionMaps:
     """All layers × heads of attention for `value` under `run`'s model."""
-    from core.explain.explainer import COMPUTE_LOCK, _run, load_target
-
-    r = _run(run, runs_dir)
+    r = as_run(run, runs_dir)
     with COMPUTE_LOCK:
         target, _, _ = load_target(r, value, max_tokens=max_tokens, device=device)
         if isinstance(target, TextTarget):

@@ -1,5 +1,8 @@
 """Captum attribution methods behind one registry and one call.
 
+`COMPUTE` holds one function per method of `core.explain.catalog.METHODS` (what a method is, costs
+and allows lives there; how it is computed lives here).
+
 `attribute(target, method, class_index, params)` works on any `TextTarget` / `ImageTarget` (or a
 test double with the same surface) and returns raw scores; `core.explain.explainer.explain` adds
 loading, caching, words and faithfulness around it.
@@ -22,7 +25,7 @@ import torch
 from torch import nn
 
 from core.errors import ModelError
-from core.explain.catalog import DEFAULT_BASELINE, GRADIENT_METHODS, get_method
+from core.explain.catalog import DEFAULT_BASELINE, get_method
 
 
 @dataclass
@@ -115,32 +118,50 @@ def _delta(value: Any) -> float | None:
     return float(torch.as_tensor(value).detach().abs().max())
 
 
+def _gradient(method: Any, x: torch.Tensor, c: int, p: dict[str, Any], *, complete: bool = False,
+              nt_batch: int = 8, **kwargs: Any) -> tuple[torch.Tensor, Any]:
+    """A gradient method's scores, or SmoothGrad around it (the same method averaged over noisy
+    inputs) when `p` turns the noise tunnel on; `complete` methods also return their delta, which
+    the noise tunnel does not define."""
+    if p.get("noise_tunnel"):
+        from captum.attr import NoiseTunnel
+
+        spread = float((x.max() - x.min()).detach()) or 1.0
+        attr = NoiseTunnel(method).attribute(
+            x, nt_type="smoothgrad", nt_samples=int(p.get("nt_samples", 10)),
+            stdevs=float(p.get("stdev", 0.1)) * spread, target=c, nt_samples_batch_size=nt_batch, **kwargs)
+        return attr, None
+    if complete:
+        return method.attribute(x, target=c, return_convergence_delta=True, **kwargs)
+    return method.attribute(x, target=c, **kwargs), None
+
+
 def _ig(target: Any, x: torch.Tensor, c: int, p: dict[str, Any]) -> tuple[torch.Tensor, Any]:
     from captum.attr import IntegratedGradients
 
-    return IntegratedGradients(_Forward(target)).attribute(
-        x, baselines=target.baseline(p["baseline"]), target=c, n_steps=p["steps"],
-        internal_batch_size=p.get("internal_batch_size"), return_convergence_delta=True)
+    # One noisy copy at a time: each already holds `steps` interpolated inputs.
+    return _gradient(IntegratedGradients(_Forward(target)), x, c, p, complete=True, nt_batch=1,
+                     baselines=target.baseline(p["baseline"]), n_steps=p["steps"],
+                     internal_batch_size=p.get("internal_batch_size"))
 
 
 def _saliency(target: Any, x: torch.Tensor, c: int, p: dict[str, Any]) -> tuple[torch.Tensor, Any]:
     from captum.attr import Saliency
 
-    return Saliency(_Forward(target)).attribute(x, target=c, abs=True), None
+    return _gradient(Saliency(_Forward(target)), x, c, p, abs=True)
 
 
 def _input_x_gradient(target: Any, x: torch.Tensor, c: int, p: dict[str, Any]) -> tuple[torch.Tensor, Any]:
     from captum.attr import InputXGradient
 
-    return InputXGradient(_Forward(target)).attribute(x, target=c), None
+    return _gradient(InputXGradient(_Forward(target)), x, c, p)
 
 
 def _deeplift(target: Any, x: torch.Tensor, c: int, p: dict[str, Any]) -> tuple[torch.Tensor, Any]:
     from captum.attr import DeepLift
 
     target = deeplift_ready(target)
-    return DeepLift(_Forward(target)).attribute(x, baselines=target.baseline(p["baseline"]), target=c,
-                                                return_convergence_delta=True)
+    return _gradient(DeepLift(_Forward(target)), x, c, p, complete=True, baselines=target.baseline(p["baseline"]))
 
 
 def _gradient_shap(target: Any, x: torch.Tensor, c: int, p: dict[str, Any]) -> tuple[torch.Tensor, Any]:
@@ -193,36 +214,13 @@ def _smoothgrad(target: Any, x: torch.Tensor, c: int, p: dict[str, Any]) -> tupl
         nt_samples_batch_size=8), None
 
 
-GROUPED = ("occlusion", "kernel_shap")  # every element of a word / patch carries the group's value
-
+# Every method of the catalog, by name: its compute function (the noise tunnel, where the catalog
+# allows one, is the function's own business).
 COMPUTE: dict[str, Callable[[Any, torch.Tensor, int, dict[str, Any]], tuple[torch.Tensor, Any]]] = {
     "ig": _ig, "saliency": _saliency, "input_x_gradient": _input_x_gradient, "deeplift": _deeplift,
     "gradient_shap": _gradient_shap, "occlusion": _occlusion, "kernel_shap": _kernel_shap,
     "gradcam": _gradcam, "smoothgrad": _smoothgrad,
 }
-
-
-def _with_noise_tunnel(method: str, target: Any, x: torch.Tensor, c: int, p: dict[str, Any]
-                       ) -> tuple[torch.Tensor, Any]:
-    """SmoothGrad around any gradient method: the same method averaged over noisy inputs."""
-    from captum.attr import DeepLift, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
-
-    cls = {"ig": IntegratedGradients, "saliency": Saliency, "input_x_gradient": InputXGradient,
-           "deeplift": DeepLift}[method]
-    if method == "deeplift":
-        target = deeplift_ready(target)
-    kwargs: dict[str, Any] = {}
-    if method in ("ig", "deeplift"):
-        kwargs["baselines"] = target.baseline(p["baseline"])
-    if method == "ig":
-        kwargs.update(n_steps=p["steps"], internal_batch_size=p.get("internal_batch_size"))
-    if method == "saliency":
-        kwargs["abs"] = True
-    spread = float((x.max() - x.min()).detach()) or 1.0
-    attr = NoiseTunnel(cls(_Forward(target))).attribute(
-        x, nt_type="smoothgrad", nt_samples=int(p.get("nt_samples", 10)), stdevs=float(p.get("stdev", 0.1)) * spread,
-        target=c, nt_samples_batch_size=1 if method == "ig" else 8, **kwargs)
-    return attr, None
 
 
 def resolve_params(method: str, task: str, params: dict[str, Any] | None) -> dict[str, Any]:
@@ -235,7 +233,7 @@ def resolve_params(method: str, task: str, params: dict[str, Any] | None) -> dic
     else:
         p.pop("baseline", None)
     if p.get("noise_tunnel"):
-        if info.name not in GRADIENT_METHODS:
+        if not info.gradient:
             p.pop("noise_tunnel")
         else:
             p["noise_tunnel"] = True
@@ -261,11 +259,8 @@ def attribute(target: Any, method: str, class_index: int, params: dict[str, Any]
         with warnings.catch_warnings():
         # Captum notes that it set requires_grad or hooked activations: both expected here.
             warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\..*")
-            if p.get("noise_tunnel"):
-                attr, delta = _with_noise_tunnel(info.name, target, x, class_index, p)
-            else:
-                attr, delta = COMPUTE[info.name](target, x, class_index, p)
+            attr, delta = COMPUTE[info.name](target, x, class_index, p)
     finally:
         target.model.train(was_training)
-    scores = target.reduce_groups(attr) if info.name in GROUPED else target.reduce(attr)
+    scores = target.reduce_groups(attr) if info.grouped else target.reduce(attr)
     return RawAttribution(scores, _delta(delta), info.passes(p, target.n_features(p.get("patch", 16))))

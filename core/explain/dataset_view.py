@@ -16,6 +16,8 @@ import pandas as pd
 
 from core.errors import RunError
 from core.explain.agreement import patch_sums
+from core.explain.catalog import get_method, suggested_method
+from core.explain.model_access import as_run, model_stamp
 from core.explain.record import CACHE_DIR, cache_key
 from core.runs import Run
 
@@ -28,9 +30,8 @@ DATASET_PREFIX = "dataset-"
 
 def default_method(task: str, has_cnn: bool) -> tuple[str, dict[str, Any]]:
     """Cheap enough for a hundred examples on a CPU, and complete (IG) where possible."""
-    if task == "text":
-        return "ig", {"steps": 16}
-    return ("gradcam", {}) if has_cnn else ("saliency", {})
+    method = suggested_method(task, has_cnn)
+    return method, {"steps": 16} if method == "ig" else {}
 
 
 def sample(predictions: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
@@ -54,9 +55,7 @@ def _downsample(heatmap: np.ndarray, size: int = MAP_SIZE) -> np.ndarray:
 
 
 def result_path(run: Run, n: int, method: str, params: dict[str, Any], seed: int) -> Path:
-    from core.explain.explainer import _model_stamp
-
-    return run.path / CACHE_DIR / f"{DATASET_PREFIX}{cache_key(_model_stamp(run), n, method, params, seed)}.json"
+    return run.path / CACHE_DIR / f"{DATASET_PREFIX}{cache_key(model_stamp(run), n, method, params, seed)}.json"
 
 
 def latest_result(run_dir: Path) -> dict[str, Any] | None:
@@ -75,10 +74,9 @@ def dataset_view(run: str | Path | Run, n: int = DEFAULT_N, method: str | None =
                  params: dict[str, Any] | None = None, *, runs_dir: str | Path | None = None, device: str = "auto",
                  seed: int = 0, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     from core import api
-    from core.explain.catalog import get_method
-    from core.explain.explainer import _run, explain
+    from core.explain.explainer import explain
 
-    r = _run(run, runs_dir)
+    r = as_run(run, runs_dir)
     preds = r.predictions()
     bundle, labels = api.load_run_model(r.path)
     task = bundle.task

@@ -8,7 +8,6 @@ records the measured time per forward/backward pass for the next cost estimate.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,49 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.errors import ConfigError, DataError
+from core.errors import ConfigError
 from core.explain.attributions import attribute, resolve_params
-from core.explain.catalog import get_method
+from core.explain.catalog import DEFAULT_MAX_TOKENS, get_method
 from core.explain.faithfulness import faithfulness as score_faithfulness
+from core.explain.model_access import COMPUTE_LOCK, as_run, load_target, model_stamp
 from core.explain.record import CACHE_DIR, Explanation, cache_key, input_fingerprint
-from core.explain.targets import DEFAULT_MAX_TOKENS, ImageTarget, TextTarget
+from core.explain.targets import ImageTarget, TextTarget
 from core.explain.timing import record_pass_time
-from core.runs import Run, default_runs_dir, resolve_run
-
-# Captum's DeepLift and GradCAM hook the shared model's modules: one computation at a time per
-# process keeps a concurrent prediction (or a second session) from running through those hooks.
-COMPUTE_LOCK = threading.RLock()
-
-
-def _run(run: str | Path | Run, runs_dir: str | Path | None) -> Run:
-    if isinstance(run, Run):
-        return run
-    return resolve_run(run, Path(runs_dir) if runs_dir else default_runs_dir())
-
-
-def load_target(run: Run, value: Any, *, max_tokens: int = DEFAULT_MAX_TOKENS, device: str = "auto",
-                model: Any = None) -> tuple[TextTarget | ImageTarget, list[str], torch.device]:
-    """The run's model with `value` prepared for it; `model` replaces the run's own (sanity check)."""
-    from core import api
-    from core.train.engine import pick_device
-
-    bundle, labels = api.load_run_model(run.path)
-    dev = pick_device(device)
-    net = model if model is not None else bundle.model
-    net.to(dev).eval()
-    if bundle.task == "text":
-        if not isinstance(value, str):
-            raise DataError(f"Run {run.id} is a text model; give text to explain (--text), not an image.")
-        if not 2 <= max_tokens <= 4096:
-            raise ConfigError(f"max_tokens must be between 2 and 4096, got {max_tokens}.")
-        limit = min(max_tokens, bundle.preprocessor.max_length)
-        target: TextTarget | ImageTarget = TextTarget.build(net, bundle.preprocessor.tokenizer, value, limit)
-    else:
-        if isinstance(value, str) and not Path(value).is_file() and not value.startswith("zip://"):
-            raise DataError(f"Image file {value!r} does not exist." if Path(value).suffix else
-                            f"Run {run.id} is an image model; give an image to explain (--image), not text.")
-        target = ImageTarget.build(net, bundle.preprocessor, value)
-    return target.to(dev), labels, dev
+from core.runs import Run
 
 
 def class_index(target: int | str | None, labels: Sequence[str], predicted: int) -> int:
@@ -83,12 +48,6 @@ def cache_path(run: Run, key: str) -> Path:
     return run.path / CACHE_DIR / f"{key}.npz"
 
 
-def _model_stamp(run: Run) -> str:
-    """Changes when the run's model is replaced, so old explanations are never served for it."""
-    f = run.path / "model" / "model.safetensors"
-    return f"{f.stat().st_mtime_ns}-{f.stat().st_size}" if f.is_file() else "none"
-
-
 def explain(run: str | Path | Run, value: Any, method: str = "ig", target: int | str | None = None, *,
             runs_dir: str | Path | None = None, params: dict[str, Any] | None = None,
             faithfulness: bool = True, max_tokens: int = DEFAULT_MAX_TOKENS, device: str = "auto",
@@ -102,14 +61,14 @@ def explain(run: str | Path | Run, value: Any, method: str = "ig", target: int |
     from core.train.engine import pick_device
 
     t_start = time.perf_counter()
-    r = _run(run, runs_dir)
+    r = as_run(run, runs_dir)
     info = get_method(method)
     with COMPUTE_LOCK:
         bundle, labels = api.load_run_model(r.path)
         p = resolve_params(info.name, bundle.task, params)
         asked = None if target is None or target == "" else class_index(target, labels, 0)
         # Keyed on the class asked for ("predicted" by default), so a repeat needs no forward pass.
-        key = cache_key(_model_stamp(r), input_fingerprint(value, bundle.task), info.name, p,
+        key = cache_key(model_stamp(r), input_fingerprint(value, bundle.task), info.name, p,
                         "predicted" if asked is None else asked, max_tokens, pick_device(device).type,
                         bool(faithfulness))
         path = cache_path(r, key)
@@ -162,7 +121,7 @@ def explain_methods(run: str | Path | Run, value: Any, methods: Sequence[str], t
 
 
 def cached_explanations(run: str | Path | Run, runs_dir: str | Path | None = None) -> list[Path]:
-    r = _run(run, runs_dir)
+    r = as_run(run, runs_dir)
     d = r.path / CACHE_DIR
     return sorted(d.glob("*.npz")) if d.is_dir() else []
 

@@ -4,6 +4,8 @@ Results land in the run's explanations cache, where the page (or a repeated CLI 
 the job's own result only says where. Job config: {"op": "explain" | "sanity" | "dataset", "run":
 <run dir>, "value": <text or image path>, "methods" + "params_by_method" (explain), "method" +
 "params" (sanity, dataset, compare), "other": <second run dir> (compare), "target", "n", "max_tokens"}.
+The `*_config` functions build these configs and `run_explain_job` reads them; `needs_job` and
+`sanity_needs_job` decide what is long enough to go to the worker instead of running inline.
 
 An image from an upload (or handed over from Predict) reaches a job as a file staged privately for
 the browser session that gave it (`stage_image`); a job reads an image only from there or from the
@@ -12,17 +14,70 @@ run's own test examples, never another path on the server."""
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.data.archive import is_image_name
+from core.data.store import SESSION_ID, forget_stale_folders
 from core.errors import ConfigError, DataError
+from core.explain.catalog import DEFAULT_MAX_TOKENS, method_params
+from core.jobs.context import JobStopped
+from core.runs import Run, atomic_write_bytes, tunescope_home
 
 OPS = ("explain", "sanity", "dataset", "compare")
+INLINE_LIMIT_ENV = "TUNESCOPE_EXPLAIN_INLINE_S"
+# Re-explanations a sanity check makes, one per randomised stage (head, each block, then the
+# embeddings or the stem): about 8 for MiniLM. Only its cost estimate reads this.
+SANITY_STAGES = 8
+
+
+def inline_limit_s() -> float:
+    """Seconds of estimated work the UI still runs inline; longer work goes to the worker. Read on
+    every call, so a server admin (or a test) can move the line without a restart."""
+    return float(os.environ.get(INLINE_LIMIT_ENV, "20"))
+
+
+def needs_job(seconds: float) -> bool:
+    """Whether work estimated at `seconds` goes to the worker rather than running inline."""
+    return seconds > inline_limit_s()
+
+
+def sanity_needs_job(explain_seconds: float, value: Any) -> bool:
+    """Whether the sanity check of an explanation that took `explain_seconds` goes to the worker.
+    Every input is a text or a file by now (uploads are staged), so any can be a job; an in-memory
+    image (the library's callers may pass one) cannot travel and stays inline."""
+    return needs_job(explain_seconds * SANITY_STAGES) and isinstance(value, str)
+
+
+def explain_config(run_dir: str | Path, value: Any, methods: Sequence[str], target: Any, max_tokens: int,
+                   form: dict[str, Any]) -> dict[str, Any]:
+    """An "explain" job: `methods` on `value`, each with the settings of `form` that apply to it."""
+    return {"op": "explain", "run": str(run_dir), "value": value, "methods": list(methods), "target": target,
+            "max_tokens": max_tokens, "params_by_method": {m: method_params(m, form) for m in methods}}
+
+
+def compare_config(run_dir: str | Path, other_dir: str | Path, value: Any, method: str, target: Any,
+                   form: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+    """A "compare" job: the same input and class explained under two runs."""
+    return {"op": "compare", "run": str(run_dir), "other": str(other_dir), "value": value, "method": method,
+            "target": target, "params": method_params(method, form), "max_tokens": max_tokens}
+
+
+def sanity_config(run_dir: str | Path, value: Any, method: str, target: Any, params: dict[str, Any],
+                  max_tokens: int) -> dict[str, Any]:
+    """A "sanity" job for an explanation already made, with the parameters it was made with."""
+    return {"op": "sanity", "run": str(run_dir), "value": value, "method": method, "target": target,
+            "params": params, "max_tokens": max_tokens}
+
+
+def dataset_config(run_dir: str | Path, n: int) -> dict[str, Any]:
+    """A "dataset" job: the dataset view over `n` test examples with the task's default method."""
+    return {"op": "dataset", "run": str(run_dir), "n": n}
 
 
 def inputs_dir() -> Path:
-    from core.runs import tunescope_home
-
     return tunescope_home() / "explain-inputs"
 
 
@@ -30,9 +85,6 @@ def stage_image(session_id: str, data: bytes, filename: str) -> Path:
     """Keep an uploaded image's bytes for this session's explanations (inline or in the worker),
     named by their hash so the explanation cache recognises the same image again. Staged images
     not touched for a day are removed (as staged dataset uploads are)."""
-    from core.data.archive import is_image_name
-    from core.data.store import SESSION_ID, forget_stale_folders
-
     if not SESSION_ID.fullmatch(session_id):
         raise DataError("Invalid session id for an uploaded image.")
     if not data:
@@ -44,8 +96,6 @@ def stage_image(session_id: str, data: bytes, filename: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
     if not path.is_file():
-        from core.runs import atomic_write_bytes
-
         atomic_write_bytes(path, data)
     path.touch()
     folder.touch()
@@ -56,8 +106,6 @@ def check_value(run_dir: str | Path, value: Any) -> None:
     """Refuse an image path a job may not read: only staged uploads and the run's test examples."""
     if not isinstance(value, str):
         return
-    from core.runs import Run
-
     run = Run(Path(run_dir))
     if (run.summary().get("task") or run.config().get("task")) != "image":
         return  # text is explained as text, never opened
@@ -77,8 +125,6 @@ def describe(config: dict[str, Any]) -> str:
 
 
 def run_explain_job(ctx: Any) -> dict[str, Any]:
-    from core.jobs.context import JobStopped
-
     cfg = dict(ctx.job.config)
     op = cfg.get("op")
     if op not in OPS:
@@ -105,7 +151,7 @@ def run_explain_job(ctx: Any) -> dict[str, Any]:
         from core.explain.sanity import sanity_check
 
         res = sanity_check(cfg["run"], cfg["value"], cfg.get("method", "ig"), cfg.get("target"),
-                           params=cfg.get("params"), max_tokens=int(cfg.get("max_tokens", 128)),
+                           params=cfg.get("params"), max_tokens=int(cfg.get("max_tokens", DEFAULT_MAX_TOKENS)),
                            progress=progress, **common)
         return {"op": op, "passed": res["passed"], "final_spearman": res["final_spearman"]}
     if op == "compare":  # the same input and class under a second run, for the page's side-by-side view
@@ -113,15 +159,15 @@ def run_explain_job(ctx: Any) -> dict[str, Any]:
 
         progress(0, 2, cfg.get("method", "ig"))
         a = explain(cfg["run"], cfg["value"], cfg.get("method", "ig"), cfg.get("target"), params=cfg.get("params"),
-                    max_tokens=int(cfg.get("max_tokens", 128)), **common)
+                    max_tokens=int(cfg.get("max_tokens", DEFAULT_MAX_TOKENS)), **common)
         progress(1, 2, cfg.get("method", "ig"))
         b = explain(cfg["other"], cfg["value"], a.method, a.target_label, params=cfg.get("params"),
-                    max_tokens=int(cfg.get("max_tokens", 128)), **common)
+                    max_tokens=int(cfg.get("max_tokens", DEFAULT_MAX_TOKENS)), **common)
         progress(2, 2, "done")
         return {"op": op, "methods": [a.method], "seconds": round(a.seconds + b.seconds, 3)}
     from core.explain.explainer import explain_methods
 
     recs = explain_methods(cfg["run"], cfg["value"], cfg.get("methods") or [cfg.get("method", "ig")],
                            cfg.get("target"), progress=progress, params_by_method=cfg.get("params_by_method"),
-                           max_tokens=int(cfg.get("max_tokens", 128)), **common)
+                           max_tokens=int(cfg.get("max_tokens", DEFAULT_MAX_TOKENS)), **common)
     return {"op": op, "methods": [r.method for r in recs], "seconds": round(sum(r.seconds for r in recs), 3)}

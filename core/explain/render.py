@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from core.explain.catalog import get_method
+
 # Diverging colours: evidence for the class in green, against it in red (readable for most
 # colour-vision deficiencies when paired with the sign in the tooltip).
 _POS = (26, 152, 80)
@@ -107,8 +109,6 @@ def _faithfulness_html(f: dict[str, Any] | None) -> str:
 
 def record_html(rec: dict[str, Any]) -> str:
     """One explanation record (as `Explanation.to_dict()`) as an HTML fragment."""
-    from core.explain.catalog import get_method
-
     info = get_method(rec["method"])
     head = (f"<h2>{html.escape(info.label)}</h2><p>Run <code>{html.escape(str(rec['run_id']))}</code> · "
             f"predicted <b>{html.escape(str(rec['predicted_label']))}</b> "

@@ -21,8 +21,10 @@ from torch import nn
 
 from core.errors import ModelError
 from core.explain.agreement import comparable, rank_correlation
+from core.explain.catalog import DEFAULT_MAX_TOKENS
+from core.explain.explainer import explain
+from core.explain.model_access import COMPUTE_LOCK, as_run, model_stamp
 from core.explain.record import CACHE_DIR, SANITY_VERSION, cache_key, input_fingerprint
-from core.explain.targets import DEFAULT_MAX_TOKENS
 from core.runs import Run
 
 PASS_BELOW = 0.5
@@ -88,13 +90,11 @@ def sanity_check(run: str | Path | Run, value: Any, method: str = "ig", target: 
                  ) -> dict[str, Any]:
     """Rank correlation between the explanation and its re-run after each randomisation stage."""
     from core import api
-    from core.explain.explainer import COMPUTE_LOCK, _model_stamp, _run, explain
-
-    r = _run(run, runs_dir)
+    r = as_run(run, runs_dir)
     original = explain(r, value, method, target, params=params, faithfulness=False, max_tokens=max_tokens,
                        device=device)
     fingerprint = input_fingerprint(value, original.task)
-    key = cache_key(f"sanity-v{SANITY_VERSION}", _model_stamp(r), fingerprint, original.method,
+    key = cache_key(f"sanity-v{SANITY_VERSION}", model_stamp(r), fingerprint, original.method,
                     original.params, original.target, max_tokens, original.device, seed, PASS_BELOW)
     path = r.path / CACHE_DIR / f"sanity-{key}.json"
     if use_cache and path.is_file():

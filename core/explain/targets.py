@@ -23,7 +23,6 @@ from core.errors import ConfigError, DataError
 from core.explain.catalog import IMAGE_BASELINES, TEXT_BASELINES
 
 WORD_RE = re.compile(r"\w+|[^\w\s]")
-DEFAULT_MAX_TOKENS = 128
 
 
 def split_words(text: str) -> list[tuple[int, int]]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.explain.catalog import describe_cost, estimate_seconds, faithfulness_forwards
+from core.explain.catalog import describe_cost, estimate_seconds, faithfulness_forwards, method_params
 
 TIMING_FILE = "timing.json"
 # A pass costs a fixed part (kernel launches, Python, the head) plus a part that grows with the
@@ -85,3 +86,27 @@ def estimate(run_dir: Path, method: str, params: dict[str, Any] | None, *, task:
     if check:
         sentence += f" (with ~{check:.1f} s for its faithfulness check)"
     return seconds, measured, sentence + ("" if measured else " (rough: not yet measured on this machine)")
+
+
+def input_size(value: Any, task: str, image_size: int | None = None) -> tuple[int, int]:
+    """(size, features) an estimate assumes for `value` before it is tokenized or opened: about two
+    tokens a word plus [CLS] and [SEP] (at most 512) and one feature a word for text; the run's
+    image size and a 14 × 14 patch grid for images."""
+    if task == "text":
+        return min(len(str(value).split()) * 2 + 2, 512), max(1, len(str(value).split()))
+    return int(image_size or 224), 196
+
+
+def estimate_methods(run_dir: Path, summary: dict[str, Any], methods: Sequence[str], form: dict[str, Any],
+                     value: Any, task: str) -> tuple[float, list[str]]:
+    """(total seconds, one sentence per method) for explaining `value` with each of `methods`
+    under the Explain form's settings `form`, on the device the run trained on."""
+    size, feats = input_size(value, task, summary.get("image_size"))
+    device = "cuda" if str(summary.get("device", "cpu")).startswith("cuda") else "cpu"
+    total, lines = 0.0, []
+    for m in methods:
+        s, _, sentence = estimate(run_dir, m, method_params(m, form), task=task, size=size, n_features=feats,
+                                  total_params=summary.get("total_params"), device=device)
+        total += s
+        lines.append(sentence)
+    return total, lines

@@ -9,7 +9,6 @@ Torch is imported only when the user asks for a computation.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,20 @@ import streamlit as st
 from core.data import decode_upload as read_image
 from core.explain import catalog, render
 from core.explain.dataset_view import DEFAULT_N, latest_result
-from core.explain.jobs import stage_image
-from core.explain.timing import estimate
+from core.explain.jobs import (
+    compare_config,
+    dataset_config,
+    explain_config,
+    needs_job,
+    sanity_config,
+    sanity_needs_job,
+    stage_image,
+)
+from core.explain.timing import estimate_methods
 from core.markup import escape_markdown as md
 from dashboard import explain_charts as charts
 from dashboard.ui import PAGES, find_run, guard, owner, pick_finished_run, session_id
 
-# Longer explanations go to the worker as a job (a server admin can move the line).
-INLINE_LIMIT_S = float(os.environ.get("TUNESCOPE_EXPLAIN_INLINE_S", "20"))
-SANITY_STAGES = 8
 _RESULTS = "_ex_results"
 _SANITY = "_ex_sanity"
 _JOB = "_ex_job"
@@ -145,28 +149,6 @@ def _params_form(task: str, methods: list[str], labels: list[str]) -> tuple[dict
     return params, (None if target.startswith("(") else target), max_tokens
 
 
-def method_params(method: str, given: dict[str, Any]) -> dict[str, Any]:
-    """The form's settings that apply to `method`; the samples field is KernelShap's (GradientShap
-    keeps its own 20)."""
-    if method != "kernel_shap":
-        given = {k: v for k, v in given.items() if k != "samples"}
-    return catalog.get_method(method).relevant(given)
-
-
-def _estimate(run_path: Path, summary: dict[str, Any], methods: list[str], params: dict[str, Any],
-              value: Any, task: str) -> tuple[float, list[str]]:
-    size = min(len(str(value).split()) * 2 + 2, 512) if task == "text" else int(summary.get("image_size") or 224)
-    feats = max(1, len(str(value).split())) if task == "text" else 196
-    device = "cuda" if str(summary.get("device", "cpu")).startswith("cuda") else "cpu"
-    total, lines = 0.0, []
-    for m in methods:
-        s, _, sentence = estimate(run_path, m, method_params(m, params), task=task, size=size, n_features=feats,
-                                  total_params=summary.get("total_params"), device=device)
-        total += s
-        lines.append(sentence)
-    return total, lines
-
-
 def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_tokens: int,
                  results_key: Any = None) -> None:
     info = catalog.get_method(rec.method)
@@ -201,11 +183,8 @@ def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_t
                                                help="Randomise the model layer by layer and see whether the "
                                                     "explanation changes (it should).")):
             st.session_state.pop("_ex_sanity_auto", None)
-            # One re-explanation per randomised stage (head, each block, then embeddings or the stem): about 8
-            # for MiniLM. Every input is a text or a file by now (uploads are staged), so any can be a job.
-            if not auto and rec.seconds * SANITY_STAGES > INLINE_LIMIT_S and isinstance(value, str):
-                _submit({"op": "sanity", "run": str(find_run(run_id).path), "value": value, "method": rec.method,
-                         "target": target, "params": rec.params, "max_tokens": max_tokens})
+            if not auto and sanity_needs_job(rec.seconds, value):
+                _submit(sanity_config(find_run(run_id).path, value, rec.method, target, rec.params, max_tokens))
                 st.session_state["_ex_sanity_pending"] = sanity_key
                 st.rerun()
             bar = st.progress(0.0, text="Randomising the model from the top down...")
@@ -287,32 +266,30 @@ with guard("explaining"):
     with tab_one:
         value, fingerprint, described = _pick_input(run_id, task, run.path)
         offered = catalog.methods_for(task, has_cnn)
-        default = ["gradcam"] if has_cnn else (["ig"] if task == "text" else ["saliency"])
+        default = [catalog.suggested_method(task, has_cnn)]
         methods = st.multiselect("Methods", [m.name for m in offered], default=default, key=f"ex_methods_{task}",
                                  format_func=lambda n: catalog.METHODS[n].label,
                                  help="Pick two or more to see how far they agree.")
         params, target, max_tokens = _params_form(task, methods, labels)
         results_key = (run_id, fingerprint, tuple(methods), repr(sorted(params.items())), target, max_tokens)
         if value is not None and methods:
-            seconds, lines = _estimate(run.path, summary, methods, params, value, task)
+            seconds, lines = estimate_methods(run.path, summary, methods, params, value, task)
             st.caption("Estimated cost: " + "; ".join(lines))
             # Long work goes to the worker, for every kind of input (uploaded images are staged files).
-            as_job = seconds > INLINE_LIMIT_S
+            as_job = needs_job(seconds)
             if st.session_state.get(_JOB):
                 _job_status(st.session_state[_JOB])
             elif st.button("Explain", type="primary", key="ex_go") or st.session_state.pop("_ex_autoload", False):
                 if as_job and not st.session_state.pop("_ex_job_done", False):
-                    _submit({"op": "explain", "run": str(run.path), "value": value, "methods": methods,
-                             "target": target, "max_tokens": max_tokens,
-                             "params_by_method": {m: method_params(m, params) for m in methods}})
+                    _submit(explain_config(run.path, value, methods, target, max_tokens, params))
                     st.rerun()
                 explainer = _core()
                 bar = st.progress(0.0, text="Loading the model (first time only)...")
                 records = []
                 for i, m in enumerate(methods):
                     bar.progress(i / len(methods), text=f"{catalog.METHODS[m].label}...")
-                    records.append(explainer.explain(run.path, value, m, target, params=method_params(m, params),
-                                                     max_tokens=max_tokens))
+                    records.append(explainer.explain(run.path, value, m, target,
+                                                     params=catalog.method_params(m, params), max_tokens=max_tokens))
                 bar.empty()
                 st.session_state[_RESULTS] = {"key": results_key, "records": records, "value": value}
                 # Sanity results belong to the explanations they were run for, not to these new ones.
@@ -383,8 +360,8 @@ with guard("explaining"):
                                   format_func=lambda n: catalog.METHODS[n].label)
             cost = 0.0
             if other is not None:  # both explanations, each with its faithfulness check
-                cost = _estimate(run.path, summary, [method], params, value, task)[0] + \
-                    _estimate(other.path, other.summary(), [method], params, value, task)[0]
+                cost = estimate_methods(run.path, summary, [method], params, value, task)[0] + \
+                    estimate_methods(other.path, other.summary(), [method], params, value, task)[0]
             if st.session_state.get(_JOB):
                 _job_status(st.session_state[_JOB])
             elif st.button("Explain under both runs", key="ex_cmp_go") or st.session_state.pop("_ex_cmp_autoload",
@@ -394,16 +371,14 @@ with guard("explaining"):
                 if other is None:
                     st.error(f"Run {md(repr(other_id))} disappeared from the runs folder; reload the page.")
                     st.stop()
-                if cost > INLINE_LIMIT_S and not st.session_state.pop("_ex_cmp_job_done", False):
-                    _submit({"op": "compare", "run": str(run.path), "other": str(other.path), "value": value,
-                             "method": method, "target": target, "params": method_params(method, params),
-                             "max_tokens": max_tokens})
+                if needs_job(cost) and not st.session_state.pop("_ex_cmp_job_done", False):
+                    _submit(compare_config(run.path, other.path, value, method, target, params, max_tokens))
                     st.rerun()
                 explainer = _core()
-                a = explainer.explain(run.path, value, method, target, params=method_params(method, params),
+                a = explainer.explain(run.path, value, method, target, params=catalog.method_params(method, params),
                                       max_tokens=max_tokens)
                 b = explainer.explain(other.path, value, method, a.target_label,
-                                      params=method_params(method, params), max_tokens=max_tokens)
+                                      params=catalog.method_params(method, params), max_tokens=max_tokens)
                 st.session_state["_ex_diff"] = {"key": (run_id, other_id, fingerprint, method), "a": a, "b": b,
                                                 "diff": explanation_diff(a, b)}
             cmp = st.session_state.get("_ex_diff")
@@ -438,7 +413,7 @@ with guard("explaining"):
         if st.session_state.get(_JOB):
             _job_status(st.session_state[_JOB])
         elif st.button("Start (background job)", key="ex_dataset_go"):
-            _submit({"op": "dataset", "run": str(run.path), "n": n})
+            _submit(dataset_config(run.path, n))
             st.rerun()
         result = latest_result(run.path)
         if result:
