@@ -578,3 +578,39 @@ def test_worker_flags_are_checked(home, capsys):
     assert "--stale-after" in capsys.readouterr().err
     assert main(["worker", "--gpus", "x"]) == 2
     assert "--gpus" in capsys.readouterr().err
+
+
+# -- the package's shape: one table of kinds, a queue free of features -----------------------------
+
+
+def test_every_job_kind_resolves_and_the_queue_names_exactly_the_table(home, monkeypatch):
+    from core.errors import JobError
+    from core.jobs import kinds
+    from core.jobs.worker import Worker, WorkerOptions
+
+    resolved = kinds.builtin_runners()
+    assert set(resolved) == set(kinds.KINDS) and all(callable(r) for r in resolved.values())
+    with pytest.raises(ConfigError) as refused:
+        jobs.submit({}, kind="Not A Kind")
+    assert str(refused.value).endswith(f"built-in kinds: {', '.join(kinds.KINDS)}.")
+    assert tuple(jobs.KINDS) == tuple(kinds.KINDS)
+    # an entry that does not resolve is a loud error, and a worker refuses to start with it
+    for broken in ("core.no_such_module:run", "core.jobs.kinds:no_such_runner", "no-colon"):
+        with pytest.raises(JobError, match="runner"):
+            kinds.resolve(broken, "broken")
+    monkeypatch.setitem(kinds.KINDS, "broken", "core.no_such_module:run")
+    with pytest.raises(JobError, match="'broken' does not resolve"):
+        Worker(WorkerOptions(gpus="cpu", exit_when_idle=True)).run()
+    assert jobs.live_workers() == []
+
+
+def test_the_job_store_and_queue_import_no_feature_package():
+    code = ("import sys, core.jobs.store, core.jobs.queue; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('core.'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    loaded = proc.stdout.split()
+    features = ("core.data", "core.models", "core.train", "core.explain", "core.report")
+    assert "core.jobs.queue" in loaded
+    assert not [m for m in loaded if m.startswith(features)], loaded
