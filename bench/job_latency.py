@@ -73,11 +73,12 @@ def submit_to_start(home: Path, n: int, poll: float, train_data: str | None, tra
         out = {"claimed_s": _stats(claimed), "in_job_process_s": _stats(in_job)}
         if train_data:
             from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+            from core.train.submit import submit_training
 
             cfg = RunConfig(data=DataConfig(source=train_data), model=ModelConfig(name=train_model),
                             train=TrainConfig(epochs=1, max_steps=3, device="cpu"))
             t0 = time.time()
-            (jid,) = jobs.submit(cfg)
+            (jid,) = submit_training(cfg)
             t_submitted = time.time()
             job = _wait(lambda: (j := jobs.get(jid)).progress.get("step") and j, 600, every=0.02)  # noqa: B023
             out["train_first_step_s"] = {"submit_call": round(t_submitted - t0, 3),

@@ -171,10 +171,11 @@ def main() -> None:
         os.environ.pop("TUNESCOPE_JOBS_DB", None)
         from core import jobs
         from core.config import DataConfig, RunConfig, TrainConfig
+        from core.train.submit import submit_training
 
         with live_app(home) as app:
-            job = jobs.submit(RunConfig(data=DataConfig(source="demo:sentiment"),
-                                        train=TrainConfig(method="full", epochs=3)), check_device=False)[0]
+            job = submit_training(RunConfig(data=DataConfig(source="demo:sentiment"),
+                                          train=TrainConfig(method="full", epochs=3)), check_device=False)[0]
             deadline = time.monotonic() + 120
             while jobs.get(job).state != "running" and time.monotonic() < deadline:
                 time.sleep(0.5)

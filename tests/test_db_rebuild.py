@@ -15,15 +15,16 @@ from run_factory import write_fake_run
 
 from core import jobs
 from core.errors import JobStoreDamagedError
+from core.jobs import store as job_store
 
 
 def _forget_stores() -> None:
     """Drop this process's open store objects, as a new process would start without them."""
-    for store in jobs._STORES.values():
+    for store in job_store._STORES.values():
         conn = getattr(store._local, "conn", None)
         if conn is not None:
             conn.close()
-    jobs._STORES.clear()
+    job_store._STORES.clear()
 
 
 def _job_run(root: Path, run_id: str, job_id: str, state: str, *, accuracy: float = 0.8, group: str | None = None,

@@ -293,10 +293,11 @@ def test_checkpoint_that_does_not_fit_fails_the_job_before_writing(home, small_c
 
     from core import jobs
     from core.jobs.worker import execute
+    from core.train.submit import submit_training
 
     FakeDisk(monkeypatch, free=150_000)
     store = jobs.open_store()
-    (jid,) = jobs.submit(small_cfg(small_csv, tiny_bert_dir), run_id="full-disk")
+    (jid,) = submit_training(small_cfg(small_csv, tiny_bert_dir), run_id="full-disk")
     job = store.claim("w-test", "test-host", os.getpid(), "cpu")
     assert execute(store, job) == "failed"
     job = store.get(jid)

@@ -17,6 +17,9 @@ import pytest
 from core import jobs
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.errors import ConfigError, DataError, ModelError, RunError
+from core.jobs import queue
+from core.jobs import store as job_store
+from core.train.submit import submit_training
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,19 +44,19 @@ def claim(store, worker="w-test", pid=None):
 
 def test_submit_validates_like_train_and_queues_nothing_on_error(home, sentiment_csv, tiny_bert_dir, tmp_path):
     with pytest.raises(DataError, match="missing.csv"):
-        jobs.submit(cfg_for(tmp_path / "missing.csv", tiny_bert_dir))
+        submit_training(cfg_for(tmp_path / "missing.csv", tiny_bert_dir))
     with pytest.raises(ModelError, match="image model"):
-        jobs.submit(RunConfig(data=DataConfig(source=str(sentiment_csv)), model=ModelConfig(name="resnet18")))
+        submit_training(RunConfig(data=DataConfig(source=str(sentiment_csv)), model=ModelConfig(name="resnet18")))
     # (a missing model folder is refused by ModelConfig itself since cb51dc8, before submit looks)
     with pytest.raises((ModelError, ConfigError), match="does not exist|not an existing folder"):
-        jobs.submit(cfg_for(sentiment_csv, tmp_path / "no-such-model"))
+        submit_training(cfg_for(sentiment_csv, tmp_path / "no-such-model"))
     if not _has_cuda():
         with pytest.raises(ConfigError, match="CUDA"):
-            jobs.submit(cfg_for(sentiment_csv, tiny_bert_dir, device="cuda"))
+            submit_training(cfg_for(sentiment_csv, tiny_bert_dir, device="cuda"))
     with pytest.raises(ConfigError, match="lr must be"):  # an invalid grid point rejects the whole grid
-        jobs.submit(cfg_for(sentiment_csv, tiny_bert_dir), grid={"lr": [1e-3, 5.0]})
+        submit_training(cfg_for(sentiment_csv, tiny_bert_dir), grid={"lr": [1e-3, 5.0]})
     with pytest.raises(ConfigError, match="Cannot vary"):
-        jobs.submit(cfg_for(sentiment_csv, tiny_bert_dir), grid={"colour": ["red"]})
+        submit_training(cfg_for(sentiment_csv, tiny_bert_dir), grid={"colour": ["red"]})
     assert jobs.list_jobs() == []
     assert not (home / "runs").exists()
 
@@ -80,7 +83,7 @@ def test_submit_seeds_and_grid_make_one_group(home, sentiment_csv, tiny_bert_dir
     from core.cli import main
 
     cfg = cfg_for(sentiment_csv, tiny_bert_dir)
-    ids = jobs.submit(cfg, seeds=[1, 2], grid={"method": ["full", "lora"], "lr": [1e-3]}, owner="ana", priority=3)
+    ids = submit_training(cfg, seeds=[1, 2], grid={"method": ["full", "lora"], "lr": [1e-3]}, owner="ana", priority=3)
     assert len(ids) == 4 and len(set(ids)) == 4
     rows = [jobs.get(i) for i in ids]
     (group,) = {r.group_id for r in rows}
@@ -106,12 +109,12 @@ def test_submit_seeds_and_grid_make_one_group(home, sentiment_csv, tiny_bert_dir
 
 def test_run_id_is_reserved(home, sentiment_csv, tiny_bert_dir):
     cfg = cfg_for(sentiment_csv, tiny_bert_dir)
-    jobs.submit(cfg, run_id="mine")
+    submit_training(cfg, run_id="mine")
     with pytest.raises(jobs.JobError, match="mine"):
-        jobs.submit(cfg, run_id="mine")
+        submit_training(cfg, run_id="mine")
     (home / "runs" / "taken").mkdir(parents=True)
     with pytest.raises(RunError, match="already exists"):
-        jobs.submit(cfg, run_id="taken")
+        submit_training(cfg, run_id="taken")
     assert len(jobs.list_jobs()) == 1
 
 
@@ -146,7 +149,7 @@ def test_submit_draws_new_ids_when_one_is_taken(home, monkeypatch):
     (first,) = noop(1)
     real = jobs.new_job_id
     draws = iter([first, first])
-    monkeypatch.setattr(jobs, "new_job_id", lambda: next(draws, None) or real())
+    monkeypatch.setattr(queue, "new_job_id", lambda: next(draws, None) or real())
     (second,) = noop(1)
     assert second != first and len(jobs.list_jobs()) == 2
 
@@ -225,7 +228,7 @@ def test_fresh_database_opened_by_many_processes_at_once(tmp_path):
 
 def test_poll_returns_only_new_rows_and_follows_a_resume_cut(home, sentiment_csv, tiny_bert_dir):
     store = jobs.open_store()
-    (jid,) = jobs.submit(cfg_for(sentiment_csv, tiny_bert_dir), run_id="polled")
+    (jid,) = submit_training(cfg_for(sentiment_csv, tiny_bert_dir), run_id="polled")
     job = claim(store)
     run = Path(job.run_dir)
     run.mkdir(parents=True)
@@ -280,7 +283,7 @@ def stuck(attempt: int, step: int = 0) -> dict:
 
 
 def test_reaper_interrupts_stale_jobs_then_gives_up(home):
-    from core.jobs.worker import reap
+    from core.jobs.reaper import reap
 
     store = jobs.open_store()
     (a,) = jobs.submit({"seconds": 0}, kind="noop", max_attempts=2)
@@ -303,7 +306,7 @@ def test_reaper_interrupts_stale_jobs_then_gives_up(home):
 
 def _kill_with_worker(store, job_id: str, progress: dict | None) -> jobs.Job:
     """Claim the job for a worker that then dies (its pid is gone) with the job at `progress`."""
-    from core.jobs.worker import reap
+    from core.jobs.reaper import reap
 
     job = store.claim("w-dead", __import__("socket").gethostname(), 2**22 + 4321, "cpu")
     assert job.id == job_id
@@ -383,7 +386,7 @@ def test_old_database_gets_the_strikes_column(tmp_path):
 
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db)
-    schema = jobs._SCHEMA.replace(",\n    strikes INTEGER NOT NULL DEFAULT 0", "")
+    schema = job_store._SCHEMA.replace(",\n    strikes INTEGER NOT NULL DEFAULT 0", "")
     assert "strikes" not in schema
     conn.executescript(schema)
     conn.execute("INSERT INTO jobs (id, kind, config, state, created, crashes) VALUES "
@@ -409,7 +412,7 @@ def test_stale_limit_is_clearly_longer_than_the_busy_timeout():
 
 def test_heartbeat_held_up_by_a_lock_for_the_whole_busy_timeout_is_not_reaped(home):
     """A worker whose heartbeat waited out a full busy timeout (plus its interval) is alive."""
-    from core.jobs.worker import reap
+    from core.jobs.reaper import reap
 
     store = jobs.open_store()
     (a,) = noop(1)
@@ -421,7 +424,7 @@ def test_heartbeat_held_up_by_a_lock_for_the_whole_busy_timeout_is_not_reaped(ho
 
 def test_reaper_does_not_reap_a_job_whose_heartbeat_arrived_after_it_looked(home, monkeypatch):
     """The reaper reads, then writes: a heartbeat landing in between must win."""
-    from core.jobs.worker import reap
+    from core.jobs.reaper import reap
 
     store = jobs.open_store()
     (a,) = noop(1)
@@ -470,10 +473,11 @@ def _oom():
 
 
 def test_oom_retries_halve_batch_and_record_it(home, sentiment_csv, tiny_bert_dir):
-    from core.jobs.worker import execute, run_train
+    from core.jobs.worker import execute
+    from core.train.runner import run_train
 
     store = jobs.open_store()
-    (jid,) = jobs.submit(cfg_for(sentiment_csv, tiny_bert_dir, batch_size=16, grad_accum=1))
+    (jid,) = submit_training(cfg_for(sentiment_csv, tiny_bert_dir, batch_size=16, grad_accum=1))
     job = claim(store)
     seen = []
 
@@ -499,10 +503,11 @@ def test_oom_retries_halve_batch_and_record_it(home, sentiment_csv, tiny_bert_di
 
 
 def test_oom_at_batch_1_fails_with_a_clear_message(home, sentiment_csv, tiny_bert_dir):
-    from core.jobs.worker import execute, run_train
+    from core.jobs.worker import execute
+    from core.train.runner import run_train
 
     store = jobs.open_store()
-    (jid,) = jobs.submit(cfg_for(sentiment_csv, tiny_bert_dir, batch_size=2))
+    (jid,) = submit_training(cfg_for(sentiment_csv, tiny_bert_dir, batch_size=2))
 
     def always_oom(cfg, **kw):
         raise _oom()
@@ -573,3 +578,39 @@ def test_worker_flags_are_checked(home, capsys):
     assert "--stale-after" in capsys.readouterr().err
     assert main(["worker", "--gpus", "x"]) == 2
     assert "--gpus" in capsys.readouterr().err
+
+
+# -- the package's shape: one table of kinds, a queue free of features -----------------------------
+
+
+def test_every_job_kind_resolves_and_the_queue_names_exactly_the_table(home, monkeypatch):
+    from core.errors import JobError
+    from core.jobs import kinds
+    from core.jobs.worker import Worker, WorkerOptions
+
+    resolved = kinds.builtin_runners()
+    assert set(resolved) == set(kinds.KINDS) and all(callable(r) for r in resolved.values())
+    with pytest.raises(ConfigError) as refused:
+        jobs.submit({}, kind="Not A Kind")
+    assert str(refused.value).endswith(f"built-in kinds: {', '.join(kinds.KINDS)}.")
+    assert tuple(jobs.KINDS) == tuple(kinds.KINDS)
+    # an entry that does not resolve is a loud error, and a worker refuses to start with it
+    for broken in ("core.no_such_module:run", "core.jobs.kinds:no_such_runner", "no-colon"):
+        with pytest.raises(JobError, match="runner"):
+            kinds.resolve(broken, "broken")
+    monkeypatch.setitem(kinds.KINDS, "broken", "core.no_such_module:run")
+    with pytest.raises(JobError, match="'broken' does not resolve"):
+        Worker(WorkerOptions(gpus="cpu", exit_when_idle=True)).run()
+    assert jobs.live_workers() == []
+
+
+def test_the_job_store_and_queue_import_no_feature_package():
+    code = ("import sys, core.jobs.store, core.jobs.queue; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('core.'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    loaded = proc.stdout.split()
+    features = ("core.data", "core.models", "core.train", "core.explain", "core.report")
+    assert "core.jobs.queue" in loaded
+    assert not [m for m in loaded if m.startswith(features)], loaded

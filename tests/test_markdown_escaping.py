@@ -58,7 +58,7 @@ def test_the_job_list_shows_a_hostile_model_name_as_text(home: Path) -> None:
 
     # A job queued before names were checked (or by another tool): its config is shown, not obeyed.
     jobs.submit({"data": {"source": "demo:sentiment"}, "model": {"name": LINK}, "train": {"method": "full"}},
-                kind="noop", owner="someone-else", validate=False, check_device=False)
+                kind="noop", owner="someone-else")
     at = open_app_page("train")
     bodies = _rendered(at)
     assert any("Session expired" in b for b in bodies)

@@ -71,13 +71,14 @@ def test_a_second_click_reopens_the_pending_demo_job(home: Path) -> None:
 def test_a_failed_submission_is_a_message_and_stays_home(home: Path, monkeypatch) -> None:
     from core import jobs
     from core.errors import DataError
+    from core.train import submit as train_submit
 
     at = _home()
 
     def broken(*args, **kwargs):
         raise DataError("Demo dataset 'sentiment' is missing; reinstall tunescope.")
 
-    monkeypatch.setattr(jobs, "submit", broken)
+    monkeypatch.setattr(train_submit, "submit_training", broken)
     at.button(key="home_train_demo").click().run()
     assert not at.exception
     assert at.title[0].value == "tunescope"
@@ -86,7 +87,7 @@ def test_a_failed_submission_is_a_message_and_stays_home(home: Path, monkeypatch
     def locked(*args, **kwargs):
         raise OSError("database is locked")
 
-    monkeypatch.setattr(jobs, "submit", locked)
+    monkeypatch.setattr(train_submit, "submit_training", locked)
     at.button(key="home_train_demo").click().run()
     assert "could not be queued (OSError); nothing was started" in at.error[0].value
     assert "locked" not in at.error[0].value  # internals go to the log, not the page

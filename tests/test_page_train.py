@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from core import jobs
 from core.config import RunConfig
 from core.errors import ConfigError
+from core.train.submit import submit_training
 from dashboard import train_form as tf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,7 +181,7 @@ def test_the_pages_do_not_import_torch(home: Path) -> None:
 # -- the job list ------------------------------------------------------------------------------------
 
 def _running_job(progress: dict) -> jobs.Job:
-    (job_id,) = jobs.submit(RunConfig(), validate=False, check_device=False, owner="someone-else")
+    (job_id,) = submit_training(RunConfig(), validate=False, check_device=False, owner="someone-else")
     store = jobs.open_store()
     job = store.claim("w-test", socket.gethostname(), os.getpid(), "cpu")
     assert job is not None and job.id == job_id

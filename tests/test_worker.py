@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from core.train.submit import submit_training
+
 ROOT = Path(__file__).resolve().parents[1]
 STEP_SLEEP_S = 0.2
 
@@ -31,8 +33,8 @@ STEP_SLEEP_S = 0.2
 
 
 def _slow_train(ctx: Any) -> dict[str, Any]:
-    from core.jobs.worker import run_train
     from core.train.engine import Callback
+    from core.train.runner import run_train
 
     class Slow(Callback):
         def on_step(self, state: Any) -> None:
@@ -130,7 +132,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
 
 
 def pid_gone(pid: int) -> bool:
-    from core.jobs.worker import _pid_alive
+    from core.jobs.reaper import pid_alive as _pid_alive
 
     return not _pid_alive(pid)
 
@@ -205,7 +207,7 @@ def test_kill_9_mid_epoch_then_resume_matches_uninterrupted(victim, home, start_
     from core import jobs
     from core.train.checkpoint import Checkpointer
 
-    (jid,) = jobs.submit(train_cfg(module_csv, tiny_bert_dir))
+    (jid,) = submit_training(train_cfg(module_csv, tiny_bert_dir))
     w = start_worker()
     # 11 steps per epoch, checkpoints every 3: at step 7 two checkpoints exist and the epoch is not over
     # (progress lags the engine by at most 0.5 s, i.e. under 3 steps of 0.2 s)
@@ -274,8 +276,8 @@ def test_killed_with_its_worker_during_start_up_is_not_the_jobs_fault(home, star
 def test_cancel_graceful_while_training_with_live_progress(home, start_worker, module_csv, tiny_bert_dir):
     from core import jobs
 
-    (jid,) = jobs.submit(train_cfg(module_csv, tiny_bert_dir, epochs=20))
-    (queued,) = jobs.submit(train_cfg(module_csv, tiny_bert_dir, epochs=1), priority=-1)
+    (jid,) = submit_training(train_cfg(module_csv, tiny_bert_dir, epochs=20))
+    (queued,) = submit_training(train_cfg(module_csv, tiny_bert_dir, epochs=1), priority=-1)
     start_worker()
     wait_for(lambda: jobs.get(jid).progress.get("step", 0) >= 1, 90, "training to start")
     # a queued job is removed from the queue without ever running
@@ -335,7 +337,7 @@ def test_failing_job_is_recorded_and_the_worker_serves_the_next(home, start_work
 
     gone = tmp_path / "gone.csv"
     gone.write_bytes(module_csv.read_bytes())
-    (bad_data,) = jobs.submit(train_cfg(gone, tiny_bert_dir), priority=3)
+    (bad_data,) = submit_training(train_cfg(gone, tiny_bert_dir), priority=3)
     gone.unlink()  # valid at submit time, missing when it runs
     (boom,) = jobs.submit({}, kind="boom", priority=2)
     (good,) = jobs.submit({"seconds": 0.2}, kind="noop", priority=1)

@@ -114,6 +114,7 @@ def _no_worker_hint() -> None:
 
 def cmd_submit(a: argparse.Namespace) -> int:
     from core import jobs
+    from core.train.submit import submit_training
 
     cfg = config_from_args(a)
     grid: dict[str, list[Any]] = {}
@@ -124,8 +125,8 @@ def cmd_submit(a: argparse.Namespace) -> int:
     if a.grid_model:
         grid["model"] = _str_list(a.grid_model)
     seeds = _int_list(a.seeds, "--seeds") if a.seeds is not None else None
-    ids = jobs.submit(cfg, owner=a.owner, priority=a.priority, seeds=seeds, grid=grid or None,
-                      runs_dir=a.runs_dir, run_id=a.run_id, max_attempts=a.max_attempts)
+    ids = submit_training(cfg, owner=a.owner, priority=a.priority, seeds=seeds, grid=grid or None,
+                          runs_dir=a.runs_dir, run_id=a.run_id, max_attempts=a.max_attempts)
     group = jobs.get(ids[0]).group_id
     if a.json:
         print(json.dumps({"group_id": group, "jobs": ids}))
@@ -265,7 +266,7 @@ def cmd_db(a: argparse.Namespace) -> int:
     if a.db_command == "check":
         store = jobs.open_store()  # raises the damaged-database message, with its recovery step
         total = sum(store.counts().values())
-        print(f"The job database {jobs._sqlite_path(None)} is intact ({total} jobs).")
+        print(f"The job database {jobs.sqlite_path(None)} is intact ({total} jobs).")
         return 0
     out = jobs.rebuild_store(a.runs_dir, force=a.force)
     if out["moved_to"]:

@@ -1,8 +1,8 @@
 """What a job runner sees: its `JobContext` (the job, progress reporting, stop/cancel state), the
 exceptions that end a job (`JobStopped`, `JobFailed`) and the `LogLines` callback for readable logs.
 
-A runner imports this module, never the worker. May import: core.jobs.store (through core.jobs), the
-standard library; torch only through `sys.modules` (a runner may not have imported it).
+A runner imports this module, never the worker. May import: core.jobs.store, the standard library;
+torch and the engine only through `sys.modules` (a runner may not have imported them).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.jobs import Job, JobStore, cancel_note, log_path
+from core.jobs.store import Job, JobStore, log_path
 
 EXIT_LOST = 3  # the child found (or learned) that its job belongs to someone else now
 
@@ -24,6 +25,23 @@ EXIT_LOST = 3  # the child found (or learned) that its job belongs to someone el
 def log(msg: str) -> None:
     """One timestamped line on stderr (the job log's own lines)."""
     print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+
+def cancel_note(progress: Mapping[str, Any]) -> str:
+    """What a cancel does to a running job, by the phase it reported last (for the CLI and the log)."""
+    phase = str(progress.get("phase") or "")
+    kill = "its worker kills it if it has not stopped in time"
+    if phase == "train":
+        return f"it stops before its next training step (within about a second); {kill}"
+    if phase.startswith("features:"):
+        return (f"it stops after the current batch of feature caching on the {phase.split(':', 1)[1]} split "
+                f"(the features are not kept); {kill}")
+    if phase.startswith("predict:"):
+        return (f"it stops after the current batch of predictions on the {phase.split(':', 1)[1]} split; "
+                f"{kill}")
+    what = f"'{phase}'" if phase else "its current phase"
+    return (f"{what} has no stopping point, so it is interrupted a few seconds after it sees the request; "
+            f"{kill}")
 
 
 class JobStopped(Exception):

@@ -235,7 +235,7 @@ def _job_status(job_id: str) -> None:
 def _submit(config: dict[str, Any]) -> str:
     from core import jobs
 
-    (job_id,) = jobs.submit(config, kind="explain", owner=owner(), validate=False, check_device=False)
+    (job_id,) = jobs.submit(config, kind="explain", owner=owner())
     st.session_state[_JOB] = job_id
     return job_id
 

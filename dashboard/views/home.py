@@ -33,15 +33,15 @@ def pending_demo_job() -> str | None:
 
 def submit_demo() -> str | None:
     """Queue the demo job; on failure say why and that nothing was queued, and return None."""
-    from core import jobs
     from core.config import DataConfig, RunConfig, TrainConfig
     from core.errors import TunescopeError
+    from core.train import submit
 
     cfg = RunConfig(data=DataConfig(source=DEMO["source"], max_samples=DEMO["max_samples"]),
                     train=TrainConfig(method=DEMO["method"]))
     try:
         with st.spinner("Checking the demo data and queuing the job..."):
-            return jobs.submit(cfg, check_device=False, owner=owner())[0]
+            return submit.submit_training(cfg, check_device=False, owner=owner())[0]
     except TunescopeError as exc:
         st.error(f"The demo job could not be queued: {md(exc)}")
     except Exception as exc:  # noqa: BLE001 - e.g. the job table is locked or the disk is full

@@ -1,6 +1,6 @@
 """Train: pick a dataset, a model and a method, see what it will cost, queue it, and watch it live.
 
-Submitting only validates and queues (`core.jobs.submit`, check_device=False): the training itself
+Submitting only validates and queues (`core.train.submit.submit_training`, check_device=False): the training itself
 runs in a `tunescope worker` process, so this page never imports torch and a closed tab loses nothing.
 """
 
@@ -12,12 +12,12 @@ from typing import Any
 
 import streamlit as st
 
-from core import jobs
 from core.config import DataConfig, ModelConfig, TrainConfig, field_help
 from core.data.demos import list_demos
 from core.data.store import columns_of, list_datasets
 from core.errors import TunescopeError
 from core.markup import escape_markdown as md
+from core.train.submit import submit_training
 from dashboard import train_form as tf
 from dashboard.jobs_view import job_list
 from dashboard.ui import device_summary, fmt_count, guard, owner, worker_state
@@ -218,7 +218,7 @@ def submit(choice: dict[str, Any], task: str, option: str, other: str | None, me
             if last and last[0] == fingerprint and time.time() - last[1] < 5:
                 st.info(f"This exact run was just queued ({', '.join(last[2])}); it is in the list below.")
                 return
-            ids = jobs.submit(cfg, seeds=seeds, check_device=False, owner=owner())
+            ids = submit_training(cfg, seeds=seeds, check_device=False, owner=owner())
         except TunescopeError as exc:
             st.error(md(exc))
             return
