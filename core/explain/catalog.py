@@ -3,7 +3,6 @@ forward/backward passes it costs, and what to tell a student about it. Torch-fre
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,29 +143,12 @@ def get_method(name: str) -> MethodInfo:
     return METHODS[key]
 
 
-TRANSFORMER_IMAGE_TYPES = ("vit", "deit", "beit", "dinov2", "swin", "swinv2", "vit_msn", "vit_mae", "data2vec-vision",
-                           "siglip_vision_model", "clip_vision_model", "vit_hybrid", "levit", "dinov3_vit")
-
-
 def has_conv_layer(model_dir: Path) -> bool:
     """Whether a saved image model is convolutional (GradCAM applies; no attention), read from its
     saved spec without loading it."""
-    try:
-        spec = json.loads((model_dir / "tunescope_model.json").read_text())
-    except (OSError, ValueError):
-        return False
-    if spec.get("task") != "image":
-        return False
-    arch = spec.get("arch", {})
-    if arch.get("family") == "torchvision":
-        return not str(arch.get("name", "")).startswith("vit")
-    if arch.get("family") == "hf-image":
-        try:
-            model_type = json.loads((model_dir / "backbone" / "config.json").read_text()).get("model_type", "")
-        except (OSError, ValueError):
-            return False
-        return model_type not in TRANSFORMER_IMAGE_TYPES
-    return True  # EfficientNet-Lite
+    from core.models.catalog import saved_is_convolutional
+
+    return saved_is_convolutional(model_dir)
 
 
 # The faithfulness check (core/explain/faithfulness.py) and its cost estimate read these together.
