@@ -48,6 +48,10 @@ class Classifier(nn.Module):
     def lora_targets(self) -> list[str]:
         raise NotImplementedError
 
+    def embedding_modules(self) -> list[nn.Module]:
+        """Input token tables, which full fine-tuning leaves frozen unless asked (none for images)."""
+        return []
+
     def cam_layer(self) -> nn.Module | None:
         """The last convolutional stage, whose maps GradCAM weighs; None for transformers."""
         return None
