@@ -13,6 +13,8 @@ tunescope and predicts identically.
 - torchvision and EfficientNet-Lite runs: no Hugging Face class exists; the folder is the tunescope
   model (safetensors + spec), loadable with `core.models.load_bundle`.
 LoRA runs are saved with their adapters merged, so they export like any other run.
+Which form a run takes is its family's answer (`export_hf` in its `core.models` module); this
+module builds the folder, falls back to the tunescope format and writes the README.
 """
 
 from __future__ import annotations
