@@ -12,7 +12,7 @@ from torch import nn
 
 from core.config import TrainConfig
 from core.errors import ConfigError
-from core.models import Classifier, TextClassifier
+from core.models import Classifier
 
 
 def _freeze(module: nn.Module) -> None:
@@ -44,7 +44,7 @@ class Method:
 class FullMethod(Method):
     def apply(self, model: Classifier, cfg: TrainConfig) -> Classifier:
         _unfreeze([model])
-        if isinstance(model, TextClassifier) and not cfg.train_embeddings:
+        if not cfg.train_embeddings:
             # The token table is half of a small BERT's weights but barely moves in fine-tuning;
             # freezing it saves its dense gradient and AdamW update on every step.
             for module in model.embedding_modules():

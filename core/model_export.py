@@ -13,12 +13,13 @@ tunescope and predicts identically.
 - torchvision and EfficientNet-Lite runs: no Hugging Face class exists; the folder is the tunescope
   model (safetensors + spec), loadable with `core.models.load_bundle`.
 LoRA runs are saved with their adapters merged, so they export like any other run.
+Which form a run takes is its family's answer (`export_hf` in its `core.models` module); this
+module builds the folder, falls back to the tunescope format and writes the README.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,13 +28,6 @@ from typing import Any
 from core.errors import RunError
 from core.models.catalog import public_name
 from core.runs import Run, default_runs_dir, resolve_run
-
-HEAD_FILE = "classifier.safetensors"
-HEAD_SPEC = "tunescope_head.json"
-
-
-def _label_maps(labels: list[str]) -> dict[str, Any]:
-    return {"id2label": dict(enumerate(labels)), "label2id": {name: i for i, name in enumerate(labels)}}
 
 
 def _check(run: Run, out: Path) -> None:
@@ -50,7 +44,8 @@ def export_run(run: str | Path | Run, out_dir: str | Path, runs_dir: str | Path 
     """Write the export folder; return {"path", "format", "identical"}."""
     from transformers.utils import logging as hf_logging
 
-    from core.models import HFImageClassifier, TextClassifier, load_bundle
+    from core.models import load_bundle
+    from core.models.catalog import family_module
 
     hf_logging.disable_progress_bar()  # save_pretrained's shard bar is noise in a CLI's output
     r = run if isinstance(run, Run) else resolve_run(run, Path(runs_dir) if runs_dir else default_runs_dir())
@@ -67,13 +62,7 @@ def export_run(run: str | Path | Run, out_dir: str | Path, runs_dir: str | Path 
     try:
         fmt = None
         try:
-            if isinstance(model, TextClassifier) and model.pooling == "pooler":
-                fmt = _export_text_pooler(model, bundle, labels, tmp)
-            elif isinstance(model, TextClassifier):
-                fmt = _export_text_encoder(model, bundle, labels, tmp)
-            elif isinstance(model, HFImageClassifier) and hasattr(getattr(model.backbone, "embeddings", None),
-                                                                   "patch_embeddings"):
-                fmt = _export_vit(model, bundle, labels, tmp)
+            fmt = family_module(model.family).export_hf(model, bundle, labels, tmp)  # None: no HF form
         except (RunError, RuntimeError, ValueError, KeyError):
             fmt = None  # this architecture's Hugging Face head does not match the run's: keep tunescope's format
         if fmt is None:
@@ -106,95 +95,6 @@ def export_zip(run: str | Path | Run, runs_dir: str | Path | None = None) -> byt
                 if f.is_file():
                     z.write(f, f.relative_to(tmp).as_posix())
     return buf.getvalue()
-
-
-def _export_text_pooler(model: Any, bundle: Any, labels: list[str], out: Path) -> str:
-    from transformers import AutoModelForSequenceClassification
-
-    config = model.encoder.config.__class__.from_dict(model.encoder.config.to_dict())
-    config.num_labels = len(labels)
-    config.problem_type = "single_label_classification"
-    for k, v in _label_maps(labels).items():
-        setattr(config, k, v)
-    hf = AutoModelForSequenceClassification.from_config(config)
-    base = getattr(hf, hf.base_model_prefix)
-    missing, unexpected = base.load_state_dict(model.encoder.state_dict(), strict=False)
-    classifier = getattr(hf, "classifier", None)
-    if missing or unexpected or classifier is None or not hasattr(classifier, "weight") \
-            or tuple(classifier.weight.shape) != tuple(model.classifier.weight.shape):
-        raise RunError(f"{type(hf).__name__} does not match this run's encoder and head; export failed.")
-    classifier.load_state_dict(model.classifier.state_dict())
-    hf.save_pretrained(out)
-    _save_tokenizer(bundle, out)
-    _verify_text(model, bundle, out, lambda d: AutoModelForSequenceClassification.from_pretrained(d))
-    return f"Hugging Face {type(hf).__name__} (AutoModelForSequenceClassification)"
-
-
-def _save_tokenizer(bundle: Any, out: Path) -> None:
-    """With tunescope's own length limit, so `truncation=True` cuts where tunescope did."""
-    tok = bundle.preprocessor.tokenizer
-    old = tok.model_max_length
-    tok.model_max_length = bundle.preprocessor.max_length
-    try:
-        tok.save_pretrained(out)
-    finally:
-        tok.model_max_length = old
-
-
-VERIFY_TEXTS = ["a short example", "another, somewhat longer example sentence to check the export " * 40]
-
-
-def _verify_text(model: Any, bundle: Any, out: Path, load: Any) -> None:
-    """Reload the export and compare its logits with the run's on two texts (one past the limit)."""
-    import torch
-    from transformers import AutoTokenizer
-
-    hf = load(out).eval()
-    tok = AutoTokenizer.from_pretrained(out)
-    with torch.no_grad():
-        got = hf(**tok(VERIFY_TEXTS, padding=True, truncation=True, return_tensors="pt")).logits
-        want = model.eval()(**bundle.preprocessor.collate(bundle.preprocessor.encode(VERIFY_TEXTS)))
-    if not torch.allclose(got, want, atol=1e-4):
-        raise RunError("The exported model's predictions differ from the run's.")
-
-
-def _export_text_encoder(model: Any, bundle: Any, labels: list[str], out: Path) -> str:
-    from safetensors.torch import save_file
-
-    model.encoder.save_pretrained(out)
-    _save_tokenizer(bundle, out)
-    save_file({k: v.contiguous() for k, v in model.classifier.state_dict().items()}, str(out / HEAD_FILE))
-    (out / HEAD_SPEC).write_text(json.dumps({"pooling": model.pooling, "labels": labels,
-                                             "max_length": bundle.preprocessor.max_length}, indent=2))
-    return f"Hugging Face AutoModel encoder + linear head ({model.pooling} pooling)"
-
-
-def _export_vit(model: Any, bundle: Any, labels: list[str], out: Path) -> str:
-    from transformers import AutoModelForImageClassification, ViTImageProcessor
-
-    config = model.backbone.config.__class__.from_dict(model.backbone.config.to_dict())
-    config.num_labels = len(labels)
-    for k, v in _label_maps(labels).items():
-        setattr(config, k, v)
-    hf = AutoModelForImageClassification.from_config(config)
-    base = getattr(hf, hf.base_model_prefix)
-    state = {k: v for k, v in model.backbone.state_dict().items() if not k.startswith("pooler.")}
-    missing, unexpected = base.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise RunError(f"{type(hf).__name__} does not match this run's backbone; export failed.")
-    hf.classifier.load_state_dict(model.classifier.state_dict())
-    hf.save_pretrained(out)
-    spec = bundle.preprocessor.spec
-    ViTImageProcessor(size={"height": spec.size, "width": spec.size}, image_mean=list(spec.mean),
-                      image_std=list(spec.std), resample=2).save_pretrained(out)  # 2 = bilinear, as in training
-    import torch
-
-    reloaded = AutoModelForImageClassification.from_pretrained(out).eval()
-    pixels = torch.randn(2, 3, spec.size, spec.size, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():  # e.g. Swin and DINOv2 heads pool differently from tunescope's [CLS] head
-        if not torch.allclose(reloaded(pixel_values=pixels).logits, model.eval()(pixel_values=pixels), atol=1e-4):
-            raise RunError("The exported model's predictions differ from the run's.")
-    return f"Hugging Face {type(hf).__name__} (AutoModelForImageClassification)"
 
 
 def _export_native(run: Run, out: Path) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.config import DEFAULT_LR, METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.errors import ConfigError, ModelError
-from core.models.catalog import BUILTIN_CARDS, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, TORCHVISION_HEADS
+from core.models.catalog import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, describe_source
 from core.models.catalog import auto_image_size as catalog_auto_image_size
 from core.tables import neutralise_cell, safe_csv  # noqa: F401 - re-exported for the pages
 from dashboard.ui import fmt_count, fmt_seconds
@@ -172,15 +172,7 @@ def estimate_text(mem: Any, tim: Any, device: Mapping[str, Any], n_runs: int = 1
 def model_card_text(model: str, params: int | None) -> str:
     """Where a model comes from, its licence and size, in one line."""
     size = f"{fmt_count(params)} parameters" if params else "size unknown until loaded"
-    card = BUILTIN_CARDS.get(model)
-    if card is not None:
-        return f"{card.title} · from {card.source} · licence {card.licence} · {size}"
-    if model in TORCHVISION_HEADS:
-        return f"torchvision {model} (ImageNet weights, if available offline) · licence BSD-3-Clause · {size}"
-    if model.startswith((".", "/", "~")):
-        return f"Local folder {model} · licence: see the folder's model card · {size}"
-    return (f"Hugging Face model {model} (must be in the local cache when offline) · licence: see its model card"
-            f" · {size}")
+    return f"{describe_source(model)} · {size}"
 
 
 def default_lr(task: str, method: str) -> float:

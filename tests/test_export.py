@@ -184,12 +184,12 @@ def test_export_zip_unpacks_to_a_loadable_folder(trained_text_run: Path, tmp_pat
 
 def test_an_image_head_that_predicts_differently_falls_back_to_the_tunescope_format(
         trained_image_runs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core import model_export
+    from core.models import hf_image
 
     def differs(*args, **kwargs):
         raise RunError("The exported model's predictions differ from the run's.")
 
-    monkeypatch.setattr(model_export, "_export_vit", differs)  # as a Swin or DINOv2 head would
+    monkeypatch.setattr(hf_image, "_export_vit", differs)  # as a Swin or DINOv2 head would
     res = export_run(trained_image_runs["vit"], tmp_path / "vit")
     assert res["format"].startswith("tunescope model")
     assert load_bundle(Path(res["path"]))[0].task == "image"

@@ -342,7 +342,7 @@ def test_disk_filling_up_during_a_checkpoint_fails_with_the_message(how, small_c
 def test_model_that_does_not_fit_fails_and_leaves_no_partial_model(small_csv, tiny_bert_dir, runs_dir, monkeypatch):
     import re
 
-    import core.models.classifiers as models
+    import core.models.build as models
     from core import api
     from core.errors import DiskFullError
 

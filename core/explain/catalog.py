@@ -5,13 +5,13 @@ Torch-free. Adding a method: one entry here plus one compute function in
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
+from core.models.catalog import saved_is_convolutional
 
 TEXT_BASELINES = ("pad", "mask", "zeros")
 IMAGE_BASELINES = ("blur", "black", "zeros")
@@ -176,29 +176,10 @@ def method_params(method: str, given: dict[str, Any]) -> dict[str, Any]:
     return info.relevant({k: v for k, v in given.items() if k not in info.keeps_own})
 
 
-TRANSFORMER_IMAGE_TYPES = ("vit", "deit", "beit", "dinov2", "swin", "swinv2", "vit_msn", "vit_mae", "data2vec-vision",
-                           "siglip_vision_model", "clip_vision_model", "vit_hybrid", "levit", "dinov3_vit")
-
-
 def has_conv_layer(model_dir: Path) -> bool:
     """Whether a saved image model is convolutional (GradCAM applies; no attention), read from its
     saved spec without loading it."""
-    try:
-        spec = json.loads((model_dir / "tunescope_model.json").read_text())
-    except (OSError, ValueError):
-        return False
-    if spec.get("task") != "image":
-        return False
-    arch = spec.get("arch", {})
-    if arch.get("family") == "torchvision":
-        return not str(arch.get("name", "")).startswith("vit")
-    if arch.get("family") == "hf-image":
-        try:
-            model_type = json.loads((model_dir / "backbone" / "config.json").read_text()).get("model_type", "")
-        except (OSError, ValueError):
-            return False
-        return model_type not in TRANSFORMER_IMAGE_TYPES
-    return True  # EfficientNet-Lite
+    return saved_is_convolutional(model_dir)
 
 
 # The faithfulness check (core/explain/faithfulness.py) and its cost estimate read these together.

