@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.config import DEFAULT_LR, METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.config import METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.errors import ConfigError, ModelError
+from core.finetune import get_method
 from core.models.catalog import BUILTIN_CARDS, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, TORCHVISION_HEADS
 from core.models.catalog import auto_image_size as catalog_auto_image_size
 from core.tables import neutralise_cell, safe_csv  # noqa: F401 - re-exported for the pages
@@ -25,12 +26,6 @@ OTHER_MODEL = "Other (Hugging Face id or local folder)"
 TOKENS_PER_WORD = 1.3  # as core.data's truncation warning counts subword tokens
 MAX_SEEDS = 10
 
-METHOD_HELP = {
-    "full": "trains every weight: usually the most accurate, and the slowest",
-    "head": "trains only a new classifier on frozen features (computed once): the fastest",
-    "topk": "trains the top blocks and the classifier: a middle ground",
-    "lora": "trains small low-rank adapters and the classifier: close to full, few weights",
-}
 
 
 # -- form values -> RunConfig ------------------------------------------------------------------------
@@ -183,8 +178,14 @@ def model_card_text(model: str, params: int | None) -> str:
             f" · {size}")
 
 
+def method_help(method: str) -> str:
+    """The line under a method on the Train page, from the method table."""
+    return get_method(method).help
+
+
 def default_lr(task: str, method: str) -> float:
-    return DEFAULT_LR.get(task, DEFAULT_LR["text"])[method]
+    lr = get_method(method).lr
+    return lr.get(task, lr["text"])
 
 
 # -- the job list ------------------------------------------------------------------------------------
