@@ -10,7 +10,7 @@ import io
 import math
 import os
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -266,22 +266,6 @@ def _fraction(done: Any, total: Any) -> float:
         return max(0.0, min(1.0, float(done) / float(total)))
     except (TypeError, ValueError, ZeroDivisionError):
         return 0.0
-
-
-def merge_metric_rows(rows: list[dict[str, Any]], new: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Append polled metric rows. A 'resume' row drops the rows after its step (a resumed attempt
-    re-logs them from its checkpoint); a row re-read for the same (type, step) replaces the old one,
-    so reading a file again from the start never duplicates points."""
-    out = {(r.get("type"), r.get("step")): r for r in rows}
-    for r in new:
-        if r.get("type") == "resume":
-            step = r.get("step") or 0
-            out = {k: x for k, x in out.items() if (x.get("step") or 0) <= step}
-            continue
-        key = (r.get("type"), r.get("step"))
-        out.pop(key, None)
-        out[key] = dict(r)
-    return list(out.values())
 
 
 # -- downloads ---------------------------------------------------------------------------------------

@@ -4,20 +4,22 @@ the estimates read it, and it (with core.config) loads without torch."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from core import config, finetune
 from core.cli import build_parser
 from core.config import TrainConfig
 from dashboard import train_form as tf
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+                          timeout=120, cwd=ROOT)  # `-c` puts the cwd first on sys.path
 
 
 def test_config_and_the_table_load_without_torch() -> None:
