@@ -1,7 +1,9 @@
 """Run configuration: plain frozen dataclasses, validated on construction, JSON round-trippable.
 
 Every field has a default and a help text (in `field(metadata={"help": ...})`) so the CLI, the
-dashboard and the docs describe the same knobs the same way.
+dashboard and the docs describe the same knobs the same way. Method names, default learning rates
+and method parameter defaults come from the fine-tune method table (`core.finetune`).
+May import: core.errors, core.finetune (torch-free), and core.models.catalog for model-name checks.
 """
 
 from __future__ import annotations
