@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import models
 from core.config import RunConfig
 from core.data import load_for_config, open_image
 from core.data.dataset import LabeledData
 from core.errors import ConfigError, RunError
 from core.finetune import count_params, get_method
 from core.metrics import classification_report, softmax
-from core.models import build_model, resolve_model_name, save_bundle
+from core.models import build_model, resolve_model_name
 from core.models.catalog import auto_image_size as image_size_rule
 from core.models.catalog import shrinks_small_images
 from core.runs import RunWriter, atomic_dir, check_run_id, default_runs_dir, new_run_id, write_model_manifest
@@ -153,7 +154,8 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
         probs = softmax(engine.predict_logits(test["input"].tolist(), split="test"))
         report = classification_report(probs, test["label_id"].to_numpy(), data.labels)
         def write_model(d: Path) -> None:
-            save_bundle(bundle, d, data.labels, {"method": cfg.train.method, "seed": cfg.train.seed})
+            # Read from core.models at call time, as the classifiers module defines it now.
+            models.save_bundle(bundle, d, data.labels, {"method": cfg.train.method, "seed": cfg.train.seed})
             write_model_manifest(d)  # load_run_model refuses a model whose files no longer match
 
         weights = sum(t.numel() * t.element_size() for t in bundle.model.state_dict().values())
