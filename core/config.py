@@ -1,7 +1,9 @@
 """Run configuration: plain frozen dataclasses, validated on construction, JSON round-trippable.
 
 Every field has a default and a help text (in `field(metadata={"help": ...})`) so the CLI, the
-dashboard and the docs describe the same knobs the same way.
+dashboard and the docs describe the same knobs the same way. Method names, default learning rates
+and method parameter defaults come from the fine-tune method table (`core.finetune`).
+May import: core.errors, core.finetune (torch-free), and core.models.catalog for model-name checks.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import finetune
 from core.errors import ConfigError
 
-METHODS = ("full", "head", "topk", "lora")
+METHODS = tuple(finetune.METHODS)  # the fine-tune method table's names, in its order
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")  # fp16 would need loss scaling; bf16 does not
 SELECTION_METRICS = ("macro_f1", "accuracy", "loss")
@@ -22,12 +25,9 @@ REFERENCE_WIDTH = 384
 AUTO_EPOCH_SAMPLES = 8000
 AUTO_MAX_EPOCHS = 5
 
-# Learning rates that worked on the demos here; a method that trains few parameters wants a larger
-# step than one that moves the whole pretrained network.
-DEFAULT_LR = {
-    "text": {"full": 1.5e-4, "topk": 2e-4, "lora": 5e-4, "head": 2e-3},
-    "image": {"full": 5e-4, "topk": 1e-3, "lora": 2e-3, "head": 5e-3},
-}
+TASKS = ("text", "image")
+# Per-method default learning rates, read from the method table (see core.finetune).
+DEFAULT_LR = {task: {name: m.lr[task] for name, m in finetune.METHODS.items()} for task in TASKS}
 
 
 def _help(text: str, **kw: Any) -> Any:
@@ -97,8 +97,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    method: str = _help("full: all weights; head: only the new classifier; topk: top-k blocks + "
-                        "head; lora: low-rank adapters + head.", default="full")
+    method: str = _help("; ".join(f"{m.name}: {m.summary}" for m in finetune.METHODS.values()) + ".",
+                        default="full")
     epochs: int | None = _help("Passes over the training set (empty = auto: about "
                                f"{AUTO_EPOCH_SAMPLES:,} examples seen, 1 to {AUTO_MAX_EPOCHS} epochs).",
                                default=None)
@@ -113,12 +113,14 @@ class TrainConfig:
     patience: int | None = _help("Stop after this many epochs without improvement (empty = off).",
                                  default=None)
     selection_metric: str = _help("Validation metric that picks the best epoch.", default="macro_f1")
-    topk_layers: int = _help("topk: number of top blocks to train.", default=2)
-    lora_r: int = _help("lora: adapter rank.", default=8)
-    lora_alpha: int = _help("lora: scaling numerator (scale = alpha / r).", default=16)
-    lora_dropout: float = _help("lora: dropout on the adapter input.", default=0.1)
+    # Method parameters: their defaults live with their method in core.finetune.
+    topk_layers: int = _help("topk: number of top blocks to train.", default=finetune.param_default("topk_layers"))
+    lora_r: int = _help("lora: adapter rank.", default=finetune.param_default("lora_r"))
+    lora_alpha: int = _help("lora: scaling numerator (scale = alpha / r).",
+                            default=finetune.param_default("lora_alpha"))
+    lora_dropout: float = _help("lora: dropout on the adapter input.", default=finetune.param_default("lora_dropout"))
     train_embeddings: bool = _help("full on text: also train the token embedding table (slower).",
-                                   default=False)
+                                   default=finetune.param_default("train_embeddings"))
     augment: bool = _help("Images: random flips and crops while training.", default=False)
     device: str = _help("auto picks cuda, then mps, then cpu.", default="auto")
     precision: str = _help("auto = bf16 autocast on CUDA, fp32 elsewhere.", default="auto")
@@ -171,8 +173,9 @@ class TrainConfig:
         (BERT-base, 768 wide, gets half)."""
         if self.lr is not None:
             return self.lr
-        lr = DEFAULT_LR[task][self.method]
-        if task == "text" and self.method in ("full", "topk") and width:
+        method = finetune.get_method(self.method)
+        lr = method.lr[task]
+        if task == "text" and method.lr_shrinks_with_width and width:
             lr *= min(1.0, REFERENCE_WIDTH / width)
         return lr
 

@@ -14,8 +14,9 @@ import streamlit as st
 
 from core import jobs
 from core.markup import escape_markdown as md
+from core.train.callbacks import merge_metric_rows
 from dashboard.charts import training_curves
-from dashboard.train_form import job_title, merge_metric_rows, progress_view
+from dashboard.train_form import job_title, progress_view
 from dashboard.ui import PAGES, fmt_age, fmt_metric, guard
 
 _METRICS_KEY = "_jobs_view_metrics"  # session_state: job id -> {"offset", "attempt", "rows"}

@@ -10,12 +10,13 @@ import io
 import math
 import os
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.config import DEFAULT_LR, METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.config import METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.errors import ConfigError, ModelError
+from core.finetune import get_method
 from core.models.catalog import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, describe_source
 from core.models.catalog import auto_image_size as catalog_auto_image_size
 from core.tables import neutralise_cell, safe_csv  # noqa: F401 - re-exported for the pages
@@ -25,12 +26,6 @@ OTHER_MODEL = "Other (Hugging Face id or local folder)"
 TOKENS_PER_WORD = 1.3  # as core.data's truncation warning counts subword tokens
 MAX_SEEDS = 10
 
-METHOD_HELP = {
-    "full": "trains every weight: usually the most accurate, and the slowest",
-    "head": "trains only a new classifier on frozen features (computed once): the fastest",
-    "topk": "trains the top blocks and the classifier: a middle ground",
-    "lora": "trains small low-rank adapters and the classifier: close to full, few weights",
-}
 
 
 # -- form values -> RunConfig ------------------------------------------------------------------------
@@ -175,8 +170,14 @@ def model_card_text(model: str, params: int | None) -> str:
     return f"{describe_source(model)} · {size}"
 
 
+def method_help(method: str) -> str:
+    """The line under a method on the Train page, from the method table."""
+    return get_method(method).help
+
+
 def default_lr(task: str, method: str) -> float:
-    return DEFAULT_LR.get(task, DEFAULT_LR["text"])[method]
+    lr = get_method(method).lr
+    return lr.get(task, lr["text"])
 
 
 # -- the job list ------------------------------------------------------------------------------------
@@ -257,22 +258,6 @@ def _fraction(done: Any, total: Any) -> float:
         return max(0.0, min(1.0, float(done) / float(total)))
     except (TypeError, ValueError, ZeroDivisionError):
         return 0.0
-
-
-def merge_metric_rows(rows: list[dict[str, Any]], new: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Append polled metric rows. A 'resume' row drops the rows after its step (a resumed attempt
-    re-logs them from its checkpoint); a row re-read for the same (type, step) replaces the old one,
-    so reading a file again from the start never duplicates points."""
-    out = {(r.get("type"), r.get("step")): r for r in rows}
-    for r in new:
-        if r.get("type") == "resume":
-            step = r.get("step") or 0
-            out = {k: x for k, x in out.items() if (x.get("step") or 0) <= step}
-            continue
-        key = (r.get("type"), r.get("step"))
-        out.pop(key, None)
-        out[key] = dict(r)
-    return list(out.values())
 
 
 # -- downloads ---------------------------------------------------------------------------------------

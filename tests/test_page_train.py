@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from core import jobs
 from core.config import RunConfig
 from core.errors import ConfigError
+from core.train.callbacks import merge_metric_rows
 from core.train.submit import submit_training
 from dashboard import train_form as tf
 
@@ -341,11 +342,11 @@ def test_progress_view(state: str, progress: dict, error: str | None, expected: 
 
 
 def test_merge_metric_rows_handles_resume_and_rereads() -> None:
-    rows = tf.merge_metric_rows([], [{"type": "step", "step": s, "loss": 1.0} for s in (10, 20, 30)])
-    rows = tf.merge_metric_rows(rows, [{"type": "resume", "step": 20},
+    rows = merge_metric_rows([], [{"type": "step", "step": s, "loss": 1.0} for s in (10, 20, 30)])
+    rows = merge_metric_rows(rows, [{"type": "resume", "step": 20},
                                        {"type": "step", "step": 30, "loss": 0.5}])
     assert [(r["step"], r["loss"]) for r in rows] == [(10, 1.0), (20, 1.0), (30, 0.5)]
-    again = tf.merge_metric_rows(rows, rows)  # the same rows read twice: no duplicates
+    again = merge_metric_rows(rows, rows)  # the same rows read twice: no duplicates
     assert len(again) == 3
 
 

@@ -138,7 +138,7 @@ def test_resume_with_every_checkpoint_rejected_says_it_restarts_at_step_0(sentim
     newest, previous = ck._existing()
     (newest / "tensors.safetensors").write_bytes(b"torn")
     (previous / "state.json").write_text("{}")
-    with caplog.at_level("WARNING", logger="core.api"):
+    with caplog.at_level("WARNING", logger="core.train.pipeline"):
         out = api.train(cfg, runs_dir=runs_dir, run_id="r", resume=True)
     text = caplog.text
     assert f"checkpoint {newest.name} rejected (tensors.safetensors" in text
@@ -152,6 +152,6 @@ def test_resume_without_any_checkpoint_says_it_restarts_at_step_0(sentiment_csv,
     cfg = cfg_for(sentiment_csv, tiny_bert_dir, checkpoint_every=0, epochs=1)
     with pytest.raises(TrainingCancelled):
         api.train(cfg, runs_dir=runs_dir, run_id="r", callbacks=[StopAt(1)])
-    with caplog.at_level("WARNING", logger="core.api"):
+    with caplog.at_level("WARNING", logger="core.train.pipeline"):
         api.train(cfg, runs_dir=runs_dir, run_id="r", resume=True)
     assert "no checkpoint" in caplog.text and "training restarts at step 0" in caplog.text

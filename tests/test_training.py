@@ -14,7 +14,7 @@ from core import api
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.models import load_bundle
 from core.runs import Run
-from core.train.engine import Callback, TrainingCancelled, length_grouped_batches
+from core.train.engine import Callback, Engine, TrainingCancelled, length_grouped_batches
 
 SUMMARY_KEYS = {"run_id", "task", "model", "method", "dataset", "num_labels", "labels", "trainable_params",
                 "total_params", "epochs", "train_seconds", "train_samples_per_second", "device", "seed", "test"}
@@ -78,7 +78,7 @@ def test_reloaded_model_gives_the_same_logits(method, sentiment_csv, tiny_bert_d
     from core.train.engine import predict_logits
 
     captured = {}
-    original = api.Engine.predict_logits
+    original = Engine.predict_logits
 
     def spy(self, inputs, split=None):
         out = original(self, inputs, split)
@@ -86,11 +86,11 @@ def test_reloaded_model_gives_the_same_logits(method, sentiment_csv, tiny_bert_d
             captured["logits"], captured["inputs"] = out, list(inputs)
         return out
 
-    api.Engine.predict_logits = spy
+    Engine.predict_logits = spy
     try:
         run_dir = api.train(text_cfg(sentiment_csv, tiny_bert_dir, method), runs_dir=runs_dir)
     finally:
-        api.Engine.predict_logits = original
+        Engine.predict_logits = original
     bundle, _ = load_bundle(run_dir / "model")
     items = bundle.preprocessor.encode(captured["inputs"])
     reloaded = predict_logits(bundle, items, 16, torch.device("cpu"))

@@ -26,44 +26,12 @@ from core.errors import ConfigError, TunescopeError
 from core.finetune import Method
 from core.metrics import classification_report, softmax
 from core.models import ModelBundle
+from core.train.callbacks import Callback, TrainState
 from core.train.checkpoint import Checkpointer
 
 
 class TrainingCancelled(TunescopeError):
     """Raised between steps when a callback asks to stop."""
-
-
-@dataclass
-class TrainState:
-    step: int = 0
-    total_steps: int = 0
-    epoch: float = 0.0
-    epochs: int = 0
-    samples_seen: int = 0
-    elapsed_s: float = 0.0
-    loss: float = float("nan")
-    lr: float = 0.0
-    samples_per_second: float = 0.0
-    phase: str = "starting"
-    best_epoch: int | None = None
-    best_metric: float | None = None
-
-
-class Callback:
-    """Hooks the engine calls; the CLI shows a bar, the job system writes progress and cancels."""
-
-    def on_start(self, state: TrainState) -> None: ...
-
-    def on_step(self, state: TrainState) -> None: ...
-
-    def on_log(self, row: dict[str, Any]) -> None: ...
-
-    def on_phase(self, state: TrainState, phase: str, done: int, total: int) -> None: ...
-
-    def on_end(self, state: TrainState) -> None: ...
-
-    def should_stop(self) -> bool:
-        return False
 
 
 @dataclass

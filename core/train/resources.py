@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.finetune import Footprint, get_method
+
 GIB = 1 << 30
 CUDA_CONTEXT_BYTES = 600 << 20  # context, cuBLAS/cuDNN workspaces: outside PyTorch's allocator
 SLACK = 1.2  # allocator fragmentation and temporaries
@@ -118,6 +120,7 @@ def estimate_train_memory(model_name: str, task: str, *, method: str = "full", b
                           eval_batch_size: int = 64, num_labels: int = 2) -> MemoryEstimate | None:
     """Peak device memory of fine-tuning `model_name`, or None when its size cannot be known offline."""
     bytes_per = 2.0 if precision in ("bf16", "fp16") else 4.0
+    fine_tune = get_method(method)
     notes: list[str] = []
     name = model_name
     if task == "image" and name.startswith("torchvision:"):
@@ -128,17 +131,11 @@ def estimate_train_memory(model_name: str, task: str, *, method: str = "full", b
         scale = ((image_size or default_size) / default_size) ** 2
         head = feat * num_labels + num_labels
         blocks = params - head
-        if method == "head":
-            trainable, acts = head, 0
-        elif method == "topk":
-            trainable = head + int(blocks * min(1.0, topk_layers / 8))
-            acts = int(batch_size * act_mb * (1 << 20) * scale * min(1.0, topk_layers / 8) * bytes_per / 4)
-        elif method == "lora":
-            trainable = head + int(0.02 * blocks)
-            acts = int(batch_size * act_mb * (1 << 20) * scale * bytes_per / 4)
-        else:
-            trainable = params
-            acts = int(batch_size * act_mb * (1 << 20) * scale * bytes_per / 4)
+        top = min(1.0, topk_layers / 8)
+        fp = Footprint(params=params, head=head, frozen_embeddings=0, top_blocks=int(blocks * top),
+                       adapters=int(0.02 * blocks),
+                       activations=int(batch_size * act_mb * (1 << 20) * scale * bytes_per / 4),
+                       top_activations=int(batch_size * act_mb * (1 << 20) * scale * top * bytes_per / 4))
         eval_acts = int(eval_batch_size * act_mb * (1 << 20) * scale * 0.25 * bytes_per / 4)
         notes.append("convolutional activations use a per-image figure measured at the default size")
     else:
@@ -163,17 +160,13 @@ def estimate_train_memory(model_name: str, task: str, *, method: str = "full", b
         params = embed + layers * _layer_params(h, mlp) + h * num_labels + num_labels
         head = h * num_labels + num_labels
         layer_acts = _transformer_acts(1, seq, batch_size, h, heads, bytes_per)
-        if method == "head":
-            trainable, acts = head, 0
-        elif method == "topk":
-            k = min(layers, topk_layers)
-            trainable, acts = head + k * _layer_params(h, mlp), k * layer_acts
-        elif method == "lora":
-            trainable, acts = head + layers * 2 * 2 * lora_r * h, layers * layer_acts
-        else:
-            frozen = 0 if (train_embeddings or task == "image") else embed
-            trainable, acts = params - frozen, layers * layer_acts
+        k = min(layers, topk_layers)
+        frozen = 0 if (train_embeddings or task == "image") else embed
+        fp = Footprint(params=params, head=head, frozen_embeddings=frozen,
+                       top_blocks=k * _layer_params(h, mlp), adapters=layers * 2 * 2 * lora_r * h,
+                       activations=layers * layer_acts, top_activations=k * layer_acts)
         eval_acts = int(seq * eval_batch_size * (mlp + heads * seq) * bytes_per)
+    trainable, acts = fine_tune.memory(fp)
     weights = params * 4
     grads = trainable * 4
     optimizer = trainable * 8
@@ -288,11 +281,11 @@ def estimate_train_time(memory: MemoryEstimate | None, *, task: str, model_name:
     else:
         return None
     passes = n_train * epochs
-    if method == "head":  # one frozen forward over every split, then seconds of head training
+    fine_tune = get_method(method)
+    if fine_tune.frozen_backbone:  # one frozen forward over every split, then seconds of head training
         flops = fwd * (n_train + n_eval)
     else:
-        frozen_share = {"topk": 0.6, "lora": 0.3}.get(method, 0.0)  # backward skipped on frozen layers
-        flops = passes * fwd * (3 - 2 * frozen_share) + fwd * n_eval * epochs
+        flops = passes * fwd * (3 - 2 * fine_tune.backward_skipped) + fwd * n_eval * epochs
     seconds = flops / rate + (8.0 if kind == "cpu" else 15.0)  # model load and evaluation overhead
     return TimeEstimate(seconds=round(seconds, 1), samples=passes, device=device,
                         basis=f"{basis}; {passes} training passes on {kind}")

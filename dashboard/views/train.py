@@ -178,7 +178,7 @@ def training_form() -> None:
         for m in tf.METHODS:
             mem, tim = estimates[m]  # the per-method estimate already counts its trainable parameters
             trainable = mem.trainable if mem is not None else None
-            captions.append(f"{tf.METHOD_HELP[m]} · {fmt_count(trainable) if trainable else '?'} trainable"
+            captions.append(f"{tf.method_help(m)} · {fmt_count(trainable) if trainable else '?'} trainable"
                             + (f" · {tf.rough_duration(tim.seconds)}" if tim else ""))
         method = st.radio("Method", list(tf.METHODS), index=tf.METHODS.index(DEFAULT_METHOD), captions=captions,
                           key="train_method", horizontal=False, help=TRAIN_HELP["method"])
