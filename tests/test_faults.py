@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from run_factory import write_fake_run
 
+from core import inference
 from core.errors import RunError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,18 +122,16 @@ def model_run(trained_text_run, tmp_path):
     """A private copy of the tiny trained run (so damaging it harms no other test), not yet loaded."""
     import shutil
 
-    from core import api
 
     dest = tmp_path / "runs" / "tiny-copy"
     shutil.copytree(trained_text_run, dest, ignore=shutil.ignore_patterns("explanations"))
     yield dest
-    api._LOADED.pop(str(dest.resolve()), None)
+    inference._LOADED.pop(str(dest.resolve()), None)
 
 
 def _forget(run_dir: Path) -> None:
-    from core import api
 
-    api._LOADED.pop(str(run_dir.resolve()), None)
+    inference._LOADED.pop(str(run_dir.resolve()), None)
 
 
 def test_saved_model_records_hashes_of_its_files(model_run):
@@ -192,7 +191,7 @@ def test_overwritten_tensor_without_the_check_would_change_the_answer(model_run)
     before = api.predict(model_run, ["the film was great", "the plot was dull"])
     _overwrite_one_tensor(model_run / "model" / "model.safetensors")
     bundle, labels = load_bundle(model_run / "model")  # the raw loader has no check
-    after = api._probabilities(bundle, ["the film was great", "the plot was dull"], "cpu")
+    after = inference._probabilities(bundle, ["the film was great", "the plot was dull"], "cpu")
     assert [b["probabilities"][labels[0]] for b in before] != pytest.approx(list(after[:, 0]), abs=1e-6)
 
 

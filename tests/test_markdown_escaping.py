@@ -13,6 +13,7 @@ import pytest
 from apptest_support import open_app_page
 from run_factory import write_fake_run
 
+from core import inference
 from core.config import ModelConfig
 from core.errors import ConfigError
 from core.markup import escape_markdown
@@ -111,11 +112,10 @@ def test_plotly_labels_never_carry_live_html() -> None:
 def test_predict_shows_a_hostile_class_name_as_text(home: Path, trained_text_run: Path) -> None:
     import shutil
 
-    from core import api
 
     dest = home / "runs" / trained_text_run.name
     shutil.copytree(trained_text_run, dest, ignore=shutil.ignore_patterns("explanations"))
-    api._LOADED.clear()
+    inference._LOADED.clear()
     labels = dest / "model" / "tunescope_model.json"
     import json
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from core import api
+from core import api, inference
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.models import load_bundle
 from core.runs import Run
@@ -109,7 +109,7 @@ def test_same_seed_gives_identical_metrics_and_other_seed_differs(sentiment_csv,
 
 def assert_reload_matches(run_dir: Path, prob_column: str, label: str) -> None:
     preds = Run(run_dir).predictions()
-    api._LOADED.clear()
+    inference._LOADED.clear()
     again = api.predict(run_dir, preds["input"].tolist()[:4])
     np.testing.assert_allclose([r["probabilities"][label] for r in again], preds[prob_column].to_numpy()[:4],
                                atol=1e-4)

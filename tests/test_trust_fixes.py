@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from apptest_support import open_app_page, plain
 
+from core import inference
+
 
 def test_a_run_records_its_saved_datasets_own_name_and_content_fingerprint(home: Path, tiny_bert_dir: Path,
                                                                           sentiment_csv: Path) -> None:
@@ -64,6 +66,6 @@ def test_a_model_whose_hash_manifest_was_deleted_is_refused(trained_text_run: Pa
     run = tmp_path / "tiny-text"
     shutil.copytree(trained_text_run, run)
     (run / "model" / "manifest.json").unlink()
-    api._LOADED.clear()
+    inference._LOADED.clear()
     with pytest.raises(ModelIntegrityError, match="manifest.json is missing"):
         api.load_run_model(run)

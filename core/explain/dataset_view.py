@@ -73,12 +73,12 @@ def latest_result(run_dir: Path) -> dict[str, Any] | None:
 def dataset_view(run: str | Path | Run, n: int = DEFAULT_N, method: str | None = None,
                  params: dict[str, Any] | None = None, *, runs_dir: str | Path | None = None, device: str = "auto",
                  seed: int = 0, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    from core import api
+    from core import inference
     from core.explain.explainer import explain
 
     r = as_run(run, runs_dir)
     preds = r.predictions()
-    bundle, labels = api.load_run_model(r.path)
+    bundle, labels = inference.load_run_model(r.path)
     task = bundle.task
     if method is None:
         method, params = default_method(task, bundle.model.cam_layer() is not None)

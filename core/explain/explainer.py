@@ -57,14 +57,14 @@ def explain(run: str | Path | Run, value: Any, method: str = "ig", target: int |
     `target` is a class name or index (default: the predicted class). The record holds per-token
     and per-word scores (text) or a per-pixel heatmap (image), the completeness delta where the
     method has one, the time taken and, unless `faithfulness=False`, the faithfulness scores."""
-    from core import api
+    from core import inference
     from core.train.engine import pick_device
 
     t_start = time.perf_counter()
     r = as_run(run, runs_dir)
     info = get_method(method)
     with COMPUTE_LOCK:
-        bundle, labels = api.load_run_model(r.path)
+        bundle, labels = inference.load_run_model(r.path)
         p = resolve_params(info.name, bundle.task, params)
         asked = None if target is None or target == "" else class_index(target, labels, 0)
         # Keyed on the class asked for ("predicted" by default), so a repeat needs no forward pass.

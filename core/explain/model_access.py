@@ -42,11 +42,11 @@ def model_stamp(run: Run) -> str:
 def load_target(run: Run, value: Any, *, max_tokens: int = DEFAULT_MAX_TOKENS, device: str = "auto",
                 model: Any = None) -> tuple[TextTarget | ImageTarget, list[str], torch.device]:
     """The run's model with `value` prepared for it; `model` replaces the run's own (sanity check)."""
-    from core import api
+    from core import inference
     from core.explain.targets import ImageTarget, TextTarget
     from core.train.engine import pick_device
 
-    bundle, labels = api.load_run_model(run.path)
+    bundle, labels = inference.load_run_model(run.path)
     dev = pick_device(device)
     net = model if model is not None else bundle.model
     net.to(dev).eval()

@@ -89,7 +89,7 @@ def sanity_check(run: str | Path | Run, value: Any, method: str = "ig", target: 
                  use_cache: bool = True, progress: Callable[[int, int, str], None] | None = None
                  ) -> dict[str, Any]:
     """Rank correlation between the explanation and its re-run after each randomisation stage."""
-    from core import api
+    from core import inference
     r = as_run(run, runs_dir)
     original = explain(r, value, method, target, params=params, faithfulness=False, max_tokens=max_tokens,
                        device=device)
@@ -103,7 +103,7 @@ def sanity_check(run: str | Path | Run, value: Any, method: str = "ig", target: 
         except (OSError, ValueError):
             pass
     with COMPUTE_LOCK:
-        bundle, _ = api.load_run_model(r.path)
+        bundle, _ = inference.load_run_model(r.path)
         model = copy.deepcopy(bundle.model)
     stages = cascade(model)
     gen = torch.Generator().manual_seed(seed)

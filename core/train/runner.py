@@ -48,9 +48,9 @@ def run_train(ctx: JobContext, train: Callable[..., Path] | None = None,
     """Fine-tune per the job's RunConfig into the job's run directory; resume it if it exists."""
     import torch
 
-    from core import api
+    from core.train import pipeline  # torch: only in the job process
 
-    train = train or api.train
+    train = train or pipeline.train
     job = ctx.job
     threads = int(os.environ.get("TUNESCOPE_JOB_THREADS", "0") or 0)
     if threads > 0:
@@ -119,9 +119,9 @@ def _memory_check(ctx: JobContext, cfg: Any) -> None:
     device = pick_device(cfg.train.device)
     if device.type != "cuda":
         return
-    from core import api
+    from core.train import pipeline
 
-    data = api.load_data(cfg)
+    data = pipeline.load_data(cfg)
     check = check_memory(cfg, data.task, data.num_labels, device=device,
                          precision=pick_precision(device, cfg.train.precision))
     torch.cuda.empty_cache()
