@@ -19,7 +19,8 @@ training jobs are checked and expanded by `core.train.submit.submit_training` be
 Runners (`core.train.runner`, `core.explain.jobs`) import `core.jobs.context`, never the worker.
 
 This package re-exports the names that callers use as `jobs.X` (`from core import jobs`); it does
-not import the worker.
+not import the worker. May import: core.errors, core.runs, core.config (a stored job's RunConfig) and
+the standard library; runner modules only by name, through `kinds`.
 """
 
 from core.errors import JobError

@@ -22,7 +22,7 @@ live in `core.jobs.reaper`).
 May import: core.errors, core.runs (paths), the standard library. Nothing above it in core.jobs, and
 no feature package.
 
-Longer than 600 lines on purpose: most of it is `SQLiteJobStore`, one class whose methods share the
+Why this module is long: most of it is `SQLiteJobStore`, one class whose methods share the
 transaction and damage rules; splitting it would scatter them.
 """
 
