@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Any
 
+from core import jobs
 from core.cli.common import Parser, add_command, add_train_args, config_from_args, table
 from core.errors import ConfigError
 from core.jobs import BUSY_TIMEOUT_S, STALE_AFTER_S
@@ -106,14 +107,11 @@ def add_commands(sub: Any) -> None:
 
 
 def _no_worker_hint() -> None:
-    from core import jobs
-
     if not jobs.live_workers():
         print("note: no worker is running; start one with `tunescope worker`.", file=sys.stderr)
 
 
 def cmd_submit(a: argparse.Namespace) -> int:
-    from core import jobs
     from core.train.submit import submit_training
 
     cfg = config_from_args(a)
@@ -159,8 +157,6 @@ def _job_row(j: Any) -> dict[str, Any]:
 
 
 def cmd_jobs(a: argparse.Namespace) -> int:
-    from core import jobs
-
     states = [s.strip() for s in a.state.split(",")] if a.state else None
     rows = jobs.list_jobs(state=states, group=a.group, owner=a.owner, limit=a.limit)
     if a.json:
@@ -177,16 +173,12 @@ def cmd_jobs(a: argparse.Namespace) -> int:
 
 
 def cmd_status(a: argparse.Namespace) -> int:
-    from core import jobs
-
     out = jobs.group_status(a.id) if a.id.startswith("g-") else jobs.status(a.id)
     print(json.dumps(out, indent=2, default=str))
     return 0
 
 
 def cmd_cancel(a: argparse.Namespace) -> int:
-    from core import jobs
-
     ids: list[str] = []
     for given in a.ids:
         if given.startswith("g-"):
@@ -219,8 +211,6 @@ def cmd_cancel(a: argparse.Namespace) -> int:
 
 
 def cmd_logs(a: argparse.Namespace) -> int:
-    from core import jobs
-
     job = jobs.get(a.id)
     text, offset = jobs.read_log(a.id)
     sys.stdout.write(text)
@@ -261,8 +251,6 @@ def cmd_worker(a: argparse.Namespace) -> int:
 
 
 def cmd_db(a: argparse.Namespace) -> int:
-    from core import jobs
-
     if a.db_command == "check":
         store = jobs.open_store()  # raises the damaged-database message, with its recovery step
         total = sum(store.counts().values())

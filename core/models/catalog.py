@@ -115,6 +115,12 @@ def resolve_model_name(name: str | None, task: str) -> str:
     return DEFAULT_TEXT_MODEL if task == "text" else DEFAULT_IMAGE_MODEL
 
 
+def is_catalog_name(name: str) -> bool:
+    """Whether the catalog itself serves this name (a built-in card or a torchvision model), as opposed
+    to a hub id or a local folder."""
+    return name in BUILTIN_CARDS or name in TORCHVISION_HEADS
+
+
 # A Hugging Face hub id: an optional organisation and a name, made of the characters the hub allows.
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
 
@@ -124,7 +130,7 @@ def check_model_name(name: str) -> str:
     folder; anything else is refused before it is queued or shown to anyone (a name like
     '[Session expired](https:evil.example)' is not a model)."""
     text = str(name).strip()
-    if text in BUILTIN_CARDS or text in TORCHVISION_HEADS or re.fullmatch(r"torchvision:[a-z0-9_]+", text):
+    if is_catalog_name(text) or re.fullmatch(r"torchvision:[a-z0-9_]+", text):
         return text
     if _HUB_ID.fullmatch(text) and ".." not in text:
         return text

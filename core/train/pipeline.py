@@ -153,8 +153,9 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
         engine.precision = "fp32"
         probs = softmax(engine.predict_logits(test["input"].tolist(), split="test"))
         report = classification_report(probs, test["label_id"].to_numpy(), data.labels)
+
         def write_model(d: Path) -> None:
-            # Read from core.models at call time, as the classifiers module defines it now.
+            # Looked up on core.models at call time (its facade reads core.models.build on every access).
             models.save_bundle(bundle, d, data.labels, {"method": cfg.train.method, "seed": cfg.train.seed})
             write_model_manifest(d)  # load_run_model refuses a model whose files no longer match
 

@@ -23,7 +23,7 @@ from core.config import RunConfig
 from core.errors import ConfigError, ModelUnavailableError, RunError
 from core.jobs.queue import MAX_JOBS_PER_SUBMIT, JobSpec, check_request, enqueue
 from core.jobs.store import DEFAULT_MAX_ATTEMPTS, JobStore, open_store
-from core.models.catalog import BUILTIN_CARDS, TORCHVISION_HEADS, family_of, resolve_model_name
+from core.models.catalog import family_of, is_catalog_name, resolve_model_name
 from core.runs import default_runs_dir, new_run_id
 
 # Grid axes a submission may vary: short name -> (RunConfig section, field).
@@ -80,7 +80,7 @@ def absolute_paths(cfg: Any) -> Any:
     if not src.startswith("demo:") and Path(src).expanduser().exists():
         d["data"]["source"] = str(Path(src).expanduser().resolve())
     name = d["model"]["name"]
-    if name and name not in BUILTIN_CARDS and name not in TORCHVISION_HEADS and Path(name).expanduser().is_dir():
+    if name and not is_catalog_name(name) and Path(name).expanduser().is_dir():
         d["model"]["name"] = str(Path(name).expanduser().resolve())
     return RunConfig.from_dict(d)
 
