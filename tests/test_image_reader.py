@@ -111,3 +111,21 @@ def test_unreadable_images_are_skipped_and_none_is_no_answer(tmp_path) -> None:
     assert median_image_side(refs) == 12
     assert median_image_side(refs[:2]) is None
     assert median_image_side([]) is None
+
+
+def test_a_dataset_profile_reads_a_sample_of_the_training_split(tmp_path: Path) -> None:
+    """The Train page's summary of a dataset: classes and sizes, and the typical input size from at
+    most TEXT_SAMPLE training texts."""
+    import pandas as pd
+
+    from core.data import dataset_profile, load_dataset
+    from core.data.profile import mean_words
+
+    rows = [("one two three four", "pos" if i % 2 else "neg") for i in range(60)]
+    path = tmp_path / "t.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    info = dataset_profile(load_dataset(path))
+    assert info["task"] == "text" and info["labels"] == ["neg", "pos"] and info["median_side"] is None
+    assert info["mean_words"] == 4.0 and sum(info["sizes"].values()) == 60
+    assert mean_words(pd.Series(["a b", "a b c d"] + ["x"] * 10), sample=2) == 3.0
+    assert mean_words(pd.Series([], dtype=str)) is None

@@ -20,6 +20,7 @@ The modules, by stage, each importing only those listed before it:
 - `examples`  validated inputs and labels from a table, a ZIP or a folder
 - `splits`    class checks, subsampling, train/validation/test splits, quality warnings
 - `load`      the loaders: `load_dataset`, `load_for_config`, `load_labeled_file`
+- `profile`   a loaded dataset summed up for forms and estimates (classes, sizes, typical input size)
 - `store`     saved datasets: staging uploads, saving, listing, deleting
 
 May import: `core.errors`, `core.runs` and third-party readers (numpy, pandas, PIL, pyarrow); never
@@ -34,8 +35,9 @@ from core.data.columns import inspect_columns
 from core.data.images import decode_image, decode_upload, median_image_side, open_image, read_image_bytes
 from core.data.limits import DataLimits
 from core.data.load import load_dataset, load_for_config, load_labeled_file
+from core.data.profile import dataset_profile
 from core.errors import UnknownLabelError
 
-__all__ = ["DataLimits", "UnknownLabelError", "archive", "decode_image", "decode_upload", "demos",
+__all__ = ["DataLimits", "UnknownLabelError", "archive", "dataset_profile", "decode_image", "decode_upload", "demos",
            "inspect_columns", "load_dataset", "load_for_config", "load_labeled_file", "median_image_side",
            "open_image", "read_image_bytes"]

@@ -30,19 +30,9 @@ DEFAULT_METHOD = "head"  # fastest first result for a class; see the caption und
 def dataset_info(source: str, text_column: str | None, label_column: str | None, mtime: float) -> dict[str, Any]:
     """Task, classes, split sizes and typical input size of a dataset (loaded once, no torch).
     `mtime` is only part of the cache key: a re-saved dataset is read again."""
-    from core.data import load_dataset, median_image_side
+    from core.data import dataset_profile, load_dataset
 
-    data = load_dataset(source, text_column=text_column, label_column=label_column)
-    train = data.split("train")["input"]
-    info: dict[str, Any] = {"task": data.task, "labels": list(data.labels), "sizes": data.sizes(),
-                            "name": data.name, "warnings": list(data.warnings), "mean_words": None,
-                            "median_side": None}
-    if data.task == "text":
-        sample = train.head(2000).astype(str)
-        info["mean_words"] = float(sample.str.split().str.len().mean()) if len(sample) else None
-    else:
-        info["median_side"] = median_image_side(train)
-    return info
+    return dataset_profile(load_dataset(source, text_column=text_column, label_column=label_column))
 
 
 @st.cache_data(ttl=300, max_entries=64, show_spinner=False)
