@@ -113,7 +113,7 @@ def test_unreadable_images_are_skipped_and_none_is_no_answer(tmp_path) -> None:
     assert median_image_side([]) is None
 
 
-def test_a_dataset_profile_reads_a_sample_of_the_training_split(tmp_path: Path) -> None:
+def test_a_dataset_profile_reads_a_sample_of_the_training_split(tmp_path) -> None:
     """The Train page's summary of a dataset: classes and sizes, and the typical input size from at
     most TEXT_SAMPLE training texts."""
     import pandas as pd
