@@ -75,6 +75,10 @@ class Method:
     params: Mapping[str, Any] = field(default_factory=dict)
     # Share of the backward pass skipped on frozen layers, for the time estimate.
     backward_skipped: float = 0.0
+    # The params a model card lists next to the common hyperparameters (the ones that shape the model).
+    card_params: tuple[str, ...] = ()
+    # What an exported model's README adds about how the method's weights were folded in.
+    export_note: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lr", _read_only(self.lr))
@@ -172,11 +176,12 @@ _ENTRIES: tuple[Method, ...] = (
     TopKMethod("topk", "Top-k blocks", "top-k blocks + head",
                "trains the top blocks and the classifier: a middle ground",
                lr={"text": 2e-4, "image": 1e-3}, lr_shrinks_with_width=True,
-               params={"topk_layers": 2}, backward_skipped=0.6),
+               params={"topk_layers": 2}, backward_skipped=0.6, card_params=("topk_layers",)),
     LoraMethod("lora", "LoRA adapters", "low-rank adapters + head",
                "trains small low-rank adapters and the classifier: close to full, few weights",
                lr={"text": 5e-4, "image": 2e-3},
-               params={"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.1}, backward_skipped=0.3),
+               params={"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.1}, backward_skipped=0.3,
+               card_params=("lora_r", "lora_alpha"), export_note="LoRA adapters merged into the weights"),
 )
 METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in _ENTRIES})
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import RunError
+from core.finetune import METHODS
 from core.models.catalog import public_name
 from core.runs import Run, default_runs_dir, resolve_run
 
@@ -194,6 +195,12 @@ or in Python: `core.models.load_bundle(Path("{folder}"))` (tunescope installed).
 }
 
 
+def _export_note(method: object) -> str:
+    """The README's words, in brackets, on how the method's weights were folded in (LoRA's adapters)."""
+    entry = METHODS.get(str(method))
+    return f" ({entry.export_note})" if entry and entry.export_note else ""
+
+
 def _readme(run: Run, fmt: str, labels: list[str]) -> str:
     s = run.summary()
     test = s.get("test") or {}
@@ -209,7 +216,7 @@ def _readme(run: Run, fmt: str, labels: list[str]) -> str:
     return (f"# {run.id}\n\nExported by tunescope: a `{s.get('method')}` fine-tune of `{public_name(s.get('model'))}` "
             f"({public_name(s.get('model_source'))}; licence {s.get('model_licence')}) on the dataset "
             f"`{(s.get('dataset') or {}).get('name')}`"
-            + (" (LoRA adapters merged into the weights)" if s.get("method") == "lora" else "") + ".\n\n"
+            + _export_note(s.get("method")) + ".\n\n"
             f"- Format: {fmt}\n- Classes: {', '.join(map(str, labels))}\n"
             f"- Test accuracy {test.get('accuracy', float('nan')):.3f}, "
             f"macro-F1 {test.get('macro_f1', float('nan')):.3f}"

@@ -22,6 +22,7 @@ import pandas as pd
 
 from core import analysis, compare
 from core.errors import ConfigError, RunError
+from core.finetune import METHODS
 from core.models.catalog import public_name
 from core.report_svg import confusion_table, line_chart, share_bars
 from core.runs import Run, default_runs_dir, resolve_run
@@ -128,7 +129,8 @@ def model_card(run: Run) -> str:
     train = c.get("train") or {}
     labels = [str(x) for x in s.get("labels") or []]
     keys = ["epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "seed"]
-    keys += {"lora": ["lora_r", "lora_alpha"], "topk": ["topk_layers"]}.get(str(s.get("method")), [])
+    method = METHODS.get(str(s.get("method")))
+    keys += list(method.card_params) if method else []
     hyper = {k: train.get(k) for k in keys if train.get(k) is not None}
     hyper["learning rate used"] = s.get("lr")
     test = s.get("test") or {}
@@ -324,15 +326,15 @@ def _sample_explanations(run: Run, compute: bool) -> list[tuple[Any, dict[str, A
                 break
     if found or not compute or not (run.model_dir / "tunescope_model.json").is_file():
         return found
-    from core.explain.catalog import has_conv_layer
+    from core.explain.catalog import has_conv_layer, suggested_for
     from core.explain.explainer import explain
     from core.explain.sanity import sanity_check
 
     preds = run.predictions()
     picks = [preds[preds["correct"]].nlargest(1, "confidence"), preds[~preds["correct"]].nlargest(1, "confidence")]
-    method = "ig" if run.summary().get("task") == "text" else ("gradcam" if has_conv_layer(run.model_dir)
-                                                              else "saliency")
-    params = {"steps": 32} if method == "ig" else None
+    task = run.summary().get("task")
+    method, settings = suggested_for(task, task != "text" and has_conv_layer(run.model_dir), examples=len(picks))
+    params = settings or None
     for pick in picks:
         for row in pick.itertuples():
             rec = explain(run, str(row.input), method, params=params)

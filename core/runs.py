@@ -4,7 +4,7 @@ Layout of `<runs_dir>/<run_id>/`:
   config.json      the RunConfig plus resolved values (learning rate, model source)
   status.json      state: running | succeeded | failed | cancelled, with a message
   metrics.jsonl    one JSON object per logged step and per epoch
-  summary.json     final figures (see `Summary` keys in core.api)
+  summary.json     final figures (written by core.train.pipeline.train)
   model/           tunescope_model.json + model.safetensors + tokenizer/ or image_spec.json, and
                    manifest.json: the SHA-256 of every other file, checked before the model is loaded
   predictions.parquet  one row per test example with class probabilities

@@ -19,7 +19,7 @@ _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "height": 320, "templ
            "legend": {"orientation": "h", "y": -0.2}}
 
 
-def _fig(title: str, **layout: Any) -> go.Figure:
+def base_figure(title: str, **layout: Any) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(title=title, **{**_LAYOUT, **layout})
     return fig
@@ -27,7 +27,7 @@ def _fig(title: str, **layout: Any) -> go.Figure:
 
 def training_curves(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Training loss per logged step and validation metrics per epoch, on one x-axis (step)."""
-    fig = _fig("Training", xaxis_title="step", yaxis_title="loss",
+    fig = base_figure("Training", xaxis_title="step", yaxis_title="loss",
                yaxis2={"title": "validation", "overlaying": "y", "side": "right", "range": [0, 1],
                        "dtick": 0.2, "showgrid": False})
     steps = [r for r in rows if r.get("type") == "step"]
@@ -52,7 +52,7 @@ def confusion_heatmap(cm: Sequence[Sequence[int]], labels: Sequence[str], normal
     text = [[f"{int(c)}" + (f"<br>{s:.0%}" if normalize else "") for c, s in zip(row, srow, strict=True)]
             for row, srow in zip(m, shares, strict=True)]
     size = max(320, 40 * len(labels) + 140)
-    fig = _fig("Confusion matrix (rows: true class)", height=size, xaxis_title="predicted", yaxis_title="true")
+    fig = base_figure("Confusion matrix (rows: true class)", height=size, xaxis_title="predicted", yaxis_title="true")
     shown = [t(x) for x in labels]
     fig.add_trace(go.Heatmap(z=shares, x=shown, y=shown, text=text, texttemplate="%{text}",
                              colorscale="Blues", zmin=0, zmax=1 if normalize else None, showscale=False,
@@ -64,7 +64,7 @@ def confusion_heatmap(cm: Sequence[Sequence[int]], labels: Sequence[str], normal
 
 def per_class_bars(per_class: Mapping[str, Mapping[str, float]]) -> go.Figure:
     labels = list(per_class)
-    fig = _fig("Per-class precision, recall and F1", yaxis={"range": [0, 1]}, barmode="group")
+    fig = base_figure("Per-class precision, recall and F1", yaxis={"range": [0, 1]}, barmode="group")
     for i, key in enumerate(("precision", "recall", "f1")):
         fig.add_trace(go.Bar(x=[t(c) for c in labels], y=[per_class[c][key] for c in labels], name=key,
                              marker_color=PALETTE[i]))
@@ -74,7 +74,7 @@ def per_class_bars(per_class: Mapping[str, Mapping[str, float]]) -> go.Figure:
 
 def class_balance(counts: pd.DataFrame) -> go.Figure:
     """`counts`: columns label, split, n. Stacked bars per class, one colour per split."""
-    fig = _fig("Examples per class", barmode="stack", yaxis_title="examples")
+    fig = base_figure("Examples per class", barmode="stack", yaxis_title="examples")
     for i, (split, g) in enumerate(counts.groupby("split", sort=False)):
         fig.add_trace(go.Bar(x=g["label"].map(t), y=g["n"], name=t(split), marker_color=PALETTE[i]))
     fig.update_xaxes(type="category")
@@ -83,7 +83,7 @@ def class_balance(counts: pd.DataFrame) -> go.Figure:
 
 def length_histogram(frame: pd.DataFrame, column: str = "words") -> go.Figure:
     """`frame`: columns label and `column` (text length in words); overlaid histograms per class."""
-    fig = _fig("Text length (words)", barmode="overlay", xaxis_title="words", yaxis_title="examples")
+    fig = base_figure("Text length (words)", barmode="overlay", xaxis_title="words", yaxis_title="examples")
     for i, (label, g) in enumerate(frame.groupby("label", sort=True)):
         fig.add_trace(go.Histogram(x=g[column], name=t(label), opacity=0.6, nbinsx=40,
                                    marker_color=PALETTE[i % len(PALETTE)]))
@@ -93,7 +93,7 @@ def length_histogram(frame: pd.DataFrame, column: str = "words") -> go.Figure:
 def probability_bars(probabilities: Mapping[str, float], top: int = 15) -> go.Figure:
     items = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)[:top]
     items.reverse()  # largest at the top of a horizontal bar chart
-    fig = _fig("Class probabilities", height=max(220, 30 * len(items) + 90), xaxis={"range": [0, 1]})
+    fig = base_figure("Class probabilities", height=max(220, 30 * len(items) + 90), xaxis={"range": [0, 1]})
     fig.add_trace(go.Bar(x=[p for _, p in items], y=[t(k) for k, _ in items], orientation="h",
                          text=[f"{p:.1%}" for _, p in items], textposition="auto",
                          marker_color=[PALETTE[0] if i == len(items) - 1 else "#9ecae1" for i in range(len(items))]))
@@ -104,7 +104,7 @@ def probability_bars(probabilities: Mapping[str, float], top: int = 15) -> go.Fi
 def curve_overlay(curves: Mapping[str, Sequence[Mapping[str, Any]]], metric: str = "loss",
                   kind: str = "step") -> go.Figure:
     """One line per run: `metric` of its `kind` rows (step loss, or epoch val_* metrics) against step."""
-    fig = _fig(f"{metric.replace('_', ' ')} by step", xaxis_title="step", yaxis_title=metric)
+    fig = base_figure(f"{metric.replace('_', ' ')} by step", xaxis_title="step", yaxis_title=metric)
     for i, (name, rows) in enumerate(curves.items()):
         pts = [r for r in rows if r.get("type") == kind and r.get(metric) is not None]
         fig.add_trace(go.Scatter(x=[r["step"] for r in pts], y=[r[metric] for r in pts], name=t(name),
@@ -115,7 +115,7 @@ def curve_overlay(curves: Mapping[str, Sequence[Mapping[str, Any]]], metric: str
 
 def diff_bars(frame: pd.DataFrame, name_a: str = "A", name_b: str = "B") -> go.Figure:
     """`frame`: columns class, diff (A − B). Green where A is better."""
-    fig = _fig(f"Per-class F1: {t(name_a)} − {t(name_b)}", xaxis_title="F1 difference",
+    fig = base_figure(f"Per-class F1: {t(name_a)} − {t(name_b)}", xaxis_title="F1 difference",
                height=max(240, 26 * len(frame) + 100))
     fig.add_trace(go.Bar(x=frame["diff"], y=frame["class"].map(t), orientation="h",
                          marker_color=["#2ca02c" if d >= 0 else "#d62728" for d in frame["diff"].fillna(0)],

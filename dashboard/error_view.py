@@ -16,7 +16,7 @@ from core import analysis
 from core.markup import escape_markdown as md
 from core.markup import escape_plot_text as esc
 from core.runs import Run
-from dashboard.charts import PALETTE, _fig, confusion_heatmap
+from dashboard.charts import PALETTE, base_figure, confusion_heatmap
 from dashboard.ui import PAGES
 
 CELL_LINKS = 8  # examples of a cell with their own "Explain" link; the rest are in the table
@@ -37,7 +37,7 @@ def clickable_confusion(cm: list[list[int]], labels: list[str]) -> go.Figure:
 
 def reliability_figure(cal: dict[str, Any]) -> go.Figure:
     used = [b for b in cal["bins"] if b["count"]]
-    fig = _fig(f"Reliability (ECE {cal['ece']:.3f})", xaxis_title="confidence", yaxis_title="accuracy",
+    fig = base_figure(f"Reliability (ECE {cal['ece']:.3f})", xaxis_title="confidence", yaxis_title="accuracy",
                xaxis={"range": [0, 1]}, yaxis={"range": [0, 1]})
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
                              line={"dash": "dot", "color": "#999"}))
@@ -49,7 +49,7 @@ def reliability_figure(cal: dict[str, Any]) -> go.Figure:
 
 
 def confidence_figure(hist: pd.DataFrame) -> go.Figure:
-    fig = _fig("Confidence of right and wrong predictions", xaxis_title="confidence", yaxis_title="examples",
+    fig = base_figure("Confidence of right and wrong predictions", xaxis_title="confidence", yaxis_title="examples",
                barmode="stack")
     mid = (hist["lo"] + hist["hi"]) / 2
     fig.add_trace(go.Bar(x=mid, y=hist["right"], name="right", marker_color=PALETTE[2], width=0.09))
@@ -58,7 +58,7 @@ def confidence_figure(hist: pd.DataFrame) -> go.Figure:
 
 
 def breakdown_figure(frame: pd.DataFrame, by: str) -> go.Figure:
-    fig = _fig(f"Error rate by {by.replace('_', ' ')}", yaxis_title="error rate", yaxis={"range": [0, 1]})
+    fig = base_figure(f"Error rate by {by.replace('_', ' ')}", yaxis_title="error rate", yaxis={"range": [0, 1]})
     fig.add_trace(go.Bar(x=frame[by].map(esc), y=frame["error_rate"], marker_color=PALETTE[3],
                          text=[f"{e}/{n}" for e, n in zip(frame["errors"], frame["n"], strict=True)],
                          textposition="outside", hovertemplate="%{x}: %{y:.0%} (%{text})<extra></extra>"))

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.markup import escape_plot_text as esc
-from dashboard.charts import PALETTE, _fig
+from dashboard.charts import PALETTE, base_figure
 
 DIVERGING = [[0.0, "#d73027"], [0.5, "#f7f7f7"], [1.0, "#1a9850"]]
 
@@ -25,7 +25,7 @@ def image_overlay(image: np.ndarray, heatmap: np.ndarray, title: str, opacity: f
     h = np.asarray(heatmap, dtype=np.float64)
     peak = _symmetric(h)
     s = h.shape[0]
-    fig = _fig(esc(title), height=380, xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
+    fig = base_figure(esc(title), height=380, xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
     fig.add_trace(go.Image(z=np.asarray(image, dtype=np.uint8), hoverinfo="skip"))
     fig.add_trace(go.Heatmap(z=h, x=np.arange(s), y=np.arange(s), colorscale=DIVERGING, zmin=-peak, zmax=peak,
                              opacity=opacity, colorbar={"title": "score", "thickness": 12},
@@ -36,7 +36,7 @@ def image_overlay(image: np.ndarray, heatmap: np.ndarray, title: str, opacity: f
 def word_bars(words: Sequence[str], scores: Sequence[float], title: str, top: int = 20) -> go.Figure:
     s = np.asarray(scores, dtype=np.float64)
     order = np.argsort(-np.abs(s), kind="stable")[:top][::-1]
-    fig = _fig(esc(title), height=max(220, 22 * len(order) + 80), xaxis_title="score")
+    fig = base_figure(esc(title), height=max(220, 22 * len(order) + 80), xaxis_title="score")
     fig.add_trace(go.Bar(x=s[order], y=[f"{i}: {esc(words[i])}" for i in order], orientation="h",
                          marker_color=[PALETTE[2] if s[i] >= 0 else PALETTE[3] for i in order],
                          hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
@@ -46,7 +46,7 @@ def word_bars(words: Sequence[str], scores: Sequence[float], title: str, top: in
 def agreement_heatmap(agreement: Mapping[str, Any]) -> go.Figure:
     names = list(agreement["methods"])
     z = np.asarray(agreement["spearman"], dtype=np.float64)
-    fig = _fig("Method agreement (Spearman rank correlation of |scores|)", height=120 + 40 * len(names))
+    fig = base_figure("Method agreement (Spearman rank correlation of |scores|)", height=120 + 40 * len(names))
     fig.add_trace(go.Heatmap(z=z, x=names, y=names, zmin=-1, zmax=1, colorscale=DIVERGING,
                              text=np.round(z, 2), texttemplate="%{text}", colorbar={"thickness": 12},
                              customdata=np.asarray(agreement["top_k_overlap"]),
@@ -59,7 +59,7 @@ def agreement_heatmap(agreement: Mapping[str, Any]) -> go.Figure:
 def sanity_curve(result: Mapping[str, Any]) -> go.Figure:
     stages = [s["stage"] for s in result["stages"]]
     rho = [s["spearman"] for s in result["stages"]]
-    fig = _fig("Sanity check: similarity to the original as layers are randomised", height=300,
+    fig = base_figure("Sanity check: similarity to the original as layers are randomised", height=300,
                xaxis_title="randomised from the top down to", yaxis_title="Spearman", yaxis={"range": [-1, 1]})
     fig.add_trace(go.Scatter(x=["original", *stages], y=[1.0, *rho], mode="lines+markers", name="explanation",
                              line={"color": PALETTE[0]}))
@@ -70,7 +70,7 @@ def sanity_curve(result: Mapping[str, Any]) -> go.Figure:
 
 def deletion_insertion(f: Mapping[str, Any]) -> go.Figure:
     x = list(f["fractions"])
-    fig = _fig("Deletion and insertion curves", height=280, xaxis_title="share of patches removed / restored",
+    fig = base_figure("Deletion and insertion curves", height=280, xaxis_title="share of patches removed / restored",
                yaxis_title="p(class)", yaxis={"range": [0, 1]})
     for key, name, colour, dash in (("deletion_curve", "deletion", PALETTE[3], None),
                                     ("random_deletion_curve", "deletion, random order", PALETTE[3], "dot"),
@@ -105,7 +105,7 @@ def head_view(matrix: np.ndarray, tokens: Sequence[str], title: str, min_weight:
     opacity follow the weight. Weights below `min_weight` are left out to keep it readable."""
     n = len(tokens)
     tokens = [esc(x) for x in tokens]
-    fig = _fig(esc(title), height=max(300, 22 * n + 80), showlegend=False,
+    fig = base_figure(esc(title), height=max(300, 22 * n + 80), showlegend=False,
                xaxis={"visible": False, "range": [-0.6, 1.6]}, yaxis={"visible": False, "autorange": "reversed"})
     for i in range(n):
         for j in range(n):
@@ -136,7 +136,7 @@ def rollout_bars(tokens: Sequence[str], weights: Sequence[float], row: str = "cl
              "token across all layers" if row == "cls" else
              f"Attention rollout averaged over all {len(tokens)} tokens, as the classifier mean-pools them: "
              "how much the pooled output draws on each token across all layers")
-    fig = _fig(title, height=300, yaxis_title="share")
+    fig = base_figure(title, height=300, yaxis_title="share")
     fig.add_trace(go.Bar(x=[f"{i + first}:{esc(t)}" for i, t in enumerate(tokens[first:])], y=w,
                          marker_color=PALETTE[0]))
     return fig

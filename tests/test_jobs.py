@@ -614,3 +614,24 @@ def test_the_job_store_and_queue_import_no_feature_package():
     features = ("core.data", "core.models", "core.train", "core.explain", "core.report")
     assert "core.jobs.queue" in loaded
     assert not [m for m in loaded if m.startswith(features)], loaded
+
+
+def test_a_training_job_cannot_skip_its_checks_through_the_plain_queue(home):
+    from core.config import RunConfig
+
+    with pytest.raises(ConfigError, match=r"core\.train\.submit\.submit_training\(\)"):
+        jobs.submit(RunConfig(), kind="train")
+    assert jobs.list_jobs() == []
+
+
+def test_a_worker_checks_the_kinds_table_without_importing_the_runners():
+    """The table check at worker start finds every module but imports none: a worker that only runs
+    noop jobs stays free of pandas and torch, and a job process loads only its own kind's runner."""
+    code = ("import sys; from core.jobs import kinds; kinds.check_table(); r = kinds.runners(); "
+            "assert sorted(r) == sorted(kinds.KINDS), list(r); r['noop']; "
+            "print(' '.join(m for m in ('pandas', 'torch', 'core.train.runner', 'core.explain.jobs') "
+            "if m in sys.modules) or 'none')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["none"]

@@ -17,6 +17,6 @@ What lives where:
 `catalog`, `model_access`, `timing`, `jobs`, `render` and `dataset_view`'s readers are torch-free so
 the dashboard can import them while browsing; the rest import torch.
 
-May import: core.errors, core.runs, core.models, core.data, core.api and core.train (to load a run's
-model), core.jobs.context (what a job runner sees). Never the worker, the CLI or the dashboard.
+May import: core.errors, core.runs, core.models, core.data, core.inference (to load a run's model) and
+core.train (devices), core.jobs.context (what a job runner sees). Never the worker, the CLI or the dashboard.
 """

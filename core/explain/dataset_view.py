@@ -16,7 +16,7 @@ import pandas as pd
 
 from core.errors import RunError
 from core.explain.agreement import patch_sums
-from core.explain.catalog import get_method, suggested_method
+from core.explain.catalog import get_method, suggested_for
 from core.explain.model_access import as_run, model_stamp
 from core.explain.record import CACHE_DIR, cache_key
 from core.runs import Run
@@ -30,8 +30,7 @@ DATASET_PREFIX = "dataset-"
 
 def default_method(task: str, has_cnn: bool) -> tuple[str, dict[str, Any]]:
     """Cheap enough for a hundred examples on a CPU, and complete (IG) where possible."""
-    method = suggested_method(task, has_cnn)
-    return method, {"steps": 16} if method == "ig" else {}
+    return suggested_for(task, has_cnn, examples=DEFAULT_N)
 
 
 def sample(predictions: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:

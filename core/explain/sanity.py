@@ -90,6 +90,7 @@ def sanity_check(run: str | Path | Run, value: Any, method: str = "ig", target: 
                  ) -> dict[str, Any]:
     """Rank correlation between the explanation and its re-run after each randomisation stage."""
     from core import inference
+
     r = as_run(run, runs_dir)
     original = explain(r, value, method, target, params=params, faithfulness=False, max_tokens=max_tokens,
                        device=device)

@@ -200,7 +200,7 @@ class ImageTarget:
         shown = image.resize((s, s), Image.Resampling.BILINEAR)
         pixels = preprocessor.to_tensor(image).unsqueeze(0)
         return cls(model, pixels, np.asarray(shown, dtype=np.uint8).copy(),
-                   preprocessor._mean.view(1, 3, 1, 1), preprocessor._std.view(1, 3, 1, 1))
+                   preprocessor.mean.view(1, 3, 1, 1), preprocessor.std.view(1, 3, 1, 1))
 
     def to(self, device: torch.device) -> ImageTarget:
         self.pixels, self.mean, self.std = self.pixels.to(device), self.mean.to(device), self.std.to(device)

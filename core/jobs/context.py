@@ -53,7 +53,7 @@ class JobFailed(Exception):
 
 
 def _stop_exception(message: str) -> BaseException:
-    engine = sys.modules.get("core.train.engine")  # api.train handles the engine's own cancel exception
+    engine = sys.modules.get("core.train.engine")  # the pipeline handles the engine's own cancel exception
     return engine.TrainingCancelled(message) if engine is not None else JobStopped(message)
 
 
@@ -90,8 +90,8 @@ def _memory() -> dict[str, Any]:
 class JobContext:
     """What a runner gets: the job, a place to report progress, and the stop/cancel state.
 
-    Also an engine `Callback` (duck-typed so that this module does not import torch): pass
-    `ctx.callback` to `api.train`."""
+    Also an engine callback (duck-typed: the job layer may not import core.train): the train runner
+    passes the context itself to `core.train.pipeline.train`."""
 
     def __init__(self, store: JobStore, job: Job, min_interval: float = 0.5, max_quiet: float = 2.0,
                  self_term_after: float = 3.0) -> None:

@@ -1,10 +1,11 @@
 """The table of job kinds: what a worker can run. Adding a kind is one line here plus its runner.
 
 A runner is named as "module:function" rather than imported, so the queue (which only needs the
-names) and this table stay free of feature imports; the worker resolves every entry when it starts
-and refuses to start if one does not resolve. A runner takes the `core.jobs.context.JobContext` and
-returns a JSON-able result dict; it raises `JobFailed` / `JobStopped` from `core.jobs.context` and never
-imports the worker.
+names) and this table stay free of feature imports. A worker checks at start that every entry's
+module exists (without importing it, so a worker that only runs noop jobs never loads pandas or
+torch) and refuses to start if one does not; a job process imports only its own kind's runner.
+A runner takes the `core.jobs.context.JobContext` and returns a JSON-able result dict; it raises
+`JobFailed` / `JobStopped` from `core.jobs.context` and never imports the worker.
 
 Test and extension hook: `$TUNESCOPE_JOB_RUNNERS` names modules whose `RUNNERS` dict (kind -> callable)
 adds or replaces kinds in the job processes of a worker.
@@ -15,15 +16,20 @@ May import: core.jobs.context, core.errors, the standard library (runner modules
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from core.errors import JobError
 from core.jobs.context import JobContext, JobStopped
 
 Runner = Callable[[JobContext], dict[str, Any]]
+
+# Kinds whose configs must be checked before they are queued: the queue's plain `submit` refuses them
+# and names the function that checks and queues them.
+SUBMITTED_BY: dict[str, str] = {"train": "core.train.submit.submit_training"}
 
 KINDS: dict[str, str] = {
     "train": "core.train.runner:run_train",
@@ -48,17 +54,52 @@ def resolve(target: str, kind: str = "?") -> Runner:
     return runner
 
 
+def check_table() -> None:
+    """Every entry is written as "module:function" and its module exists; raises a JobError naming the
+    first that is not. Imports nothing but the packages above each module."""
+    for kind, target in KINDS.items():
+        module, sep, name = target.partition(":")
+        if not sep or not module or not name:
+            raise JobError(f"The runner {target!r} of job kind {kind!r} is not written as 'module:function'.")
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError) as exc:
+            raise JobError(f"The runner {target!r} of job kind {kind!r} does not resolve "
+                           f"({type(exc).__name__}: {exc}).") from exc
+        if not found:
+            raise JobError(f"The runner {target!r} of job kind {kind!r} does not resolve "
+                           f"(no module named {module!r}).")
+
+
 def builtin_runners() -> dict[str, Runner]:
     """Every kind of the table, resolved (raises on the first that does not resolve)."""
     return {kind: resolve(target, kind) for kind, target in KINDS.items()}
 
 
-def runners() -> dict[str, Runner]:
-    """The built-in kinds plus those of the `$TUNESCOPE_JOB_RUNNERS` modules."""
-    out = builtin_runners()
-    for name in filter(None, (os.environ.get("TUNESCOPE_JOB_RUNNERS") or "").split(",")):
-        out.update(getattr(importlib.import_module(name.strip()), "RUNNERS", {}))
-    return out
+class Runners(Mapping[str, Runner]):
+    """The kinds a job process can run: the table's, each imported when first asked for, plus those of
+    the `$TUNESCOPE_JOB_RUNNERS` modules (imported at once: they are test and extension hooks)."""
+
+    def __init__(self) -> None:
+        self._plugins: dict[str, Runner] = {}
+        for name in filter(None, (os.environ.get("TUNESCOPE_JOB_RUNNERS") or "").split(",")):
+            self._plugins.update(getattr(importlib.import_module(name.strip()), "RUNNERS", {}))
+
+    def __getitem__(self, kind: str) -> Runner:
+        if kind in self._plugins:
+            return self._plugins[kind]
+        return resolve(KINDS[kind], kind)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*KINDS, *self._plugins]))
+
+    def __len__(self) -> int:
+        return len(set(KINDS) | set(self._plugins))
+
+
+def runners() -> Runners:
+    """The built-in kinds plus those of the `$TUNESCOPE_JOB_RUNNERS` modules, resolved on use."""
+    return Runners()
 
 
 def run_noop(ctx: JobContext) -> dict[str, Any]:

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,7 @@ def write_job_file(job: Job, state: str, error: str | None) -> None:
             "oom_retries": job.oom_retries, "created": job.created, "finished": time.time()})
 
 
-def execute(store: JobStore, job: Job, runners: dict[str, Runner] | None = None,
+def execute(store: JobStore, job: Job, runners: Mapping[str, Runner] | None = None,
             min_interval: float = 0.5, max_quiet: float = 2.0) -> str:
     """Run one claimed job in this process and record its final state; returns that state."""
     runners = runners if runners is not None else kinds.runners()
@@ -240,7 +240,7 @@ class Worker:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def run(self) -> int:
-        kinds.builtin_runners()  # a table entry that does not resolve stops the worker here, not each job
+        kinds.check_table()  # a table entry that does not resolve stops the worker here, not each job
         jobs_dir().mkdir(parents=True, exist_ok=True)
         self.store.register_worker(self.id, {"host": self.host, "pid": os.getpid(),
                                              "slots": [s.name for s in self.slots], "threads": self.threads})

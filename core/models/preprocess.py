@@ -80,8 +80,8 @@ class ImagePreprocessor:
     def __init__(self, spec: ImageSpec, open_image: Any) -> None:
         self.spec = spec
         self.open_image = open_image  # ref -> PIL image; injected so models do not import loaders
-        self._mean = torch.tensor(spec.mean).view(3, 1, 1)
-        self._std = torch.tensor(spec.std).view(3, 1, 1)
+        self.mean = torch.tensor(spec.mean).view(3, 1, 1)  # (3, 1, 1) tensors: normalising and undoing it
+        self.std = torch.tensor(spec.std).view(3, 1, 1)
 
     def encode(self, refs: Sequence[Any]) -> list[Any]:
         return list(refs)
@@ -105,7 +105,7 @@ class ImagePreprocessor:
                 image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         image = image.resize((s, s), Image.Resampling.BILINEAR)
         arr = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-        return (arr.float() / 255.0 - self._mean) / self._std
+        return (arr.float() / 255.0 - self.mean) / self.std
 
     def collate(self, items: Sequence[Any], augment: bool = False, rng: random.Random | None = None
                 ) -> dict[str, torch.Tensor]:

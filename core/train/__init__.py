@@ -14,7 +14,7 @@
 
 The fine-tune method table lives one level down, in `core.finetune`, because `core.config` (a base
 module) validates method names against it.
-May import: base modules (config, finetune, data, models, runs, metrics, errors); core.jobs only for
-`context` (a runner's view) and `queue` (submitting); never the worker, core.explain, core.cli or
+May import: base modules (config, finetune, data, models, runs, metrics, errors); core.jobs for
+`context` (a runner's view), `queue` and `store` (submitting); never the worker, core.explain, core.cli or
 the dashboard. Importing this package imports no module.
 """
