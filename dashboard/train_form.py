@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.data.splits import TOKENS_PER_WORD  # the truncation warning's count, so both agree
 from core.errors import ConfigError, ModelError
 from core.finetune import get_method
 from core.models.catalog import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, describe_source
@@ -23,7 +24,6 @@ from core.tables import neutralise_cell, safe_csv  # noqa: F401 - re-exported fo
 from dashboard.ui import fmt_count, fmt_seconds
 
 OTHER_MODEL = "Other (Hugging Face id or local folder)"
-TOKENS_PER_WORD = 1.3  # as core.data's truncation warning counts subword tokens
 MAX_SEEDS = 10
 
 

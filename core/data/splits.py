@@ -170,7 +170,7 @@ def splits_from_column(ex: Examples, val_fraction: float, test_fraction: float, 
     return out
 
 
-_TOKENS_PER_WORD = 1.3  # rough subword tokens per whitespace word for English BPE/WordPiece
+TOKENS_PER_WORD = 1.3  # rough subword tokens per whitespace word for English BPE/WordPiece
 
 
 def quality_warnings(ex: Examples, assignment: list[str], labels: list[str],
@@ -193,7 +193,7 @@ def quality_warnings(ex: Examples, assignment: list[str], labels: list[str],
         notes.append(f"Labels {' / '.join(fmt_names(v) for v in clashes)} in '{ex.file}' differ "
                      f"only in letter case, so they count as separate classes; make them consistent.")
     if ex.task == "text":
-        long = sum(1 for t in ex.inputs if len(t.split()) * _TOKENS_PER_WORD > max_tokens)
+        long = sum(1 for t in ex.inputs if len(t.split()) * TOKENS_PER_WORD > max_tokens)
         if long:
             notes.append(f"{long} of {len(ex.inputs)} texts in '{ex.file}' are longer than about "
                          f"{max_tokens} tokens and will be truncated; raise the max length if the "
