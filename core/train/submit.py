@@ -21,6 +21,7 @@ from typing import Any
 
 from core.config import RunConfig
 from core.errors import ConfigError, ModelUnavailableError, RunError
+from core.finetune import get_method
 from core.jobs.queue import MAX_JOBS_PER_SUBMIT, JobSpec, check_request, enqueue
 from core.jobs.store import DEFAULT_MAX_ATTEMPTS, JobStore, open_store
 from core.models.catalog import family_of, is_catalog_name, resolve_model_name
@@ -102,14 +103,11 @@ def validate_config(cfg: Any, check_device: bool = True, _cache: dict[str, Any] 
         raise ModelUnavailableError(f"Model folder {name!r} does not exist; give an existing folder, a "
                                     "Hugging Face id, or minilm / efficientnet_lite0.")
     if check_device:
-        from core.finetune import get_method
-
         get_method(cfg.train.method)
-        from core.train.engine import pick_device, pick_precision
+        from core.train.engine import pick_device, pick_precision  # torch
 
         pick_precision(pick_device(cfg.train.device), cfg.train.precision)
     return data
-
 
 
 def submit_training(cfg: RunConfig, *, owner: str | None = None, priority: int = 0,
@@ -128,8 +126,8 @@ def submit_training(cfg: RunConfig, *, owner: str | None = None, priority: int =
     for i, (c, tags) in enumerate(points):
         c = absolute_paths(c)
         data = validate_config(c, check_device=check_device, _cache=cache) if validate else None
-        model = Path(c.model.name or ("minilm" if data is None or data.task == "text" else
-                                      "efficientnet_lite0")).name
+        task = "text" if data is None else data.task
+        model = Path(resolve_model_name(c.model.name, task)).name
         if run_id:
             rid = run_id if len(points) == 1 else f"{run_id}-{i + 1}"
         else:
