@@ -40,3 +40,22 @@ def test_the_package_still_names_what_callers_import() -> None:
         assert getattr(models, name) is not None, name
     with pytest.raises(AttributeError):
         models.no_such_name  # noqa: B018
+
+
+def test_which_family_serves_a_name_is_read_from_the_family_table(monkeypatch):
+    """A new family is one module plus one FAMILIES line: the line alone routes its names, and a
+    name of the wrong task is refused with the family's own task."""
+    import dataclasses
+
+    from core.errors import ModelError
+    from core.models import catalog
+
+    assert [catalog.family_of(n, t) for n, t in [("minilm", "text"), ("resnet18", "image"),
+                                                 ("torchvision:vit_b_16", "image"), ("org/x", "text"),
+                                                 ("org/y", "image")]] == [
+        "hf-text", "torchvision", "torchvision", "hf-text", "hf-image"]
+    entry = dataclasses.replace(catalog.FAMILIES["torchvision"], claims=lambda name: name.startswith("mynet"))
+    monkeypatch.setitem(catalog.FAMILIES, "mynet", entry)
+    assert catalog.family_of("mynet-small", "image") == "mynet"
+    with pytest.raises(ModelError, match="'mynet-small' is an image model but the dataset is text"):
+        catalog.family_of("mynet-small", "text")

@@ -88,13 +88,24 @@ class Family:
     cnn_by_name: Callable[[str], bool]
     # Whether a saved model is convolutional, from its spec's `arch` and its folder.
     cnn_saved: Callable[[dict[str, Any], Path], bool]
+    tasks: tuple[str, ...] = ("text", "image")
+    # Names this family serves (besides the built-in cards, which name their family).
+    claims: Callable[[str], bool] = _never
+    # The task whose names no other family claims go to this one (Hugging Face ids, local folders).
+    serves_the_rest_of: str | None = None
+
+
+def _torchvision_name(name: str) -> bool:
+    return name in TORCHVISION_HEADS or name.startswith("torchvision:")
 
 
 FAMILIES = {
-    "hf-text": Family("core.models.hf_text", _never, _never),
-    "hf-image": Family("core.models.hf_image", _never, _hf_backbone_is_cnn),
-    "torchvision": Family("core.models.torchvision_family", _not_vit, lambda arch, _: _not_vit(str(arch.get("name")))),
-    "efficientnet-lite": Family("core.models.efficientnet_lite", _always, _always),
+    "hf-text": Family("core.models.hf_text", _never, _never, tasks=("text",), serves_the_rest_of="text"),
+    "hf-image": Family("core.models.hf_image", _never, _hf_backbone_is_cnn, tasks=("image",),
+                       serves_the_rest_of="image"),
+    "torchvision": Family("core.models.torchvision_family", _not_vit, lambda arch, _: _not_vit(str(arch.get("name"))),
+                          tasks=("image",), claims=_torchvision_name),
+    "efficientnet-lite": Family("core.models.efficientnet_lite", _always, _always, tasks=("image",)),
 }
 
 
@@ -150,12 +161,15 @@ def family_of(name: str, task: str) -> str:
             raise ModelError(f"Model {name!r} is a {card.task} model but the dataset is {task}; "
                              f"use --model {DEFAULT_TEXT_MODEL if task == 'text' else DEFAULT_IMAGE_MODEL}.")
         return card.family
-    if name in TORCHVISION_HEADS or name.startswith("torchvision:"):
-        if task != "image":
-            raise ModelError(f"Model {name!r} is an image model but the dataset is text; use --model "
-                             f"{DEFAULT_TEXT_MODEL} or a Hugging Face text model.")
-        return "torchvision"
-    return "hf-text" if task == "text" else "hf-image"
+    for family, entry in FAMILIES.items():
+        if entry.claims(name):
+            if task not in entry.tasks:
+                kind = entry.tasks[0]
+                raise ModelError(f"Model {name!r} is {'an' if kind[0] in 'aeiou' else 'a'} {kind} model but the "
+                                 f"dataset is {task}; use --model {resolve_model_name(None, task)} or a Hugging "
+                                 f"Face {task} model.")
+            return family
+    return next(family for family, entry in FAMILIES.items() if entry.serves_the_rest_of == task)
 
 
 def shrinks_small_images(model_name: str) -> bool:
