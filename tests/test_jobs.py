@@ -598,7 +598,7 @@ def test_every_job_kind_resolves_and_the_queue_names_exactly_the_table(home, mon
     for broken in ("core.no_such_module:run", "core.jobs.kinds:no_such_runner", "no-colon"):
         with pytest.raises(JobError, match="runner"):
             kinds.resolve(broken, "broken")
-    monkeypatch.setitem(kinds.KINDS, "broken", "core.no_such_module:run")
+    monkeypatch.setitem(kinds.KINDS, "broken", kinds.JobKind("core.no_such_module:run"))
     with pytest.raises(JobError, match="'broken' does not resolve"):
         Worker(WorkerOptions(gpus="cpu", exit_when_idle=True)).run()
     assert jobs.live_workers() == []

@@ -20,6 +20,7 @@ import importlib.util
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from core.errors import JobError
@@ -27,14 +28,19 @@ from core.jobs.context import JobContext, JobStopped
 
 Runner = Callable[[JobContext], dict[str, Any]]
 
-# Kinds whose configs must be checked before they are queued: the queue's plain `submit` refuses them
-# and names the function that checks and queues them.
-SUBMITTED_BY: dict[str, str] = {"train": "core.train.submit.submit_training"}
 
-KINDS: dict[str, str] = {
-    "train": "core.train.runner:run_train",
-    "noop": "core.jobs.kinds:run_noop",
-    "explain": "core.explain.jobs:run_explain_job",
+@dataclass(frozen=True)
+class JobKind:
+    runner: str  # "module:function" of the runner
+    # For kinds whose configs must be checked before they are queued: the function that checks and
+    # queues them (the queue's plain `submit` refuses the kind and names it).
+    submitted_by: str | None = None
+
+
+KINDS: dict[str, JobKind] = {
+    "train": JobKind("core.train.runner:run_train", submitted_by="core.train.submit.submit_training"),
+    "noop": JobKind("core.jobs.kinds:run_noop"),
+    "explain": JobKind("core.explain.jobs:run_explain_job"),
 }
 
 
@@ -57,7 +63,8 @@ def resolve(target: str, kind: str = "?") -> Runner:
 def check_table() -> None:
     """Every entry is written as "module:function" and its module exists; raises a JobError naming the
     first that is not. Imports nothing but the packages above each module."""
-    for kind, target in KINDS.items():
+    for kind, entry in KINDS.items():
+        target = entry.runner
         module, sep, name = target.partition(":")
         if not sep or not module or not name:
             raise JobError(f"The runner {target!r} of job kind {kind!r} is not written as 'module:function'.")
@@ -73,7 +80,7 @@ def check_table() -> None:
 
 def builtin_runners() -> dict[str, Runner]:
     """Every kind of the table, resolved (raises on the first that does not resolve)."""
-    return {kind: resolve(target, kind) for kind, target in KINDS.items()}
+    return {kind: resolve(entry.runner, kind) for kind, entry in KINDS.items()}
 
 
 class Runners(Mapping[str, Runner]):
@@ -88,7 +95,7 @@ class Runners(Mapping[str, Runner]):
     def __getitem__(self, kind: str) -> Runner:
         if kind in self._plugins:
             return self._plugins[kind]
-        return resolve(KINDS[kind], kind)
+        return resolve(KINDS[kind].runner, kind)
 
     def __iter__(self) -> Iterator[str]:
         return iter(dict.fromkeys([*KINDS, *self._plugins]))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, JobError
-from core.jobs.kinds import KINDS, SUBMITTED_BY
+from core.jobs.kinds import KINDS
 from core.jobs.reaper import mark_run, reap
 from core.jobs.store import (
     DEFAULT_MAX_ATTEMPTS,
@@ -106,10 +106,11 @@ def submit(config: Any, *, kind: str, owner: str | None = None, priority: int = 
            max_attempts: int = DEFAULT_MAX_ATTEMPTS, store: JobStore | None = None) -> list[str]:
     """Queue one job of `kind` with `config` (a dict, or anything with `to_dict()`) stored as given;
     return its id in a list. Kinds whose configs must be checked first (training) are refused here:
-    they are queued by the function `SUBMITTED_BY` names, which checks them and calls `enqueue`."""
-    if kind in SUBMITTED_BY:
-        raise ConfigError(f"{kind.capitalize()} jobs are queued with {SUBMITTED_BY[kind]}(), which checks the "
-                          "config and its data first; nothing was queued.")
+    they are queued by the function their `KINDS` entry names, which checks them and calls `enqueue`."""
+    via = KINDS[kind].submitted_by if kind in KINDS else None
+    if via:
+        raise ConfigError(f"{kind.capitalize()} jobs are queued with {via}(), which checks the config and its "
+                          "data first; nothing was queued.")
     return enqueue([JobSpec(config.to_dict() if hasattr(config, "to_dict") else dict(config))], kind=kind,
                    owner=owner, priority=priority, max_attempts=max_attempts, store=store)
 
