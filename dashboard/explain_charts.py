@@ -47,11 +47,14 @@ def agreement_heatmap(agreement: Mapping[str, Any]) -> go.Figure:
     names = list(agreement["methods"])
     z = np.asarray(agreement["spearman"], dtype=np.float64)
     fig = base_figure("Method agreement (Spearman rank correlation of |scores|)", height=120 + 40 * len(names))
+    signed = agreement.get("signed_spearman") or [[None] * len(names) for _ in names]
+    signed_text = [["unsigned" if v is None else f"{v:.2f}" for v in row] for row in signed]
     fig.add_trace(go.Heatmap(z=z, x=names, y=names, zmin=-1, zmax=1, colorscale=DIVERGING,
                              text=np.round(z, 2), texttemplate="%{text}", colorbar={"thickness": 12},
-                             customdata=np.asarray(agreement["top_k_overlap"]),
-                             hovertemplate="%{y} vs %{x}: rho %{z:.2f}, top-k overlap %{customdata:.0%}"
-                                           "<extra></extra>"))
+                             customdata=np.dstack([np.asarray(agreement["top_k_overlap"], dtype=object),
+                                                   np.asarray(signed_text, dtype=object)]),
+                             hovertemplate="%{y} vs %{x}: rho %{z:.2f} on sizes, signed %{customdata[1]}, "
+                                           "top-k overlap %{customdata[0]:.0%}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     return fig
 

@@ -1,8 +1,10 @@
 """Comparing explanations (pure numpy/scipy): rank agreement between methods on one input, and the
 difference between two runs' explanations of the same input.
 
-Comparisons use the magnitude of each score (what a heatmap's brightness shows); saliency-type
-methods have no sign, so signed comparisons would call agreeing methods opposed. Images are compared
+The main comparison uses the magnitude of each score (what a heatmap's brightness shows): saliency-type
+methods have no sign, so a signed comparison would call agreeing methods opposed. Between two signed
+methods the signed rank correlation is reported too, and `agreement_notes` says when two methods
+agree on *where* the evidence is but not on *which way* it points. Images are compared
 on a 14 × 14 grid of patch totals: pixel-level speckle is not what a reader compares.
 """
 
@@ -12,6 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from core.explain.catalog import METHODS
 
 GRID = 14
 
@@ -48,9 +52,10 @@ def patch_sums(heatmap: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
     return np.bincount(ids.ravel(), weights=np.ravel(heatmap), minlength=grid * grid), ids
 
 
-def comparable(scores: np.ndarray) -> np.ndarray:
-    """|scores| per word, or per patch of a 14 × 14 grid for an image heatmap."""
-    s = np.abs(np.asarray(scores, dtype=np.float64))
+def comparable(scores: np.ndarray, signed: bool = False) -> np.ndarray:
+    """|scores| (or the signed scores) per word, or per patch of a 14 × 14 grid for an image heatmap."""
+    s = np.asarray(scores, dtype=np.float64)
+    s = s if signed else np.abs(s)
     return patch_sums(s, min(GRID, s.shape[0]))[0] if s.ndim == 2 else s
 
 
@@ -58,10 +63,22 @@ def default_k(n: int) -> int:
     return max(1, round(0.2 * n))
 
 
+def _is_signed(name: str) -> bool:
+    return METHODS[name].signed if name in METHODS else True  # a name outside the catalog: signed
+
+
+def _label(name: str) -> str:
+    return METHODS[name].label if name in METHODS else name
+
+
 def agreement_matrix(named_scores: Sequence[tuple[str, np.ndarray]]) -> dict[str, Any]:
-    """Rank correlation and top-20 % overlap between every pair of methods on the same input."""
+    """Rank correlation (of magnitudes, and signed where both methods have a sign) and top-20 % overlap
+    between every pair of methods on the same input. `signed_spearman` is None for a pair where either
+    method is unsigned."""
     names = [n for n, _ in named_scores]
     vecs = [comparable(s) for _, s in named_scores]
+    signed = [_is_signed(n) for n in names]
+    signed_vecs = [comparable(s, signed=True) for _, s in named_scores]
     sizes = {len(v) for v in vecs}
     if len(sizes) > 1:
         raise ValueError("Explanations to compare must cover the same words or the same image.")
@@ -69,11 +86,34 @@ def agreement_matrix(named_scores: Sequence[tuple[str, np.ndarray]]) -> dict[str
     k = default_k(next(iter(sizes))) if vecs else 1
     rho = np.eye(m)
     overlap = np.eye(m)
+    signed_rho: list[list[float | None]] = [[1.0 if i == j and signed[i] else None for j in range(m)]
+                                            for i in range(m)]
     for i in range(m):
         for j in range(i + 1, m):
             rho[i, j] = rho[j, i] = rank_correlation(vecs[i], vecs[j])
             overlap[i, j] = overlap[j, i] = top_k_overlap(vecs[i], vecs[j], k)
-    return {"methods": names, "spearman": rho.tolist(), "top_k_overlap": overlap.tolist(), "k": k}
+            if signed[i] and signed[j]:
+                signed_rho[i][j] = signed_rho[j][i] = rank_correlation(signed_vecs[i], signed_vecs[j])
+    return {"methods": names, "spearman": rho.tolist(), "top_k_overlap": overlap.tolist(), "k": k,
+            "signed": signed, "signed_spearman": signed_rho}
+
+
+AGREE_ON_WHERE = 0.5  # rank correlation of magnitudes from which two maps point at the same parts
+
+
+def agreement_notes(agreement: dict[str, Any]) -> list[str]:
+    """Plain sentences for pairs of signed methods that agree on where the evidence is (magnitudes
+    correlate) but not on which way it points (signed scores do not)."""
+    names, rho, signed_rho = agreement["methods"], agreement["spearman"], agreement.get("signed_spearman")
+    notes = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            s = signed_rho[i][j] if signed_rho else None
+            if s is not None and rho[i][j] >= AGREE_ON_WHERE and s <= 0:
+                notes.append(f"{_label(names[i])} and {_label(names[j])} point at the same parts (rank correlation "
+                             f"{rho[i][j]:.2f} on sizes) but not the same way (signed {s:.2f}): what one "
+                             "reads as support, the other reads as speaking against the class.")
+    return notes
 
 
 def _normalised(s: np.ndarray) -> np.ndarray:

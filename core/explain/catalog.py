@@ -41,6 +41,8 @@ class MethodInfo:
     # Parameters the Explain form's shared fields leave at this method's defaults (the form's one
     # samples field is KernelShap's; GradientShap keeps its 20).
     keeps_own: tuple[str, ...] = ()
+    # Scores carry a sign (for or against the class); Saliency's |gradient| and GradCAM's ReLU map do not.
+    signed: bool = True
 
     def params(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """Defaults overlaid with the given values; unknown or out-of-range values are refused."""
@@ -109,7 +111,7 @@ METHODS: dict[str, MethodInfo] = {m.name: m for m in (
         "saliency", "Saliency (gradient)",
         "How much the class score would change for a tiny change of each input: the size of the gradient.",
         "Gradients are local and noisy; they say what is sensitive, not what was used.",
-        cost=_one_pass, gradient=True, defaults={}),
+        cost=_one_pass, gradient=True, defaults={}, signed=False),
     MethodInfo(
         "input_x_gradient", "Input × Gradient",
         "The gradient times the input itself: a first-order guess of each part's contribution.",
@@ -145,14 +147,14 @@ METHODS: dict[str, MethodInfo] = {m.name: m for m in (
         "Weights the last convolutional feature maps by their average gradient: a coarse map of the "
         "regions that raised the class score.",
         "Coarse (the last layer's resolution) and blind to evidence against the class.",
-        cost=_one_pass, tasks=("image",), needs_cnn=True, defaults={}),
+        cost=_one_pass, tasks=("image",), needs_cnn=True, defaults={}, signed=False),
     MethodInfo(
         "smoothgrad", "SmoothGrad",
         "Averages the gradient over noisy copies of the input, which removes much of the speckle of "
         "plain saliency.",
         "Sharper-looking is not the same as more faithful; check the faithfulness score.",
         cost=lambda p, n: p.get("nt_samples", 20), cost_note=("nt_samples", "samples"),
-        defaults={"nt_samples": 20, "stdev": 0.1}),
+        defaults={"nt_samples": 20, "stdev": 0.1}, signed=False),
 )}
 
 ALIASES = {"integrated_gradients": "ig", "ixg": "input_x_gradient", "gradient": "saliency",

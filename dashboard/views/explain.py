@@ -302,12 +302,14 @@ with guard("explaining"):
         if saved and saved["key"] == results_key:
             records = saved["records"]
             if len(records) > 1:
-                from core.explain.agreement import agreement_matrix
+                from core.explain.agreement import agreement_matrix, agreement_notes
 
-                st.plotly_chart(charts.agreement_heatmap(agreement_matrix([(r.method, r.scores()) for r in records])),
-                                width="stretch", key="ex_agreement")
+                agreement = agreement_matrix([(r.method, r.scores()) for r in records])
+                st.plotly_chart(charts.agreement_heatmap(agreement), width="stretch", key="ex_agreement")
                 st.caption("1 = the methods rank the words (or image patches) identically; 0 = unrelated. Low "
                            "agreement means at least one picture is not telling the whole story.")
+                for note in agreement_notes(agreement):
+                    st.warning(md(note))
             for i, rec in enumerate(records):
                 _show_record(rec, f"ex_rec_{i}", run_id, saved["value"], target, max_tokens, results_key)
 
