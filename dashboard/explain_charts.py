@@ -20,15 +20,38 @@ def _symmetric(z: np.ndarray) -> float:
     return peak or 1.0
 
 
-def image_overlay(image: np.ndarray, heatmap: np.ndarray, title: str, opacity: float = 0.55) -> go.Figure:
-    """The model's view of the image with the signed heatmap on top and a colour bar."""
+ONE_COLOUR = [[0.0, "rgba(255,255,255,0)"], [1.0, "#e66101"]]
+
+
+def greyscale(image: np.ndarray) -> np.ndarray:
+    """An RGB uint8 image as grey RGB (luma), so the heatmap's colours are the only colours shown."""
+    rgb = np.asarray(image, dtype=np.float64)
+    if rgb.ndim == 2:
+        rgb = rgb[..., None]
+    luma = rgb[..., :3] @ np.array([0.299, 0.587, 0.114])[: rgb.shape[-1]] if rgb.shape[-1] >= 3 else rgb[..., 0]
+    return np.repeat(np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def image_overlay(image: np.ndarray, heatmap: np.ndarray, title: str, opacity: float = 0.55, *,
+                  signed: bool = True, class_name: str | None = None) -> go.Figure:
+    """The model's view of the image in grey with the heatmap on top. A signed map gets a diverging
+    scale centred on zero, its colour bar reading "supports <class>" / "speaks against"; an unsigned
+    map (Saliency, GradCAM) one colour from "no effect" to "most important"."""
     h = np.asarray(heatmap, dtype=np.float64)
     peak = _symmetric(h)
     s = h.shape[0]
     fig = base_figure(esc(title), height=380, xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
-    fig.add_trace(go.Image(z=np.asarray(image, dtype=np.uint8), hoverinfo="skip"))
-    fig.add_trace(go.Heatmap(z=h, x=np.arange(s), y=np.arange(s), colorscale=DIVERGING, zmin=-peak, zmax=peak,
-                             opacity=opacity, colorbar={"title": "score", "thickness": 12},
+    fig.add_trace(go.Image(z=greyscale(image), hoverinfo="skip"))
+    if signed:
+        scale, low = DIVERGING, -peak
+        ticks = ["speaks against", "0", esc(f"supports {class_name}" if class_name else "supports the class")]
+        tickvals = [-peak, 0.0, peak]
+    else:
+        scale, low = ONE_COLOUR, 0.0
+        h = np.abs(h)
+        ticks, tickvals = ["no effect", "most important"], [0.0, peak]
+    fig.add_trace(go.Heatmap(z=h, x=np.arange(s), y=np.arange(s), colorscale=scale, zmin=low, zmax=peak,
+                             opacity=opacity, colorbar={"thickness": 12, "tickvals": tickvals, "ticktext": ticks},
                              hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>"))
     return fig
 

@@ -57,3 +57,25 @@ def test_agreement_sanity_grid_and_class_maps_build():
     curves = {"fractions": [0, 0.5, 1], "deletion_curve": [0.9, 0.4, 0.1], "insertion_curve": [0.2, 0.6, 0.9],
               "random_deletion_curve": [0.9, 0.7, 0.1], "random_insertion_curve": [0.2, 0.3, 0.9]}
     assert len(charts.deletion_insertion(curves).data) == 4
+
+
+def test_a_signed_map_reads_supports_and_against_over_a_grey_image():
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    image[..., 0] = 200  # red: must come out grey, so only the heatmap carries colour
+    h = np.zeros((8, 8))
+    h[2, 3], h[5, 5] = 2.0, -1.0
+    grey, heat = charts.image_overlay(image, h, "t", class_name="<b>cat</b>").data
+    z = np.asarray(grey.z)
+    assert (z[..., 0] == z[..., 1]).all() and (z[..., 1] == z[..., 2]).all() and z[0, 0, 0] == 60
+    assert heat.zmin == -2.0 and heat.zmax == 2.0
+    assert list(heat.colorbar.ticktext) == ["speaks against", "0", "supports &lt;b&gt;cat&lt;/b&gt;"]
+    assert list(heat.colorbar.tickvals) == [-2.0, 0.0, 2.0]
+
+
+def test_an_unsigned_map_gets_one_colour_from_no_effect_to_most_important():
+    h = np.zeros((8, 8))
+    h[2, 3] = 3.0
+    _, heat = charts.image_overlay(np.zeros((8, 8, 3), dtype=np.uint8), h, "t", signed=False).data
+    assert heat.zmin == 0.0 and heat.zmax == 3.0
+    assert list(heat.colorbar.ticktext) == ["no effect", "most important"]
+    assert len({c for _, c in heat.colorscale}) == 2 and heat.colorscale[0][1].endswith(",0)")

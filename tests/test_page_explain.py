@@ -168,7 +168,8 @@ def test_an_uploaded_image_is_explained_with_an_overlay(home: Path, trained_imag
     at.run()
     at.button(key="ex_go").click().run()
     _ok(at)
-    assert any("Attribution (green: for, red: against)" in c.proto.spec for c in at.get("plotly_chart"))
+    assert any("Attribution (orange: how much each part mattered, not which way)" in c.proto.spec
+               for c in at.get("plotly_chart"))  # GradCAM: unsigned
     assert any("This is a convolutional model" in i.value for i in at.info)
 
 
@@ -226,7 +227,8 @@ def test_an_image_test_example_is_shown_and_explained(home: Path, trained_image_
     assert at.multiselect(key="ex_methods_image").value == ["saliency"]  # a ViT: no GradCAM by default
     at.button(key="ex_go").click().run()
     _ok(at)
-    assert any("Attribution (green: for, red: against)" in c.proto.spec for c in at.get("plotly_chart"))
+    assert any("Attribution (orange: how much each part mattered, not which way)" in c.proto.spec
+               for c in at.get("plotly_chart"))  # GradCAM: unsigned
 
 
 def test_a_sanity_result_is_not_shown_for_a_new_input(text_run: Path) -> None:
@@ -267,7 +269,8 @@ def test_a_long_explanation_of_an_uploaded_image_goes_to_the_worker(home: Path, 
     assert _run_queued_jobs()[0]["methods"] == ["gradcam"]
     at.run()
     _ok(at)
-    assert any("Attribution (green: for, red: against)" in c.proto.spec for c in at.get("plotly_chart"))
+    assert any("Attribution (orange: how much each part mattered, not which way)" in c.proto.spec
+               for c in at.get("plotly_chart"))  # GradCAM: unsigned
 
 
 def test_an_explain_job_reads_only_staged_uploads_and_test_examples(home: Path, trained_image_runs: dict,

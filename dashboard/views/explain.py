@@ -149,6 +149,10 @@ def _params_form(task: str, methods: list[str], labels: list[str]) -> tuple[dict
     return params, (None if target.startswith("(") else target), max_tokens
 
 
+SIGNED_TITLE = "Attribution (green: for, red: against)"
+UNSIGNED_TITLE = "Attribution (orange: how much each part mattered, not which way)"
+
+
 def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_tokens: int,
                  results_key: Any = None) -> None:
     info = catalog.get_method(rec.method)
@@ -168,7 +172,10 @@ def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_t
             st.plotly_chart(charts.word_bars(rec.words or [], rec.word_scores, "Word scores"), width="stretch",
                             key=f"{key}_bars")
         else:
-            st.plotly_chart(charts.image_overlay(rec.image, rec.heatmap, "Attribution (green: for, red: against)"),
+            signed = catalog.get_method(rec.method).signed
+            st.plotly_chart(charts.image_overlay(rec.image, rec.heatmap, SIGNED_TITLE if signed else
+                                                 UNSIGNED_TITLE, signed=signed,
+                                                 class_name=rec.target_label),
                             width="stretch", key=f"{key}_overlay")
         f = rec.faithfulness or {}
         if f:
@@ -398,7 +405,9 @@ with guard("explaining"):
                             st.html(render.highlighted_text(rec.text, rec.word_spans or [], rec.word_scores,
                                                             rec.words))
                         else:
-                            st.plotly_chart(charts.image_overlay(rec.image, rec.heatmap, rec.run_id),
+                            st.plotly_chart(charts.image_overlay(
+                                rec.image, rec.heatmap, rec.run_id, signed=catalog.get_method(rec.method).signed,
+                                class_name=rec.target_label),
                                             width="stretch", key=f"ex_cmp_{rec.run_id}")
                 if task == "text":
                     st.plotly_chart(charts.word_bars(d["words"], d["diff"], f"{b.run_id} minus {a.run_id} "
