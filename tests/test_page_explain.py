@@ -42,7 +42,9 @@ def test_typed_text_is_explained_with_faithfulness_and_sanity_check(text_run: Pa
     html = _html(at)
     assert "ts-w" in html and "<script" not in html and "&lt;" in html
     assert any("faithfulness:" in m.value for m in at.markdown)
-    assert any("completeness delta" in m.value for m in at.markdown)
+    # Plain words for IG's completeness check, with the jargon explained in the tooltip.
+    (line,) = [m for m in at.markdown if "scores add up to the score change within" in m.value]
+    assert "complete" in line.help and "completeness delta" not in line.value
     at.button(key="ex_rec_0_sanity").click().run()
     _ok(at)
     assert at.success and "Sanity check passed" in at.success[0].value

@@ -58,9 +58,11 @@ def text_faithfulness(target: Any, word_scores: np.ndarray, class_index: int, se
         "comprehensiveness": float(comp[0]), "sufficiency": float(suff[0]),
         "random_comprehensiveness": float(comp[1:].mean()), "random_sufficiency": float(suff[1:].mean()),
         "fractions": list(TEXT_FRACTIONS), "score": score, "badge": badge(score),
-        "summary": (f"Removing the top-ranked words lowers p(class) by {comp[0]:.2f} on average; removing "
-                    f"random words lowers it by {comp[1:].mean():.2f}. Keeping only the top-ranked words "
-                    f"lowers it by {suff[0]:.2f} (random: {suff[1:].mean():.2f}; lower is better)."),
+        "summary": (f"Removing the words it ranks highest lowers the model's confidence in this class by "
+                    f"{comp[0]:.2f} on average (removing as many random words: {comp[1:].mean():.2f}). Keeping "
+                    f"only those words lowers it by {suff[0]:.2f} (keeping as many random words: "
+                    f"{suff[1:].mean():.2f}). A faithful explanation's words matter more than random ones: "
+                    "the first drop is larger than random, the second smaller."),
     }
 
 
@@ -108,9 +110,11 @@ def image_faithfulness(target: Any, heatmap: np.ndarray, class_index: int, seed:
         "random_deletion_curve": p[1:, :, 0].mean(axis=0).tolist(),
         "random_insertion_curve": p[1:, :, 1].mean(axis=0).tolist(),
         "score": score, "badge": badge(score),
-        "summary": (f"Deleting the top-ranked patches first: AUC {deletion[0]:.2f} (random {rand_del:.2f}; lower "
-                    f"is better). Restoring them first onto a blurred copy: AUC {insertion[0]:.2f} "
-                    f"(random {rand_ins:.2f}; higher is better)."),
+        "summary": (f"Hiding the patches it ranks highest first, the model's confidence in this class averages "
+                    f"{deletion[0]:.2f} while they disappear (random order: {rand_del:.2f}). Showing them first on "
+                    f"a blurred copy, it averages {insertion[0]:.2f} (random order: {rand_ins:.2f}). A faithful "
+                    "map makes confidence fall faster than random in the first case and rise faster in the "
+                    "second."),
     }
 
 

@@ -100,6 +100,11 @@ def png_data_uri(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+COMPLETENESS_HELP = ("Integrated Gradients and DeepLift are complete: their scores should add up to how much the "
+                     "class score changes between the baseline and this input. The number is how far off the sum "
+                     "is; close to 0 is good.")
+
+
 def _faithfulness_html(f: dict[str, Any] | None) -> str:
     if not f:
         return ""
@@ -115,7 +120,8 @@ def record_html(rec: dict[str, Any]) -> str:
             f"({max(rec['probabilities']):.1%}) · explaining class <b>{html.escape(str(rec['target_label']))}</b>"
             f" · {float(rec['seconds']):.2f} s on {html.escape(str(rec['device']))}")
     if rec.get("delta") is not None:
-        head += f" · completeness delta {float(rec['delta']):.2e}"
+        head += (f' · <span title="{html.escape(COMPLETENESS_HELP)}">scores add up to the score change within '
+                 f"{float(rec['delta']):.2e}</span>")
     head += "</p>"
     if rec["task"] == "text":
         body = legend_html() + highlighted_text(rec["text"], [tuple(s) for s in rec.get("word_spans") or []],

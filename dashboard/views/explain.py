@@ -161,8 +161,10 @@ def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_t
         st.markdown(f"Predicted **{md(rec.predicted_label)}** ({max(rec.probabilities):.1%}) · explaining class "
                     f"**{md(rec.target_label)}** · {_seconds(rec.seconds)} on {rec.device}"
                     + (" (cached)" if rec.cached else "")
-                    + (f" · completeness delta {rec.delta:.1e}" if rec.delta is not None else "")
-                    + f"  \n{_badge(rec.faithfulness)}")
+                    + (f" · scores add up to the score change within {rec.delta:.1e}" if rec.delta is not None
+                       else "")
+                    + f"  \n{_badge(rec.faithfulness)}",
+                    help=render.COMPLETENESS_HELP if rec.delta is not None else None)
         if rec.task == "text":
             st.html(render.legend_html() + render.highlighted_text(rec.text, rec.word_spans or [],
                                                                    rec.word_scores, rec.words))
