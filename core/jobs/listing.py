@@ -132,10 +132,15 @@ def snapshot(store: JobStore, *, owner: str | None = None, limit: int = 20) -> L
     return build_listing(active, finished, owner=owner)
 
 
+def running_and_queued(counts: Mapping[str, int]) -> tuple[int, int]:
+    """(running, waiting) jobs of a state -> count table; interrupted jobs wait in the queue too, as
+    the list shows them."""
+    return int(counts.get("running", 0)), int(counts.get("queued", 0)) + int(counts.get("interrupted", 0))
+
+
 def counts_text(counts: Mapping[str, int]) -> str | None:
-    """'Jobs: 1 running, 2 queued' (interrupted jobs wait too, so they count as queued), or None."""
-    running = int(counts.get("running", 0))
-    queued = int(counts.get("queued", 0)) + int(counts.get("interrupted", 0))
+    """'Jobs: 1 running, 2 queued', or None when nothing runs or waits."""
+    running, queued = running_and_queued(counts)
     if not (running or queued):
         return None
     return f"Jobs: {running} running, {queued} queued"
