@@ -1,8 +1,11 @@
-"""The live job list: newest jobs with state, a progress bar, a live training curve, Cancel and Open run.
+"""The live job list: running jobs, then queued ones with their place in the queue, then finished ones
+(newest first); a seed group is one card with a line per seed. Each shows its state, a bar (green when
+done, grey when cancelled, red only when failed), a live training curve, Cancel and Open run.
 
 `job_list(...)` renders inside `st.fragment(run_every=...)`, so it refreshes itself every two seconds
-without rerunning the page. Each refresh costs one `list_jobs` query plus a seek into the
-metrics.jsonl of each running job (`core.jobs.poll`); nothing loads a model or imports torch.
+without rerunning the page. Each refresh reads one `core.jobs.listing.snapshot` (the sidebar's job
+counts are refilled from it too) plus a seek into the metrics.jsonl of each running job
+(`core.jobs.poll`); nothing loads a model or imports torch.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from typing import Any
 import streamlit as st
 
 from core import jobs
+from core.jobs.listing import ordinal, snapshot
 from core.markup import escape_markdown as md
 from core.train.callbacks import merge_metric_rows
 from dashboard.charts import training_curves
-from dashboard.train_form import job_title, progress_view
-from dashboard.ui import PAGES, fmt_age, fmt_metric, guard
+from dashboard.train_form import bar_html, finished_bar, job_title, progress_view
+from dashboard.ui import PAGES, fmt_age, fmt_metric, guard, show_counts
 
 _METRICS_KEY = "_jobs_view_metrics"  # session_state: job id -> {"offset", "attempt", "rows"}
 _CONFIRM_KEY = "_jobs_view_confirm"  # session_state: job id awaiting "really cancel someone else's job?"
@@ -46,7 +50,10 @@ def job_list(*, limit: int = 20, owner: str | None = None, mine: str | None = No
 
 
 def _busy() -> bool:
-    counts = jobs.open_store().counts()
+    return _active(jobs.open_store().counts())
+
+
+def _active(counts: dict[str, int]) -> bool:
     return any(counts.get(s) for s in ACTIVE)
 
 
@@ -55,53 +62,101 @@ def _render(*, limit: int, owner: str | None, mine: str | None, highlight: tuple
         failed_cancel = st.session_state.pop("_jobs_view_cancel_error", None)
         if failed_cancel:
             st.error(md(failed_cancel))
-        job_rows = jobs.list_jobs(owner=owner, limit=limit)
-        if not job_rows:
+        listing = snapshot(jobs.open_store(), owner=owner, limit=limit)
+        show_counts(listing.counts)  # the sidebar's counts: this very snapshot, so they never disagree
+        if not listing.cards:
             st.caption("No jobs yet. Jobs you start appear here with live progress.")
             return
-        busy = _busy()  # the same global test as job_list's, or the two could disagree forever
+        busy = _active(listing.counts)  # the same global test as job_list's, or the two could disagree forever
         if busy != st.session_state.get("_jobs_view_busy", busy):
             st.session_state["_jobs_view_busy"] = busy
             st.rerun(scope="app")  # switch between the fast and the idle refresh interval
         cache = st.session_state.setdefault(_METRICS_KEY, {})
-        for job in job_rows:
-            _job_card(job, mine=mine, new=job.id in highlight, key=key, cache=cache)
+        for card in listing.cards:
+            if card.group_id:
+                _group_card(card, mine=mine, highlight=highlight, key=key, cache=cache)
+            else:
+                _job_card(card.jobs[0], card.positions[0], mine=mine, new=card.jobs[0].id in highlight,
+                          key=key, cache=cache)
         # forget the curves of jobs that left the list
+        listed = {j.id for j in listing.jobs}
         for job_id in list(cache):
-            if job_id not in {j.id for j in job_rows}:
+            if job_id not in listed:
                 del cache[job_id]
 
 
-def _job_card(job: Any, *, mine: str | None, new: bool, key: str, cache: dict[str, Any]) -> None:
+def _badge(state: str) -> str:
+    return f":{_COLOURS.get(state, 'gray')}[**{state}**]"
+
+
+def _place(position: int | None) -> str:
+    return f" · **{ordinal(position)} in queue**" if position else ""
+
+
+def _job_card(job: Any, position: int | None, *, mine: str | None, new: bool, key: str,
+              cache: dict[str, Any]) -> None:
     with st.container(border=True):
         head, actions = st.columns([5, 1], vertical_alignment="center")
         with head:
             flag = " · **new**" if new else ""
-            group = f" · group `{job.group_id}`" if job.group_id else ""
-            title = md(job_title(job.config))
-            st.markdown(f":{_COLOURS.get(job.state, 'gray')}[**{job.state}**] · `{job.id}` · {title}{group}{flag}")
-            st.caption(f"submitted {fmt_age(job.created)}" + (f" · run `{job.run_id}`" if job.run_id else ""))
+            title = md(job_title(job.config, kind=job.kind))
+            st.markdown(f"{_badge(job.state)}{_place(position)} · `{job.id}` · {title}{flag}")
+            st.caption(f"submitted {fmt_age(job.created)}"
+                       + (f" · run `{job.run_id}`" if job.run_id else ""))
         with actions:
             _actions(job, mine=mine, key=key)
+        _job_body(job, mine=mine, key=key, cache=cache)
+
+
+def _group_card(card: Any, *, mine: str | None, highlight: tuple[str, ...], key: str,
+                cache: dict[str, Any]) -> None:
+    """One card for a seed group: the shared settings once, then one line per seed."""
+    members = card.jobs
+    states: dict[str, int] = {}
+    for j in members:
+        states[j.state] = states.get(j.state, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in states.items())
+    flag = " · **new**" if any(j.id in highlight for j in members) else ""
+    with st.container(border=True):
+        title = md(job_title(members[0].config, kind=members[0].kind, seed=False))
+        st.markdown(f"**{len(members)} seeds** · {title}{flag}")
+        st.caption(f"group `{card.group_id}` · {summary} · submitted {fmt_age(min(j.created for j in members))}")
+        for job, position in zip(members, card.positions, strict=True):
+            seed = ((job.config or {}).get("train") or {}).get("seed")
+            label, actions = st.columns([5, 1], vertical_alignment="center")
+            with label:
+                st.markdown(f"seed {seed if seed is not None else '?'} · {_badge(job.state)}{_place(position)}"
+                            f" · `{job.id}`" + (f" · run `{job.run_id}`" if job.run_id else ""))
+            with actions:
+                _actions(job, mine=mine, key=key)
+            _job_body(job, mine=mine, key=key, cache=cache)
+
+
+def _job_body(job: Any, *, mine: str | None, key: str, cache: dict[str, Any]) -> None:
+    """The bar, the message of a failed or cancelled job, the test score, and a running job's curve."""
+    bar = finished_bar(job.state, job.progress)
+    if bar is not None:
+        st.markdown(bar_html(*bar), unsafe_allow_html=True)  # fixed markup, no user text
+    if job.state == "failed":
+        st.error(f"Failed: {md(job.error or 'no message; see the job log.')} (log: `tunescope logs {job.id}`)")
+    elif job.state == "cancelled":
+        st.caption(md(job.error or "Cancelled."))
+    elif bar is None:
         fraction, text = progress_view(job.state, job.progress, job.error)
-        if job.state == "failed":
-            st.error(f"Failed: {md(job.error or 'no message; see the job log.')} (log: `tunescope logs {job.id}`)")
-        elif job.state == "cancelled":
-            st.caption(md(job.error or "Cancelled."))
-        elif fraction is not None:
+        if fraction is not None:
             st.progress(fraction, text=text)
-        if job.state == "running":
-            # A curve re-sent every refresh is the costly part; ten students each watching everyone's
-            # jobs would redraw ten curves a second. Others' curves are one click away.
-            own = mine is None or job.owner == mine
-            show = own or st.toggle("Live curve", key=f"{key}_curve_on_{job.id}",
-                                    help="This job was started from another browser session.")
-            _running_details(job, cache, key, curve=show)
-        elif job.state == "succeeded":
-            test = (job.result or {}).get("test") or {}
-            if test:
-                st.caption(f"test accuracy {fmt_metric(test.get('accuracy'))} · macro-F1 "
-                           f"{fmt_metric(test.get('macro_f1'))}")
+    if job.state == "running":
+        # A curve re-sent every refresh is the costly part; ten students each watching everyone's
+        # jobs would redraw ten curves a second. Others' curves are one click away.
+        own = mine is None or job.owner == mine
+        show = own or st.toggle("Live curve", key=f"{key}_curve_on_{job.id}",
+                                help="This job was started from another browser session.")
+        _running_details(job, cache, key, curve=show)
+    elif job.state == "succeeded":
+        test = (job.result or {}).get("test") or {}
+        if test:
+            st.caption(f"test accuracy {fmt_metric(test.get('accuracy'))} · macro-F1 "
+                       f"{fmt_metric(test.get('macro_f1'))}")
 
 
 def _actions(job: Any, *, mine: str | None, key: str) -> None:

@@ -18,6 +18,7 @@ from core.config import METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data.splits import TOKENS_PER_WORD  # the truncation warning's count, so both agree
 from core.errors import ConfigError, ModelError
 from core.finetune import get_method
+from core.jobs.listing import eta_seconds, explain_title
 from core.models.catalog import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, describe_source
 from core.models.catalog import auto_image_size as catalog_auto_image_size
 from core.tables import neutralise_cell, safe_csv  # noqa: F401 - re-exported for the pages
@@ -194,8 +195,11 @@ def source_label(source: str | None) -> str:
     return p.name
 
 
-def job_title(config: Mapping[str, Any]) -> str:
-    """'demo:sentiment · minilm · head · seed 2' from a job's RunConfig dict."""
+def job_title(config: Mapping[str, Any], *, kind: str = "train", seed: bool = True) -> str:
+    """'demo:sentiment · minilm · head · seed 2' from a job's RunConfig dict (without the seed for a
+    seed group's card); an explain job says what it explains ('IG on run r-1, text "…"')."""
+    if kind == "explain":
+        return explain_title(config)
     data, model, train = (config.get(k) or {} for k in ("data", "model", "train"))
     name = model.get("name") or "default model"
     if "/" in name and Path(name).is_absolute():
@@ -203,7 +207,7 @@ def job_title(config: Mapping[str, Any]) -> str:
     parts = [source_label(data.get("source")), name, train.get("method") or "full"]
     if data.get("max_samples"):
         parts.append(f"{data['max_samples']:,} examples")
-    if train.get("seed"):
+    if seed and train.get("seed"):
         parts.append(f"seed {train['seed']}")
     return " · ".join(parts)
 
@@ -242,15 +246,45 @@ def progress_view(state: str, progress: Mapping[str, Any] | None, error: str | N
             parts.append(f"{p['samples_per_second']:.0f} samples/s")
         if p.get("loss") is not None:
             parts.append(f"loss {p['loss']:.3f}")
-        if p.get("eta_s") is not None:
-            parts.append(f"ETA {fmt_seconds(p['eta_s'])}")
+        eta = eta_seconds(p)
+        if eta is not None:
+            parts.append(f"ETA {fmt_seconds(eta)}")
         return _fraction(step, total), " · ".join(parts)
     if p.get("phase_total"):
         done, total = int(p.get("phase_done") or 0), int(p["phase_total"])
-        return _fraction(done, total), f"{_phase_name(phase)} {done:,}/{total:,}"
+        eta = eta_seconds(p)
+        tail = f" · ETA {fmt_seconds(eta)}" if eta is not None else ""
+        return _fraction(done, total), f"{_phase_name(phase)} {done:,}/{total:,}{tail}"
     if phase == "starting":
         return 0.0, "starting: loading the data and the model"
     return _fraction(p.get("step"), p.get("total_steps")), _phase_name(phase)
+
+
+# A finished job's bar: green when it succeeded, neutral grey when cancelled, red only when it failed
+# (st.progress draws in the theme's primary colour, which is red by default).
+BAR_COLOURS = {"succeeded": "#2e9e5b", "cancelled": "#9aa0a6", "failed": "#d93025"}
+
+
+def finished_bar(state: str, progress: Mapping[str, Any] | None) -> tuple[float, str] | None:
+    """(fraction, colour) of the bar of a finished job, None for any other state. A succeeded job is
+    full; a cancelled or failed one shows how far it got."""
+    if state not in BAR_COLOURS:
+        return None
+    p = dict(progress or {})
+    if state == "succeeded":
+        fraction = 1.0
+    elif p.get("phase") == "train" or not p.get("phase_total"):
+        fraction = _fraction(p.get("step"), p.get("total_steps"))
+    else:
+        fraction = _fraction(p.get("phase_done"), p.get("phase_total"))
+    return fraction, BAR_COLOURS[state]
+
+
+def bar_html(fraction: float, colour: str) -> str:
+    """A thin bar in a fixed colour (no user text in it)."""
+    pct = round(100 * max(0.0, min(1.0, float(fraction))), 1)
+    return ('<div style="background:#e8eaed;border-radius:4px;height:6px;margin:2px 0 6px 0">'
+            f'<div style="width:{pct}%;background:{colour};height:6px;border-radius:4px"></div></div>')
 
 
 def _fraction(done: Any, total: Any) -> float:

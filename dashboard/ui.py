@@ -176,6 +176,23 @@ def sidebar_status() -> None:
         else:
             st.caption(f"Worker: not running — jobs wait in the queue. Start `tunescope ui` (or "
                        f"`tunescope worker`). · {md(dev['label'])}")
-        c = state["counts"]
-        if c.get("running") or c.get("queued"):
-            st.caption(f"Jobs: {c.get('running', 0)} running, {c.get('queued', 0)} queued")
+        st.session_state[_COUNTS_SLOT] = st.empty()
+    show_counts(state["counts"])
+
+
+_COUNTS_SLOT = "_sidebar_job_counts"  # session_state: the sidebar's placeholder for the job counts
+
+
+def show_counts(counts: dict[str, int]) -> None:
+    """Fill the sidebar's job counts; the job list calls this with the snapshot it shows, so the two
+    agree on every refresh of the list (a fragment rerun does not redraw the sidebar by itself)."""
+    from core.jobs.listing import counts_text
+
+    slot = st.session_state.get(_COUNTS_SLOT)
+    if slot is None:
+        return
+    text = counts_text(counts)
+    if text:
+        slot.caption(text)
+    else:
+        slot.empty()

@@ -92,3 +92,17 @@ def test_a_failed_submission_is_a_message_and_stays_home(home: Path, monkeypatch
     assert "could not be queued (OSError); nothing was started" in at.error[0].value
     assert "locked" not in at.error[0].value  # internals go to the log, not the page
     assert jobs.list_jobs() == []
+
+
+def test_home_and_sidebar_count_waiting_jobs_alike(home: Path) -> None:
+    """An interrupted job waits in the queue (the job list shows it there): Home's metric and the
+    sidebar count it as queued, from the same rule (core.jobs.listing.running_and_queued)."""
+    from core import jobs
+    from core.config import RunConfig
+    from core.train.submit import submit_training
+
+    ids = submit_training(RunConfig(), seeds=[1, 2], validate=False, check_device=False, owner="t")
+    jobs.open_store().update(ids[0], state="interrupted")
+    at = _home()
+    assert at.metric[2].value == "0 / 2"
+    assert any(c.value == "Jobs: 0 running, 2 queued" for c in at.sidebar.caption)

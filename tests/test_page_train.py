@@ -386,3 +386,96 @@ def test_a_link_to_a_dataset_that_is_gone_never_falls_back_to_the_demo(home: Pat
     assert not [b for b in at.button if b.key == "train_start"]
     at.selectbox(key="train_dataset").set_value("demo:sentiment").run()
     assert not error_texts(at) and at.button(key="train_start")
+
+
+# -- the job list at a glance (issue 14, item 4) -------------------------------------------------------
+
+def _job_headings(at: AppTest) -> list[str]:
+    """The first line of each card (a single job's state line or a group's '<n> seeds' line), in order."""
+    return [m.value for m in at.markdown
+            if (m.value.startswith(":") and "`" in m.value) or (m.value.startswith("**") and "seeds**" in m.value)]
+
+
+def test_running_first_then_queued_with_its_place_then_finished(home: Path) -> None:
+    store = jobs.open_store()
+    done = _running_job({"phase": "train", "step": 10, "total_steps": 10})
+    store.update(done.id, state="succeeded", finished=1.0)
+    first = _running_job({"phase": "train", "step": 1, "total_steps": 10}).id
+    (second,) = submit_training(RunConfig(), validate=False, check_device=False, owner="b")
+    (third,) = submit_training(RunConfig(), validate=False, check_device=False, owner="c")
+    at = open_train()
+    heads = _job_headings(at)
+    order = [next(i for i, h in enumerate(heads) if job_id in h) for job_id in (first, second, third, done.id)]
+    assert order == sorted(order), heads
+    assert "**1st in queue**" in heads[order[1]] and "**2nd in queue**" in heads[order[2]]
+    assert "in queue" not in heads[order[0]] + heads[order[3]]
+    assert any(c.value == "Jobs: 1 running, 2 queued" for c in at.sidebar.caption)
+    # the sidebar follows the list: cancel a queued job and both change together
+    at.button(key=f"train_jobs_cancel_{third}").click().run()  # someone else's: it asks first
+    at.button(key=f"train_jobs_cancel_{third}").click().run()
+    assert jobs.get(third).state == "cancelled"
+    assert any(c.value == "Jobs: 1 running, 1 queued" for c in at.sidebar.caption)
+    assert not any(c.value == "Jobs: 1 running, 2 queued" for c in at.sidebar.caption)
+
+
+def test_a_seed_group_is_one_card_with_a_line_per_seed(home: Path) -> None:
+    ids = submit_training(RunConfig(), seeds=[1, 2, 3], validate=False, check_device=False, owner="t")
+    store = jobs.open_store()
+    store.update(ids[0], state="succeeded", finished=5.0)
+    at = open_train()
+    cards = [m.value for m in at.markdown if "3 seeds**" in m.value]
+    assert len(cards) == 1 and "seed 1" not in cards[0]  # the shared title has no seed in it
+    lines = [m.value for m in at.markdown if m.value.startswith("seed ")]
+    assert [line.split(" · ")[0] for line in lines] == ["seed 1", "seed 2", "seed 3"]
+    assert "succeeded" in lines[0] and "**1st in queue**" in lines[1] and "**2nd in queue**" in lines[2]
+    assert any("1 succeeded, 2 queued" in c.value for c in at.caption)
+    assert len(progress_texts(at)) == 2  # the two queued seeds; the finished one has its green bar
+
+
+def test_finished_bars_are_green_grey_or_red_never_the_running_bar(home: Path) -> None:
+    store = jobs.open_store()
+    states = {}
+    for state in ("succeeded", "cancelled", "failed"):
+        job = _running_job({"phase": "train", "step": 5, "total_steps": 10})
+        store.update(job.id, state=state, error=None if state == "succeeded" else f"{state} here")
+        states[state] = job.id
+    at = open_train()
+    assert progress_texts(at) == []  # st.progress is the theme colour (red): only for unfinished work
+    bars = [m.value for m in at.markdown if m.value.startswith("<div")]
+    colours = {state: tf.BAR_COLOURS[state] for state in states}
+    assert sorted(b.count(colours["succeeded"]) for b in bars) == [0, 0, 1]
+    assert any(f"width:100.0%;background:{colours['succeeded']}" in b for b in bars)
+    assert any(f"width:50.0%;background:{colours['cancelled']}" in b for b in bars)
+    assert any(f"width:50.0%;background:{colours['failed']}" in b for b in bars)
+    assert colours["cancelled"] != colours["failed"] and colours["succeeded"] != colours["failed"]
+
+
+def test_an_explain_job_says_what_it_explains(home: Path) -> None:
+    (job_id,) = jobs.submit({"op": "explain", "run": str(home / "runs" / "r-demo1"), "value": "a *great* film",
+                             "methods": ["ig"], "target": None, "max_tokens": 64}, kind="explain", owner="t")
+    at = open_train()
+    head = next(m.value for m in at.markdown if job_id in m.value)
+    assert "IG on run r-demo1" in plain(head) and 'text "a *great* film"' in plain(head)
+    assert "\\*great\\*" in head  # the user's text is escaped
+
+
+def test_feature_caching_shows_an_eta_of_its_own(home: Path) -> None:
+    # the head method caches features before its first step; the stale training ETA (0 s) is not used,
+    # the phase's own pace is: 200 examples in 10 s, 1,700 left
+    _running_job({"phase": "features:train", "phase_done": 300, "phase_total": 2000, "phase_done0": 100,
+                  "phase_started": 1000.0, "updated": 1010.0, "eta_s": 0.0})
+    at = open_train()
+    assert "caching features (train) 300/2,000 · ETA 1 min 25 s" in progress_texts(at)
+
+
+def test_progress_view_eta_never_reads_zero_while_work_remains() -> None:
+    _, text = tf.progress_view("running", {"phase": "train", "step": 399, "total_steps": 400, "eta_s": 0.02})
+    assert text.endswith("ETA 1 s")
+    _, text = tf.progress_view("running", {"phase": "features:train", "phase_done": 300, "phase_total": 1300,
+                                           "phase_done0": 200, "phase_started": 0.0, "updated": 10.0,
+                                           "eta_s": 0.0})
+    assert text == "caching features (train) 300/1,300 · ETA 1 min 40 s"
+    assert tf.finished_bar("running", {}) is None
+    assert tf.finished_bar("succeeded", {}) == (1.0, tf.BAR_COLOURS["succeeded"])
+    assert tf.finished_bar("cancelled", {"phase": "features:train", "phase_done": 1, "phase_total": 4}) \
+        == (0.25, tf.BAR_COLOURS["cancelled"])

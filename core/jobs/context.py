@@ -123,6 +123,12 @@ class JobContext:
 
     def update(self, **values: Any) -> None:
         with self._lock:
+            phase = values.get("phase")
+            if phase is not None and phase != self.progress.get("phase_timed"):
+                # when a phase began and how far it was at its first report: its ETA
+                # (core.jobs.listing.eta_seconds) comes from its own pace, not the training rate
+                values = {**values, "phase_timed": phase, "phase_started": time.time(),
+                          "phase_done0": values.get("phase_done", 0)}
             self.progress.update(values)
             self._dirty = True
 

@@ -84,13 +84,14 @@ with guard("loading the home page"):
             for g in dev["gpus"]:
                 st.caption(f"{g['name']}: {g['used_gib']:.1f} of {g['memory_gib']:.1f} GiB in use")
         from core.data.store import list_datasets
+        from core.jobs.listing import running_and_queued
         from core.runs import list_runs
 
         counts = state["counts"]
         a, b, c = st.columns(3)
         a.metric("Runs", len(list_runs()))
         b.metric("Saved datasets", len(list_datasets()))
-        c.metric("Jobs running / queued", f"{counts.get('running', 0)} / {counts.get('queued', 0)}")
+        c.metric("Jobs running / queued", "{} / {}".format(*running_and_queued(counts)))  # as the sidebar counts
 
     st.subheader("A short tour")
     steps = [

@@ -1,0 +1,230 @@
+"""The job list as people read it: one snapshot of the store ordered into cards (running, then queued
+with their place in the queue, then finished newest first; a seed group is one card), the counts the
+sidebar shows (taken from the same snapshot, so the two never disagree), what an explain job explains,
+and the ETA rule of a running job's progress.
+
+Pure functions over `Job` records, plus `snapshot` (the one read the dashboard makes per refresh).
+May import: core.jobs.store, the standard library; no feature (explain configs are read as dicts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import PurePath
+from typing import Any
+
+from core.jobs.store import CLAIMABLE, FINAL_STATES, Job, JobStore
+
+SECTIONS = ("running", "queued", "finished")
+MIN_ETA_S = 1.0  # work remains: the ETA says at least this, never "0 s"
+
+
+@dataclasses.dataclass(frozen=True)
+class Card:
+    """One card of the list: a single job, or every listed job of one seed group."""
+
+    section: str  # one of SECTIONS
+    jobs: tuple[Job, ...]  # a group's jobs by seed (then by submission)
+    positions: tuple[int | None, ...]  # 1-based place in the worker queue of each job (None: not waiting)
+
+    @property
+    def group_id(self) -> str | None:
+        return self.jobs[0].group_id if len(self.jobs) > 1 else None
+
+    @property
+    def key(self) -> str:
+        return self.group_id or self.jobs[0].id
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    cards: tuple[Card, ...]
+    counts: dict[str, int]  # state -> jobs in that state among the active jobs of every owner
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [j for c in self.cards for j in c.jobs]
+
+
+def section_of(state: str) -> str:
+    if state == "running":
+        return "running"
+    if state in CLAIMABLE:
+        return "queued"
+    return "finished"
+
+
+def queue_positions(active: Sequence[Job]) -> dict[str, int]:
+    """job id -> 1-based place in the order a worker claims waiting jobs (priority, then submission).
+    `active` comes newest first (as the store lists it), so its reverse is the submission order."""
+    waiting = [j for j in reversed(list(active)) if j.state in CLAIMABLE]
+    waiting.sort(key=lambda j: -j.priority)  # stable: submission order within a priority
+    return {j.id: i for i, j in enumerate(waiting, start=1)}
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st …"""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _seed(job: Job) -> int:
+    train = (job.config or {}).get("train") or {}
+    try:
+        return int(train.get("seed") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _finished_at(job: Job) -> float:
+    return float(job.finished or job.updated or job.created or 0.0)
+
+
+def build_listing(active: Sequence[Job], finished: Sequence[Job], *, owner: str | None = None) -> Listing:
+    """Cards of `active` (queued, interrupted, running; every owner, newest first) and `finished` jobs.
+
+    Queue places are counted over every owner's waiting jobs (that is the queue the worker takes
+    from); only `owner`'s jobs are shown when `owner` is given. The counts cover every owner's active
+    jobs. A seed group's card sits where its most advanced job would (running before queued before
+    finished); a finished group sorts by its newest finish."""
+    counts: dict[str, int] = {}
+    for j in active:
+        counts[j.state] = counts.get(j.state, 0) + 1
+    positions = queue_positions(active)
+    shown = [j for j in [*active, *finished] if owner is None or j.owner == owner]
+    seen: set[str] = set()
+    groups: dict[str, list[Job]] = {}
+    order: list[str] = []
+    for j in shown:
+        if j.id in seen:
+            continue
+        seen.add(j.id)
+        key = f"g:{j.group_id}" if j.group_id else f"j:{j.id}"
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(j)
+    cards: list[Card] = []
+    for key in order:
+        members = sorted(groups[key], key=lambda j: (_seed(j), j.created))
+        section = min((section_of(j.state) for j in members), key=SECTIONS.index)
+        cards.append(Card(section, tuple(members), tuple(positions.get(j.id) for j in members)))
+
+    def sort_key(card: Card) -> tuple[float, ...]:
+        rank = SECTIONS.index(card.section)
+        if card.section == "queued":
+            first = min(p for p in card.positions if p is not None)
+            return (rank, float(first))
+        if card.section == "running":
+            return (rank, -max(float(j.started or j.created or 0.0) for j in card.jobs))
+        return (rank, -max(_finished_at(j) for j in card.jobs))
+
+    cards.sort(key=sort_key)
+    return Listing(tuple(cards), counts)
+
+
+def snapshot(store: JobStore, *, owner: str | None = None, limit: int = 20) -> Listing:
+    """The listing the job list and the sidebar show: every active job (all owners, for the queue
+    places and the counts) and the newest `limit` finished ones (only `owner`'s when given)."""
+    active = store.list(state=("queued", "interrupted", "running"), limit=None)
+    finished = store.list(state=FINAL_STATES, owner=owner, limit=limit)
+    return build_listing(active, finished, owner=owner)
+
+
+def running_and_queued(counts: Mapping[str, int]) -> tuple[int, int]:
+    """(running, waiting) jobs of a state -> count table; interrupted jobs wait in the queue too, as
+    the list shows them."""
+    return int(counts.get("running", 0)), int(counts.get("queued", 0)) + int(counts.get("interrupted", 0))
+
+
+def counts_text(counts: Mapping[str, int]) -> str | None:
+    """'Jobs: 1 running, 2 queued', or None when nothing runs or waits."""
+    running, queued = running_and_queued(counts)
+    if not (running or queued):
+        return None
+    return f"Jobs: {running} running, {queued} queued"
+
+
+# -- what an explain job explains ------------------------------------------------------------------
+
+# Short names of the explainers in core.explain.catalog (the queue may not import it); an unknown key
+# is shown as it is.
+METHOD_NAMES = {"ig": "IG", "saliency": "Saliency", "input_x_gradient": "Input×Gradient", "deeplift": "DeepLift",
+                "gradient_shap": "GradientShap", "occlusion": "Occlusion", "kernel_shap": "KernelShap",
+                "gradcam": "GradCAM", "smoothgrad": "SmoothGrad"}
+
+
+def _method_name(method: Any) -> str:
+    name = str(method or "ig")
+    return METHOD_NAMES.get(name.lower(), name)
+
+
+def _run_name(path: Any) -> str:
+    return PurePath(str(path or "?").rstrip("/")).name or "?"
+
+
+def _input_kind(value: Any) -> str:
+    if value is None:
+        return "no input"
+    text = str(value)
+    if PurePath(text).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".img"):
+        return "an uploaded image" if "explain-inputs" in PurePath(text).parts else "a test image"
+    snippet = " ".join(text.split())
+    return f'text "{snippet[:40]}…"' if len(snippet) > 40 else f'text "{snippet}"'
+
+
+def explain_title(config: Mapping[str, Any]) -> str:
+    """What an explain job explains, from its stored config (see core.explain.jobs), e.g.
+    'IG on run r-abc, a typed text' or 'dataset view of run r-abc, test set (100 examples)'."""
+    op = config.get("op")
+    run = _run_name(config.get("run"))
+    if op == "dataset":
+        n = config.get("n", 100)
+        return f"dataset view ({_method_name(config.get('method'))}) of run {run}, test set ({n} examples)"
+    methods = config.get("methods") or [config.get("method")]
+    names = " + ".join(_method_name(m) for m in methods)
+    kind = _input_kind(config.get("value"))
+    if op == "sanity":
+        return f"sanity check of {names} on run {run}, {kind}"
+    if op == "compare":
+        return f"{names} on runs {run} and {_run_name(config.get('other'))}, {kind}"
+    return f"{names} on run {run}, {kind}"
+
+
+# -- ETA -------------------------------------------------------------------------------------------
+
+def eta_seconds(progress: Mapping[str, Any] | None) -> float | None:
+    """Seconds left in the current phase of a running job, or None when not known.
+
+    Training: the engine's step-rate ETA (`eta_s`). A counted phase (feature caching, predicting,
+    explaining: `phase_done`/`phase_total`) is timed from its own done/total and the time since it
+    began (`phase_started`, `phase_done0`, `updated`), never from the training ETA. While work remains
+    the answer is at least MIN_ETA_S, so it never reads "0 s"; with no work left it is None."""
+    p = dict(progress or {})
+    phase = str(p.get("phase") or "")
+    if phase == "train" and p.get("total_steps"):
+        left = _num(p.get("total_steps")) - _num(p.get("step"))
+        eta = p.get("eta_s")
+        if left <= 0 or eta is None:
+            return None
+        return max(MIN_ETA_S, _num(eta))
+    if p.get("phase_total"):
+        total, done = _num(p.get("phase_total")), _num(p.get("phase_done"))
+        done0 = _num(p.get("phase_done0"))
+        started, now = p.get("phase_started"), p.get("updated")
+        if done >= total or started is None or now is None:
+            return None
+        elapsed = _num(now) - _num(started)
+        if done <= done0 or elapsed <= 0:
+            return None
+        rate = (done - done0) / elapsed
+        return max(MIN_ETA_S, (total - done) / rate)
+    return None
+
+
+def _num(x: Any) -> float:
+    try:
+        return float(x or 0)
+    except (TypeError, ValueError):
+        return 0.0
