@@ -17,8 +17,9 @@ from typing import Any
 from core.config import METHODS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data.splits import TOKENS_PER_WORD  # the truncation warning's count, so both agree
 from core.errors import ConfigError, ModelError
+from core.explain.jobs import explain_title
 from core.finetune import get_method
-from core.jobs.listing import eta_seconds, explain_title
+from core.jobs.listing import eta_seconds
 from core.models.catalog import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, describe_source
 from core.models.catalog import auto_image_size as catalog_auto_image_size
 from core.tables import neutralise_cell, safe_csv  # noqa: F401 - re-exported for the pages

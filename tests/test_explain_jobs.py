@@ -60,8 +60,10 @@ def test_job_configs_name_their_op_and_the_run(tmp_path: Path) -> None:
     assert san["op"] == "sanity" and san["params"] == {"steps": 10} and san["target"] == 1
     assert jobs.dataset_config(run, 30) == {"op": "dataset", "run": str(run), "n": 30}
     assert {c["op"] for c in (ex, cmp, san)} | {"dataset"} == set(jobs.OPS)
-    assert jobs.describe(jobs.dataset_config(run, 30)) == "dataset view of r1 (30 examples)"
-    assert jobs.describe(san) == "sanity ig for r1"
+    # The job list's title for each config, written by the module that builds them.
+    assert jobs.explain_title(jobs.dataset_config(run, 30)) == "dataset view (IG) of run r1, test set (30 examples)"
+    assert jobs.explain_title(san) == 'sanity check of IG on run r1, text "great film"'
+    assert jobs.explain_title(ex) == 'IG + KernelShap on run r1, text "great film"'
 
 
 class _Ctx:

@@ -1,16 +1,16 @@
-"""core.jobs.listing: the order and grouping of the job list, the sidebar counts, explain job titles
-and the ETA rule."""
+"""core.jobs.listing: the order and grouping of the job list, the sidebar counts and the ETA rule; and
+the explain job titles, which core.explain.jobs writes from the configs it builds."""
 
 from __future__ import annotations
 
 import pytest
 
+from core.explain.jobs import explain_title
 from core.jobs.listing import (
     MIN_ETA_S,
     build_listing,
     counts_text,
     eta_seconds,
-    explain_title,
     ordinal,
     queue_positions,
 )

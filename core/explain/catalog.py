@@ -43,6 +43,11 @@ class MethodInfo:
     keeps_own: tuple[str, ...] = ()
     # Scores carry a sign (for or against the class); Saliency's |gradient| and GradCAM's ReLU map do not.
     signed: bool = True
+    short: str = ""  # a name for tight places (job titles); the label when empty
+
+    @property
+    def short_name(self) -> str:
+        return self.short or self.label
 
     def params(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """Defaults overlaid with the given values; unknown or out-of-range values are refused."""
@@ -106,12 +111,12 @@ METHODS: dict[str, MethodInfo] = {m.name: m for m in (
         "the scores sum to the change in the class score (the 'completeness' check shown as delta).",
         "The answer depends on the baseline: a different 'neutral' input gives a different picture.",
         cost=lambda p, n: p.get("steps", 50) + 1, cost_note=("steps", "steps"),
-        uses_baseline=True, gradient=True, defaults={"steps": 50, "internal_batch_size": 16}),
+        uses_baseline=True, gradient=True, defaults={"steps": 50, "internal_batch_size": 16}, short="IG"),
     MethodInfo(
         "saliency", "Saliency (gradient)",
         "How much the class score would change for a tiny change of each input: the size of the gradient.",
         "Gradients are local and noisy; they say what is sensitive, not what was used.",
-        cost=_one_pass, gradient=True, defaults={}, signed=False),
+        cost=_one_pass, gradient=True, defaults={}, signed=False, short="Saliency"),
     MethodInfo(
         "input_x_gradient", "Input × Gradient",
         "The gradient times the input itself: a first-order guess of each part's contribution.",

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePath
 from typing import Any
 
 from core.data.archive import is_image_name
 from core.data.store import SESSION_ID, forget_stale_folders
 from core.errors import ConfigError, DataError
-from core.explain.catalog import DEFAULT_MAX_TOKENS, method_params
+from core.explain.catalog import DEFAULT_MAX_TOKENS, METHODS, method_params
 from core.jobs.context import JobStopped
 from core.runs import Run, atomic_write_bytes, tunescope_home
 
@@ -116,12 +116,41 @@ def check_value(run_dir: str | Path, value: Any) -> None:
                     "test example of the run; upload the image again on the Explain page.")
 
 
-def describe(config: dict[str, Any]) -> str:
+def _method_name(method: Any) -> str:
+    name = str(method or "ig")
+    return METHODS[name].short_name if name in METHODS else name
+
+
+def _run_name(path: Any) -> str:
+    return PurePath(str(path or "?").rstrip("/")).name or "?"
+
+
+def _input_kind(value: Any) -> str:
+    if value is None:
+        return "no input"
+    text = str(value)
+    if PurePath(text).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".img"):
+        return "an uploaded image" if "explain-inputs" in PurePath(text).parts else "a test image"
+    snippet = " ".join(text.split())
+    return f'text "{snippet[:40]}…"' if len(snippet) > 40 else f'text "{snippet}"'
+
+
+def explain_title(config: Mapping[str, Any]) -> str:
+    """What an explain job explains, from its stored config (see core.explain.jobs), e.g.
+    'IG on run r-abc, a typed text' or 'dataset view of run r-abc, test set (100 examples)'."""
     op = config.get("op")
-    run = str(config.get("run", "")).rstrip("/").rsplit("/", 1)[-1]
+    run = _run_name(config.get("run"))
     if op == "dataset":
-        return f"dataset view of {run} ({config.get('n', 100)} examples)"
-    return f"{op} {config.get('method', 'ig')} for {run}"
+        n = config.get("n", 100)
+        return f"dataset view ({_method_name(config.get('method'))}) of run {run}, test set ({n} examples)"
+    methods = config.get("methods") or [config.get("method")]
+    names = " + ".join(_method_name(m) for m in methods)
+    kind = _input_kind(config.get("value"))
+    if op == "sanity":
+        return f"sanity check of {names} on run {run}, {kind}"
+    if op == "compare":
+        return f"{names} on runs {run} and {_run_name(config.get('other'))}, {kind}"
+    return f"{names} on run {run}, {kind}"
 
 
 def run_explain_job(ctx: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ Where things live (lowest first; each module imports only those above it in this
 - `queue`   — the API of the CLI and the dashboard: `submit`/`enqueue`, `get`, `list_jobs`, `cancel`,
               `status`, `poll`, `group_status`, `live_workers`, `read_log`.
 - `listing` — the job list as people read it (`snapshot`, `build_listing`: order, queue places, seed
-              group cards, the sidebar counts), `explain_title`, and the ETA rule `eta_seconds`.
+              group cards, the sidebar counts) and the ETA rule `eta_seconds`.
 - `rebuild` — `rebuild_store`: the job table rebuilt from the run folders (`tunescope db rebuild`).
 - `worker`  — the worker process loop, its slots, and the child process that runs one job.
 

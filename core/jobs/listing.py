@@ -1,17 +1,16 @@
 """The job list as people read it: one snapshot of the store ordered into cards (running, then queued
 with their place in the queue, then finished newest first; a seed group is one card), the counts the
-sidebar shows (taken from the same snapshot, so the two never disagree), what an explain job explains,
-and the ETA rule of a running job's progress.
+sidebar shows (taken from the same snapshot, so the two never disagree) and the ETA rule of a
+running job's progress. What an explain job explains is said by core.explain.jobs.explain_title.
 
 Pure functions over `Job` records, plus `snapshot` (the one read the dashboard makes per refresh).
-May import: core.jobs.store, the standard library; no feature (explain configs are read as dicts).
+May import: core.jobs.store, the standard library; no feature.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from pathlib import PurePath
 from typing import Any
 
 from core.jobs.store import CLAIMABLE, FINAL_STATES, Job, JobStore
@@ -147,50 +146,6 @@ def counts_text(counts: Mapping[str, int]) -> str | None:
 
 
 # -- what an explain job explains ------------------------------------------------------------------
-
-# Short names of the explainers in core.explain.catalog (the queue may not import it); an unknown key
-# is shown as it is.
-METHOD_NAMES = {"ig": "IG", "saliency": "Saliency", "input_x_gradient": "Input×Gradient", "deeplift": "DeepLift",
-                "gradient_shap": "GradientShap", "occlusion": "Occlusion", "kernel_shap": "KernelShap",
-                "gradcam": "GradCAM", "smoothgrad": "SmoothGrad"}
-
-
-def _method_name(method: Any) -> str:
-    name = str(method or "ig")
-    return METHOD_NAMES.get(name.lower(), name)
-
-
-def _run_name(path: Any) -> str:
-    return PurePath(str(path or "?").rstrip("/")).name or "?"
-
-
-def _input_kind(value: Any) -> str:
-    if value is None:
-        return "no input"
-    text = str(value)
-    if PurePath(text).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".img"):
-        return "an uploaded image" if "explain-inputs" in PurePath(text).parts else "a test image"
-    snippet = " ".join(text.split())
-    return f'text "{snippet[:40]}…"' if len(snippet) > 40 else f'text "{snippet}"'
-
-
-def explain_title(config: Mapping[str, Any]) -> str:
-    """What an explain job explains, from its stored config (see core.explain.jobs), e.g.
-    'IG on run r-abc, a typed text' or 'dataset view of run r-abc, test set (100 examples)'."""
-    op = config.get("op")
-    run = _run_name(config.get("run"))
-    if op == "dataset":
-        n = config.get("n", 100)
-        return f"dataset view ({_method_name(config.get('method'))}) of run {run}, test set ({n} examples)"
-    methods = config.get("methods") or [config.get("method")]
-    names = " + ".join(_method_name(m) for m in methods)
-    kind = _input_kind(config.get("value"))
-    if op == "sanity":
-        return f"sanity check of {names} on run {run}, {kind}"
-    if op == "compare":
-        return f"{names} on runs {run} and {_run_name(config.get('other'))}, {kind}"
-    return f"{names} on run {run}, {kind}"
-
 
 # -- ETA -------------------------------------------------------------------------------------------
 
