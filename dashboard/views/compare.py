@@ -34,26 +34,36 @@ def _label(row: dict[str, Any]) -> str:
 _SHARE_KEYS = ("runs", "groups")
 
 
+def _url_selection() -> tuple[str, str]:
+    for key in _SHARE_KEYS:
+        if key in st.query_params:
+            return key, ",".join(st.query_params.get_all(key))
+    return "runs", ""
+
+
 def _restore_selection(by_id: dict[str, Any], groups: dict[str, compare.Experiment]) -> None:
-    """Once per session, before the widgets: a shared link's `?groups=` (experiment keys) or `?runs=`
-    (run ids) becomes the selection; the ids that are not here are kept for a note."""
-    if "compare_restored" in st.session_state:
+    """Before the widgets: when the URL's `?groups=` (experiment keys) or `?runs=` (run ids) is not the
+    selection this page last wrote there (a shared link, a fresh browser), it becomes the selection;
+    the ids that are not here are kept for a note."""
+    key, value = _url_selection()
+    if st.session_state.get("compare_synced") == (key, value):
         return
-    st.session_state["compare_restored"] = True
-    by_key = {e.key: label for label, e in groups.items()}
-    if "groups" in st.query_params:
-        found, unknown = compare.parse_selection(st.query_params.get_all("groups"), list(by_key))
+    if key == "groups":
+        by_key = {e.key: label for label, e in groups.items()}
+        found, unknown = compare.parse_selection(value, list(by_key))
         st.session_state["compare_mode"] = "Seed groups"
         st.session_state["compare_groups"] = [by_key[k] for k in found]
         st.session_state["compare_unknown"] = ("seed groups", unknown)
     else:
-        found, unknown = compare.parse_selection(st.query_params.get_all("runs"), list(by_id))
+        found, unknown = compare.parse_selection(value, list(by_id))
         st.session_state["compare_runs"] = found
         st.session_state["compare_unknown"] = ("finished runs", unknown)
+    st.session_state["compare_restored"] = (key, ",".join(found))
 
 
 def _sync_query(key: str, ids: list[str]) -> None:
-    """The URL follows the selection: `?runs=a,b` or `?groups=k1,k2`, never both."""
+    """The URL follows the selection: `?runs=a,b` or `?groups=k1,k2`, never both. The note on a shared
+    link's unknown ids goes once the selection moves on from what the link restored."""
     value = ",".join(ids)
     for other in _SHARE_KEYS:
         if other != key and other in st.query_params:
@@ -63,6 +73,9 @@ def _sync_query(key: str, ids: list[str]) -> None:
             st.query_params[key] = value
         else:
             st.query_params.pop(key, None)
+    if st.session_state.get("compare_restored") != (key, value):
+        st.session_state.pop("compare_unknown", None)
+    st.session_state["compare_synced"] = (key, value)
 
 
 def share_link(key: str, ids: list[str]) -> None:
@@ -177,9 +190,7 @@ with guard("comparing runs"):
     all_rows = pd.DataFrame([compare.run_row(Run(Path(r["path"]))) for r in rows])
     groups = {e.label: e for e in compare.experiments(all_rows)}
     _restore_selection(by_id, groups)
-    what, unknown = st.session_state.get("compare_unknown", ("", []))
-    if unknown:
-        st.warning(f"Not {what} here, left out of the shared selection: {md(', '.join(unknown))}.")
+    note = st.empty()  # filled once the selection is known: a shared link's unknown ids
     mode = st.radio("Pick", ["Runs", "Seed groups"], horizontal=True, key="compare_mode",
                     help="A seed group is an experiment: runs that share every setting except the seed.")
     if mode == "Seed groups":
@@ -192,6 +203,9 @@ with guard("comparing runs"):
                                 format_func=lambda i: _label(by_id[i]))
         share = ("runs", list(picked))
     _sync_query(*share)
+    what, unknown = st.session_state.get("compare_unknown", ("", []))
+    if unknown:
+        note.warning(f"Not {what} here, left out of the shared selection: {md(', '.join(unknown))}.")
     if len(picked) < 2:
         st.caption("Pick at least two runs (or groups) to compare.")
         st.stop()
