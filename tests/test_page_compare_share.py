@@ -92,3 +92,9 @@ def test_the_unknown_id_note_goes_once_the_selection_moves_on(fake_runs: Path) -
     at.multiselect(key="compare_runs").set_value(["reviews-full-s1", "reviews-full-s2"]).run()
     assert not any("ghost" in w.value for w in at.warning)
     assert _query(at, "runs") == "reviews-full-s1,reviews-full-s2"
+
+
+def test_seeds_of_one_experiment_are_picked_by_short_label(fake_runs: Path) -> None:
+    at = open_app_page("compare", runs="reviews-full-s1,reviews-full-s2")
+    assert at.selectbox(key="compare_a").options == ["full · s1 (reviews-full-s1)", "full · s2 (reviews-full-s2)"]
+    assert at.selectbox(key="compare_a").value == "reviews-full-s1"

@@ -113,8 +113,11 @@ def verdict_section(exps: list[compare.Experiment], runs: dict[str, Run],
         return
     names = list(options)
     a_col, b_col, m_col = st.columns([2, 2, 1])
-    a = a_col.selectbox("A", names, index=0, key="compare_a")
-    b = b_col.selectbox("B", names, index=1, key="compare_b")
+    def shown(x: str) -> str:  # single runs by their short label ("full · s1"), experiments by theirs
+        return f"{labels[x].text} ({x})" if one and x in labels else x
+
+    a = a_col.selectbox("A", names, index=0, key="compare_a", format_func=shown)
+    b = b_col.selectbox("B", names, index=1, key="compare_b", format_func=shown)
     metric = m_col.selectbox("Metric", ["macro_f1", "accuracy"], key="compare_metric",
                              format_func=lambda m: compare.METRIC_NAMES[m])
     if a == b:
