@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import compare
+from core import compare, compare_labels
 from core.errors import RunError
 from core.markup import escape_markdown as md
 from core.runs import RUN_ID, Run, list_runs
@@ -50,12 +50,12 @@ def _restore_selection(by_id: dict[str, Any], groups: dict[str, compare.Experime
         return
     if key == "groups":
         by_key = {e.key: label for label, e in groups.items()}
-        found, unknown = compare.parse_selection(value, list(by_key))
+        found, unknown = compare_labels.parse_selection(value, list(by_key))
         st.session_state["compare_mode"] = "Seed groups"
         st.session_state["compare_groups"] = [by_key[k] for k in found]
         st.session_state["compare_unknown"] = ("seed groups", unknown)
     else:
-        found, unknown = compare.parse_selection(value, list(by_id))
+        found, unknown = compare_labels.parse_selection(value, list(by_id))
         st.session_state["compare_runs"] = found
         st.session_state["compare_unknown"] = ("finished runs", unknown)
     st.session_state["compare_restored"] = (key, ",".join(found))
@@ -79,7 +79,7 @@ def _sync_query(key: str, ids: list[str]) -> None:
 
 
 def share_link(key: str, ids: list[str]) -> None:
-    url = compare.share_url(st.context.url or "/compare", key, ids)
+    url = compare_labels.share_url(st.context.url or "/compare", key, ids)
     st.caption("Link to this comparison (copy it with the button at the right of the box; whoever opens it "
                "sees the same runs, if they are saved on this tunescope):")
     st.code(url, language=None)
@@ -103,7 +103,7 @@ def metrics_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def verdict_section(exps: list[compare.Experiment], runs: dict[str, Run],
-                    labels: dict[str, compare.ShortLabel]) -> None:
+                    labels: dict[str, compare_labels.ShortLabel]) -> None:
     # Two or more experiments: A and B are experiments; one experiment: its single runs.
     one = exps[0].runs if len(exps) == 1 else ()
     options = {i: [i] for i in one} if one else {e.label: list(e.runs) for e in exps}
@@ -162,7 +162,7 @@ def tests_table(tests: tuple[dict[str, Any], ...]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def disagreement_section(a: Run, b: Run, labels: dict[str, compare.ShortLabel]) -> None:
+def disagreement_section(a: Run, b: Run, labels: dict[str, compare_labels.ShortLabel]) -> None:
     from core.analysis import disagreements
 
     try:
@@ -218,10 +218,10 @@ with guard("comparing runs"):
     frame = pd.DataFrame([compare.run_row(r) for r in runs.values()])
     table = compare.group_table(frame)
     exps = compare.experiments(frame)
-    labels = compare.short_labels(frame)
+    labels = compare_labels.short_labels(frame)
     st.subheader("Metrics (mean ± 95 % interval across seeds)")
     st.dataframe(metrics_table(table), hide_index=True, width="stretch")
-    mixed = compare.mixing_note(frame)
+    mixed = compare_labels.mixing_note(frame)
     if mixed:  # no verdict, no shared curves: a clear note instead
         st.warning(md(mixed))
         st.stop()
