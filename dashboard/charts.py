@@ -68,6 +68,7 @@ def training_curves(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
                                      line={"color": PALETTE[2 + i]}, cliponaxis=False), row=2, col=1)
     fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="score", range=[0, 1], dtick=0.2, row=2, col=1)
+    fig.update_xaxes(rangemode="tozero")  # from step 0: one epoch's point does not get a 99.5–100.5 axis
     fig.update_xaxes(title_text="step", row=2, col=1)
     return fig
 
@@ -140,6 +141,7 @@ def curve_overlay(curves: Mapping[str, Sequence[Mapping[str, Any]]], metric: str
                       height=360, margin={**_LAYOUT["margin"], "b": 20})
     if metric.removeprefix("val_") in SCORES:
         fig.update_yaxes(range=[0, 1], dtick=0.2)
+    fig.update_xaxes(rangemode="tozero")
     seen: dict[int, int] = {}
     for i, (run_id, rows) in enumerate(curves.items()):
         pts = [r for r in rows if r.get("type") == kind and r.get(metric) is not None]

@@ -26,6 +26,7 @@ def test_loss_and_scores_sit_on_separate_panels_without_twin_axes() -> None:
     assert _trace(fig, "val accuracy").yaxis == _trace(fig, "val macro-F1").yaxis == "y2"
     assert list(fig.layout.yaxis2.range) == [0, 1]
     assert fig.layout.yaxis.range is None  # loss autoscales
+    assert fig.layout.xaxis.rangemode == fig.layout.xaxis2.rangemode == "tozero"
     assert _trace(fig, "train loss").mode == "lines"  # 50 points: a plain line
     assert _trace(fig, "val accuracy").mode == "lines+markers"  # 3 points: markers
 
@@ -58,4 +59,5 @@ def test_compare_overlay_colours_by_experiment_with_short_names_and_legend_below
     assert legend.orientation == "h" and legend.yanchor == "top" and legend.y < 0  # below the plot
     f1 = charts.curve_overlay(curves, "val_macro_f1", "epoch", names=names, groups=groups)
     assert list(f1.layout.yaxis.range) == [0, 1]
+    assert f1.layout.xaxis.rangemode == "tozero"  # one epoch: round ticks from step 0, not 99.5–100.5
     assert charts.curve_overlay(curves, "loss").data[0].name == "r-head-1"  # no names: the run id
