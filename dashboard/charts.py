@@ -10,13 +10,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from core.markup import escape_plot_text as t
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
+# A horizontal legend hung from just below the plot (its top at the anchor), so it never covers lines.
+LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "xanchor": "left"}
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "height": 320, "template": "plotly_white",
-           "legend": {"orientation": "h", "y": -0.2}}
+           "legend": LEGEND_BELOW}
+FEW_POINTS = 20  # a line with this many points or fewer gets markers: a short run's curve stays visible
+SCORES = ("accuracy", "macro_f1", "weighted_f1")  # metrics between 0 and 1, drawn on a fixed 0–1 axis
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
 def base_figure(title: str, **layout: Any) -> go.Figure:
@@ -25,23 +31,45 @@ def base_figure(title: str, **layout: Any) -> go.Figure:
     return fig
 
 
+def _mode(n: int) -> str:
+    return "lines+markers" if n <= FEW_POINTS else "lines"
+
+
+def has_curve(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether `training_curves` has anything to draw: a logged step or a finished epoch."""
+    return any(r.get("type") in ("step", "epoch") for r in rows)
+
+
 def training_curves(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """Training loss per logged step and validation metrics per epoch, on one x-axis (step)."""
-    fig = base_figure("Training", xaxis_title="step", yaxis_title="loss",
-               yaxis2={"title": "validation", "overlaying": "y", "side": "right", "range": [0, 1],
-                       "dtick": 0.2, "showgrid": False})
-    steps = [r for r in rows if r.get("type") == "step"]
+    """Two panels on one step axis, no twin axes: loss above (train loss per logged step, or per
+    epoch when the run logged fewer than two steps, and validation loss per epoch), validation
+    accuracy and macro-F1 below on a fixed 0–1 axis. Lines of few points get markers."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=("Loss", "Validation scores"))
+    fig.update_layout(**{**_LAYOUT, "title": "Training", "height": 520, "margin": {**_LAYOUT["margin"], "t": 60}})
+    steps = [r for r in rows if r.get("type") == "step" and r.get("loss") is not None]
     epochs = [r for r in rows if r.get("type") == "epoch"]
-    if steps:
-        fig.add_trace(go.Scatter(x=[r["step"] for r in steps], y=[r["loss"] for r in steps], mode="lines",
-                                 name="train loss", line={"color": PALETTE[0]}))
-    if epochs:
-        fig.add_trace(go.Scatter(x=[r["step"] for r in epochs], y=[r.get("val_loss") for r in epochs],
-                                 mode="lines+markers", name="val loss", line={"color": PALETTE[1], "dash": "dot"}))
-        for i, key in enumerate(("val_accuracy", "val_macro_f1")):
-            fig.add_trace(go.Scatter(x=[r["step"] for r in epochs], y=[r.get(key) for r in epochs],
-                                     mode="lines+markers", name=key.replace("val_", "val "), yaxis="y2",
-                                     line={"color": PALETTE[2 + i]}))
+    train = [(r["step"], r["loss"]) for r in steps]
+    if len(train) < 2:  # too short to log twice: the epochs' mean train loss still draws a line
+        per_epoch = [(r["step"], r["train_loss"]) for r in epochs if r.get("train_loss") is not None]
+        train = per_epoch if len(per_epoch) > len(train) else train
+    if train:
+        fig.add_trace(go.Scatter(x=[x for x, _ in train], y=[y for _, y in train], mode=_mode(len(train)),
+                                 name="train loss", line={"color": PALETTE[0]}), row=1, col=1)
+    val = [r for r in epochs if r.get("val_loss") is not None]
+    if val:
+        fig.add_trace(go.Scatter(x=[r["step"] for r in val], y=[r["val_loss"] for r in val], mode=_mode(len(val)),
+                                 name="val loss", line={"color": PALETTE[1], "dash": "dot"}), row=1, col=1)
+    for i, key in enumerate(("val_accuracy", "val_macro_f1")):
+        pts = [r for r in epochs if r.get(key) is not None]
+        if pts:
+            fig.add_trace(go.Scatter(x=[r["step"] for r in pts], y=[r[key] for r in pts], mode=_mode(len(pts)),
+                                     name=key.replace("val_", "val ").replace("macro_f1", "macro-F1"),
+                                     line={"color": PALETTE[2 + i]}, cliponaxis=False), row=2, col=1)
+    fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="score", range=[0, 1], dtick=0.2, row=2, col=1)
+    fig.update_xaxes(rangemode="tozero")  # from step 0: one epoch's point does not get a 99.5–100.5 axis
+    fig.update_xaxes(title_text="step", row=2, col=1)
     return fig
 
 
@@ -102,14 +130,28 @@ def probability_bars(probabilities: Mapping[str, float], top: int = 15) -> go.Fi
 
 
 def curve_overlay(curves: Mapping[str, Sequence[Mapping[str, Any]]], metric: str = "loss",
-                  kind: str = "step") -> go.Figure:
-    """One line per run: `metric` of its `kind` rows (step loss, or epoch val_* metrics) against step."""
-    fig = base_figure(f"{metric.replace('_', ' ')} by step", xaxis_title="step", yaxis_title=metric)
-    for i, (name, rows) in enumerate(curves.items()):
+                  kind: str = "step", names: Mapping[str, str] | None = None,
+                  groups: Mapping[str, int] | None = None) -> go.Figure:
+    """One line per run: `metric` of its `kind` rows (step loss, or epoch val_* metrics) against step.
+    `names` gives each run its legend label (a short one such as "head · s1"; the run id otherwise),
+    `groups` its experiment's index: one colour per experiment, one dash per run within it. Scores
+    sit on a fixed 0–1 axis; lines of few points get markers; the legend hangs below the plot."""
+    title = metric.replace("val_", "validation ").replace("macro_f1", "macro-F1").replace("_", " ")
+    fig = base_figure(f"{title} by step", xaxis_title="step", yaxis_title=title,
+                      height=360, margin={**_LAYOUT["margin"], "b": 20})
+    if metric.removeprefix("val_") in SCORES:
+        fig.update_yaxes(range=[0, 1], dtick=0.2)
+    fig.update_xaxes(rangemode="tozero")
+    seen: dict[int, int] = {}
+    for i, (run_id, rows) in enumerate(curves.items()):
         pts = [r for r in rows if r.get("type") == kind and r.get(metric) is not None]
-        fig.add_trace(go.Scatter(x=[r["step"] for r in pts], y=[r[metric] for r in pts], name=t(name),
-                                 mode="lines" if kind == "step" else "lines+markers",
-                                 line={"color": PALETTE[i % len(PALETTE)]}))
+        group = groups.get(run_id, i) if groups is not None else i
+        dash = DASHES[seen.get(group, 0) % len(DASHES)]
+        seen[group] = seen.get(group, 0) + 1
+        fig.add_trace(go.Scatter(x=[r["step"] for r in pts], y=[r[metric] for r in pts],
+                                 name=t((names or {}).get(run_id, run_id)), mode=_mode(len(pts)),
+                                 line={"color": PALETTE[group % len(PALETTE)], "dash": dash},
+                                 legendgroup=str(group), cliponaxis=False))
     return fig
 
 

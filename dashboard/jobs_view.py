@@ -19,7 +19,7 @@ from core import jobs
 from core.jobs.listing import ordinal, snapshot
 from core.markup import escape_markdown as md
 from core.train.callbacks import merge_metric_rows
-from dashboard.charts import training_curves
+from dashboard.charts import has_curve, training_curves
 from dashboard.train_form import bar_html, finished_bar, job_title, progress_view
 from dashboard.ui import PAGES, fmt_age, fmt_metric, guard, show_counts
 
@@ -206,5 +206,5 @@ def _running_details(job: Any, cache: dict[str, Any], key: str, curve: bool = Tr
     if status.get("stale"):
         st.warning(f"No heartbeat from this job's worker for {status['heartbeat_age_s']:.0f} s; it will be "
                    "resumed or failed once the worker is declared lost.")
-    if curve and any(r.get("type") == "step" for r in entry["rows"]):
+    if curve and has_curve(entry["rows"]):
         st.plotly_chart(training_curves(entry["rows"]), width="stretch", key=f"{key}_curve_{job.id}")

@@ -106,7 +106,9 @@ def test_two_single_runs_show_both_paired_tests_and_their_disagreements(home: Pa
     assert list(tests["test"]) == ["exact McNemar", "paired bootstrap"]
     assert any("test examples the two runs disagree on" in m.value for m in at.markdown)
     disagree = next(d.value for d in at.dataframe if "right" in d.value.columns)
-    assert len(disagree) > 0 and set(disagree["right"]) <= {"good", "weak", "neither"}
+    # short run labels ("<method> · s<seed>"), not run ids (issue 14, item 5)
+    assert len(disagree) > 0 and set(disagree["right"]) <= {"full · s1", "head · s2", "neither"}
+    assert {"full · s1", "head · s2"} <= set(disagree.columns)
     assert [b.proto.label for b in at.get("download_button")] == ["Report on these runs (HTML)"]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import compare
+from core import compare, compare_labels
 from core.errors import RunError
 from core.markup import escape_markdown as md
 from core.runs import RUN_ID, Run, list_runs
@@ -31,20 +31,67 @@ def _label(row: dict[str, Any]) -> str:
     return f"{row['run_id']} · {row['method']} · acc {fmt_metric(row['accuracy'])}"
 
 
-def _sync_query(picked: list[str]) -> None:
-    value = ",".join(picked)
-    if st.query_params.get("runs", "") != value:
+_SHARE_KEYS = ("runs", "groups")
+
+
+def _url_selection() -> tuple[str, str]:
+    for key in _SHARE_KEYS:
+        if key in st.query_params:
+            return key, ",".join(st.query_params.get_all(key))
+    return "runs", ""
+
+
+def _restore_selection(by_id: dict[str, Any], groups: dict[str, compare.Experiment]) -> None:
+    """Before the widgets: when the URL's `?groups=` (experiment keys) or `?runs=` (run ids) is not the
+    selection this page last wrote there (a shared link, a fresh browser), it becomes the selection;
+    the ids that are not here are kept for a note."""
+    key, value = _url_selection()
+    if st.session_state.get("compare_synced") == (key, value):
+        return
+    if key == "groups":
+        by_key = {e.key: label for label, e in groups.items()}
+        found, unknown = compare_labels.parse_selection(value, list(by_key))
+        st.session_state["compare_mode"] = "Seed groups"
+        st.session_state["compare_groups"] = [by_key[k] for k in found]
+        st.session_state["compare_unknown"] = ("seed groups", unknown)
+    else:
+        found, unknown = compare_labels.parse_selection(value, list(by_id))
+        st.session_state["compare_runs"] = found
+        st.session_state["compare_unknown"] = ("finished runs", unknown)
+    st.session_state["compare_restored"] = (key, ",".join(found))
+
+
+def _sync_query(key: str, ids: list[str]) -> None:
+    """The URL follows the selection: `?runs=a,b` or `?groups=k1,k2`, never both. The note on a shared
+    link's unknown ids goes once the selection moves on from what the link restored."""
+    value = ",".join(ids)
+    for other in _SHARE_KEYS:
+        if other != key and other in st.query_params:
+            st.query_params.pop(other, None)
+    if st.query_params.get(key, "") != value:
         if value:
-            st.query_params["runs"] = value
+            st.query_params[key] = value
         else:
-            st.query_params.pop("runs", None)
+            st.query_params.pop(key, None)
+    if st.session_state.get("compare_restored") != (key, value):
+        st.session_state.pop("compare_unknown", None)
+    st.session_state["compare_synced"] = (key, value)
+
+
+def share_link(key: str, ids: list[str]) -> None:
+    url = compare_labels.share_url(st.context.url or "/compare", key, ids)
+    st.caption("Link to this comparison (copy it with the button at the right of the box; whoever opens it "
+               "sees the same runs, if they are saved on this tunescope):")
+    st.code(url, language=None)
 
 
 def metrics_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The note on an interval ("one run: no interval") sits next to the intervals it qualifies."""
     return pd.DataFrame({
         "experiment": table["experiment"],
         "seeds": table["seeds"], "runs": table["runs"],
         "accuracy": table["accuracy"], "macro-F1": table["macro_f1"],
+        "note": table["note"],
         "macro-F1 sd": [f"{x:.3f}" if x is not None and x == x else "–" for x in table["macro_f1_sd"]],
         "weighted-F1": table["weighted_f1"],
         "ECE": table["ece"],
@@ -52,11 +99,11 @@ def metrics_table(table: pd.DataFrame) -> pd.DataFrame:
         "train time": [fmt_seconds(x) for x in table["train_seconds"]],
         "samples/s": [f"{x:.1f}" if x is not None and x == x else "–" for x in table["samples_per_second"]],
         "peak memory": [f"{x:.0f} MB" if x is not None and x == x else "–" for x in table["peak_memory_mb"]],
-        "note": table["note"],
     })
 
 
-def verdict_section(exps: list[compare.Experiment], runs: dict[str, Run]) -> None:
+def verdict_section(exps: list[compare.Experiment], runs: dict[str, Run],
+                    labels: dict[str, compare_labels.ShortLabel]) -> None:
     # Two or more experiments: A and B are experiments; one experiment: its single runs.
     one = exps[0].runs if len(exps) == 1 else ()
     options = {i: [i] for i in one} if one else {e.label: list(e.runs) for e in exps}
@@ -66,8 +113,11 @@ def verdict_section(exps: list[compare.Experiment], runs: dict[str, Run]) -> Non
         return
     names = list(options)
     a_col, b_col, m_col = st.columns([2, 2, 1])
-    a = a_col.selectbox("A", names, index=0, key="compare_a")
-    b = b_col.selectbox("B", names, index=1, key="compare_b")
+    def shown(x: str) -> str:  # single runs by their short label ("full · s1"), experiments by theirs
+        return f"{labels[x].text} ({x})" if one and x in labels else x
+
+    a = a_col.selectbox("A", names, index=0, key="compare_a", format_func=shown)
+    b = b_col.selectbox("B", names, index=1, key="compare_b", format_func=shown)
     metric = m_col.selectbox("Metric", ["macro_f1", "accuracy"], key="compare_metric",
                              format_func=lambda m: compare.METRIC_NAMES[m])
     if a == b:
@@ -95,7 +145,7 @@ def verdict_section(exps: list[compare.Experiment], runs: dict[str, Run]) -> Non
     if not diff.empty:
         st.plotly_chart(diff_bars(diff, "A", "B"), width="stretch", key="compare_diff")
     if len(runs_a) == 1 and len(runs_b) == 1:
-        disagreement_section(runs_a[0], runs_b[0])
+        disagreement_section(runs_a[0], runs_b[0], labels)
 
 
 def tests_table(tests: tuple[dict[str, Any], ...]) -> pd.DataFrame:
@@ -112,15 +162,19 @@ def tests_table(tests: tuple[dict[str, Any], ...]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def disagreement_section(a: Run, b: Run) -> None:
+def disagreement_section(a: Run, b: Run, labels: dict[str, compare_labels.ShortLabel]) -> None:
     from core.analysis import disagreements
 
     try:
         d = disagreements(a, b)
     except RunError:
         return
+    name = {r.id: labels[r.id].text if r.id in labels else r.id for r in (a, b)}
+    if len(set(name.values())) < 2:
+        name = {a.id: a.id, b.id: b.id}
+    d = d.rename(columns=name).assign(right=d["right"].map(lambda x: name.get(x, x)))
     st.markdown(f"**The {len(d)} test examples the two runs disagree on** (who was right, and each run's "
-                "confidence):")
+                f"confidence; {md(name[a.id])} is {md(a.id)}, {md(name[b.id])} is {md(b.id)}):")
     if not d.empty:
         st.dataframe(d, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.3f")
@@ -136,37 +190,44 @@ with guard("comparing runs"):
         st.page_link(PAGES["train"], label="Go to Train")
         st.stop()
     by_id = {r["run_id"]: r for r in rows}
-    wanted = [x for x in st.query_params.get("runs", "").split(",") if x]
-    unknown = [x for x in wanted if x not in by_id]
-    if unknown:
-        st.warning(f"Not finished runs here, left out: {md(', '.join(unknown))}.")
-    if "compare_runs" not in st.session_state:
-        st.session_state["compare_runs"] = [x for x in wanted if x in by_id]
+    all_rows = pd.DataFrame([compare.run_row(Run(Path(r["path"]))) for r in rows])
+    groups = {e.label: e for e in compare.experiments(all_rows)}
+    _restore_selection(by_id, groups)
+    note = st.empty()  # filled once the selection is known: a shared link's unknown ids
     mode = st.radio("Pick", ["Runs", "Seed groups"], horizontal=True, key="compare_mode",
                     help="A seed group is an experiment: runs that share every setting except the seed.")
     if mode == "Seed groups":
-        all_rows = pd.DataFrame([compare.run_row(Run(Path(r["path"]))) for r in rows])
-        groups = {e.label: e for e in compare.experiments(all_rows)}
         chosen = st.multiselect("Seed groups", list(groups), key="compare_groups",
                                 format_func=lambda g: f"{g} ({_seeds_text(groups[g])})")
         picked = [i for g in chosen for i in groups[g].runs]
+        share = ("groups", [groups[g].key for g in chosen])
     else:
         picked = st.multiselect("Runs to compare", list(by_id), key="compare_runs",
                                 format_func=lambda i: _label(by_id[i]))
-        _sync_query(picked)
+        share = ("runs", list(picked))
+    _sync_query(*share)
+    what, unknown = st.session_state.get("compare_unknown", ("", []))
+    if unknown:
+        note.warning(f"Not {what} here, left out of the shared selection: {md(', '.join(unknown))}.")
     if len(picked) < 2:
         st.caption("Pick at least two runs (or groups) to compare.")
         st.stop()
+    share_link(*share)
 
     runs = {i: Run(runs_dir() / i) for i in picked if RUN_ID.fullmatch(i)}
     frame = pd.DataFrame([compare.run_row(r) for r in runs.values()])
     table = compare.group_table(frame)
     exps = compare.experiments(frame)
+    labels = compare_labels.short_labels(frame)
     st.subheader("Metrics (mean ± 95 % interval across seeds)")
     st.dataframe(metrics_table(table), hide_index=True, width="stretch")
+    mixed = compare_labels.mixing_note(frame)
+    if mixed:  # no verdict, no shared curves: a clear note instead
+        st.warning(md(mixed))
+        st.stop()
 
     st.subheader("A against B")
-    verdict_section(exps, runs)
+    verdict_section(exps, runs, labels)
 
     st.download_button("Report on these runs (HTML)", lambda: report_html([r.path for r in runs.values()]),
                        file_name="tunescope-report.html", mime="text/html", key="compare_report", on_click="ignore",
@@ -176,7 +237,12 @@ with guard("comparing runs"):
                             "`tunescope report --pdf`.")
 
     st.subheader("Curves")
+    st.caption("One colour per experiment, one dash per seed.")
     curves = {i: r.metrics()[0] for i, r in runs.items()}
+    names = {i: s.text for i, s in labels.items()}
+    colours = {i: s.index for i, s in labels.items()}
     left, right = st.columns(2)
-    left.plotly_chart(curve_overlay(curves, "loss", "step"), width="stretch", key="compare_loss")
-    right.plotly_chart(curve_overlay(curves, "val_macro_f1", "epoch"), width="stretch", key="compare_f1")
+    left.plotly_chart(curve_overlay(curves, "loss", "step", names=names, groups=colours), width="stretch",
+                      key="compare_loss")
+    right.plotly_chart(curve_overlay(curves, "val_macro_f1", "epoch", names=names, groups=colours),
+                       width="stretch", key="compare_f1")
