@@ -32,7 +32,8 @@ color:#222}h1{margin-bottom:.2rem}h2{border-bottom:2px solid #1f77b4;padding-bot
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.25rem .5rem;font-size:.9rem;
 text-align:left}th{background:#f5f5f5}.cm td{text-align:center;min-width:2.5rem}.bars td{border:none}
 .card{border:1px solid #ddd;border-radius:6px;padding:.5rem 1rem;margin:.75rem 0;break-inside:avoid}
-.muted{color:#666;font-size:.9rem}.ok{color:#1a7f37}.bad{color:#b42318}section{break-inside:avoid-page}
+.muted{color:#666;font-size:.9rem}.subtitle{font-size:1.15rem;color:#444;margin:.2rem 0}
+.byline{color:#666;font-size:.85rem}.ok{color:#1a7f37}.bad{color:#b42318}section{break-inside:avoid-page}
 @media print{body{margin:0;max-width:none}h2{break-after:avoid}}"""
 
 
@@ -356,23 +357,53 @@ def _test_example_hashes(run: Run) -> set[str]:
     return out
 
 
+def default_title(runs: Sequence[Run]) -> str:
+    """'<dataset>: <methods compared>' (the models too when they differ), never a list of run ids."""
+    def uniq(xs: Sequence[Any]) -> list[str]:
+        return list(dict.fromkeys(str(x) for x in xs if x))
+
+    summaries = [r.summary() for r in runs]
+    datasets = uniq([(s.get("dataset") or {}).get("name") for s in summaries])
+    models = uniq([public_name(s.get("model")) for s in summaries])
+
+    def method(s: dict[str, Any]) -> str:
+        m = METHODS.get(str(s.get("method")))
+        return m.title if m else str(s.get("method") or "?")
+
+    if len(models) > 1:
+        compared = uniq([f"{public_name(s.get('model'))} · {method(s)}" for s in summaries])
+    else:
+        compared = uniq([method(s) for s in summaries])
+    return f"{' and '.join(datasets) or 'Dataset'}: {' vs '.join(compared)}"
+
+
+def _header(title: str, subtitle: str | None, author: str | None, n_runs: int) -> str:
+    date = time.strftime("%d %B %Y").lstrip("0")
+    byline = f"Prepared by {_e(author)} · {date}" if author else f"{date}"
+    return (f"<header><h1>{_e(title)}</h1>" + (f"<p class='subtitle'>{_e(subtitle)}</p>" if subtitle else "")
+            + f"<p class='byline'>{byline} · made with tunescope from {n_runs} finished run"
+            f"{'s' if n_runs != 1 else ''}. This file is self-contained: it needs no network and runs no code.</p>"
+            "</header>")
+
+
 def build_report(runs: Sequence[str | Path | Run], runs_dir: Path | None = None, title: str | None = None,
-                 compute_explanations: bool = False) -> str:
-    """The whole report as one HTML string."""
+                 compute_explanations: bool = False, *, subtitle: str | None = None,
+                 author: str | None = None) -> str:
+    """The whole report as one HTML string. `title` defaults to `default_title`; `subtitle` and
+    `author` are printed under it when given."""
     rs = _runs(runs, runs_dir)
     sig = significance(rs)
-    title = title or f"tunescope report: {', '.join(r.id for r in rs[:3])}{' …' if len(rs) > 3 else ''}"
+    title = (title or "").strip() or default_title(rs)
+    subtitle, author = (subtitle or "").strip() or None, (author or "").strip() or None
     cards = "<section><h2>Model cards</h2>" + "".join(model_card(r) for r in rs) + "</section>"
     first_of_each = {(r.summary().get("dataset") or {}).get("name"): r for r in reversed(rs)}
     datasets = "".join(dataset_section(r) for r in reversed(list(first_of_each.values())))
     body = [summary_section(rs, sig), datasets, cards, metrics_section(rs), significance_section(sig),
             curves_section(rs), confusion_section(rs), calibration_section(rs),
             explanations_section(rs, compute_explanations)]
-    stamp = time.strftime("%Y-%m-%d %H:%M")
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
-            f"<h1>{_e(title)}</h1><p class='muted'>Made with tunescope on {stamp}. {len(rs)} run(s). This file "
-            "is self-contained: it needs no network and runs no code.</p>" + "".join(body) + "</body></html>")
+            + _header(title, subtitle, author, len(rs)) + "".join(body) + "</body></html>")
 
 
 def find_chromium() -> str | None:
@@ -405,8 +436,9 @@ def html_to_pdf(html_text: str, out: Path, timeout: float = 180) -> Path:
 
 
 def write_report(runs: Sequence[str | Path | Run], out: Path, runs_dir: Path | None = None, pdf: bool = False,
-                 compute_explanations: bool = False) -> list[Path]:
-    text = build_report(runs, runs_dir, compute_explanations=compute_explanations)
+                 compute_explanations: bool = False, *, title: str | None = None, subtitle: str | None = None,
+                 author: str | None = None) -> list[Path]:
+    text = build_report(runs, runs_dir, title, compute_explanations, subtitle=subtitle, author=author)
     out = Path(out)
     if out.suffix.lower() == ".pdf":  # `--out report.pdf --pdf`: the HTML goes beside it, not under it
         out = out.with_suffix(".html")

@@ -109,11 +109,25 @@ def pick_finished_run(key: str) -> tuple[str, dict[str, dict[str, Any]]]:
     return run_id, by_id
 
 
-def report_html(run_paths: list[Path]) -> bytes:
+def report_html(run_paths: list[Path], title: str = "", subtitle: str = "", author: str = "") -> bytes:
     """The stakeholder report on these runs (built when its download button is clicked)."""
     from core.report import build_report
 
-    return build_report(run_paths).encode("utf-8")
+    return build_report(run_paths, title=title, subtitle=subtitle, author=author).encode("utf-8")
+
+
+def report_fields(run_paths: list[Path], key: str) -> dict[str, str]:
+    """Title, subtitle and author of the report, typed where it is downloaded (empty = the default)."""
+    from core.report import default_title
+    from core.runs import Run
+
+    c1, c2, c3 = st.columns([3, 3, 2])
+    return {"title": c1.text_input("Report title", key=f"{key}_title", placeholder=default_title(
+                [Run(p) for p in run_paths]), help="Empty = the dataset and the methods compared."),
+            "subtitle": c2.text_input("Subtitle", key=f"{key}_subtitle",
+                                      placeholder="e.g. Which method should we ship?",
+                                      help="A line under the title, e.g. the question these runs answer."),
+            "author": c3.text_input("Prepared by", key=f"{key}_author", help="Printed with the date.")}
 
 
 def fmt_count(n: float | None) -> str:

@@ -140,3 +140,42 @@ def test_a_sanity_result_from_the_older_weaker_check_is_not_reported(trained_tex
     del old["version"]
     done.write_text(json.dumps(old))
     assert "Sanity check: not run for this explanation." in report.build_report([run])
+
+
+def test_default_title_names_the_dataset_and_methods_never_run_ids(tmp_path: Path) -> None:
+    runs = [write_fake_run(tmp_path, f"2026-run-{m}-{s}", method=m, seed=s) for m in ("head", "full") for s in (1, 2)]
+    page = report.build_report(runs)
+    title = re.search(r"<h1>(.*?)</h1>", page).group(1)
+    assert title == "reviews: Head only (linear probe) vs Full fine-tuning"
+    assert "2026-run" not in title and f"<title>{title}</title>" in page
+    assert "Prepared by" not in page and "made with tunescope from 4 finished runs" in page
+
+
+def test_title_subtitle_and_author_are_the_authors_and_escaped(hostile_runs: list[Path], tmp_path: Path) -> None:
+    page = report.build_report(hostile_runs, title="Q3 <review>", subtitle="Ship full?", author=HOSTILE)
+    assert "<h1>Q3 &lt;review&gt;</h1>" in page and "<p class='subtitle'>Ship full?</p>" in page
+    assert "Prepared by &lt;img src=x" in page and "<img" not in page
+    from core.cli import main
+
+    out = tmp_path / "cli.html"
+    assert main(["report", "--runs", *map(str, hostile_runs), "--out", str(out), "--title", "Which method?",
+                 "--subtitle", "Review of Q3", "--author", "Ada"]) == 0
+    text = out.read_text()
+    assert "<h1>Which method?</h1>" in text and "Review of Q3" in text and "Prepared by Ada · " in text
+
+
+def test_compare_page_has_the_report_title_fields(home: Path) -> None:
+    from apptest_support import open_app_page
+
+    for name, method in (("r-head", "head"), ("r-full", "full")):
+        write_fake_run(home / "runs", name, method=method)
+    at = open_app_page("compare")
+    at.multiselect(key="compare_runs").set_value(["r-full", "r-head"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    field = at.text_input(key="compare_report_title")
+    assert field.placeholder == "reviews: Full fine-tuning vs Head only (linear probe)"
+    assert at.text_input(key="compare_report_subtitle") and at.text_input(key="compare_report_author")
+    from dashboard.ui import report_html
+
+    page = report_html([home / "runs" / "r-full"], title="Mine", author="Bo").decode()
+    assert "<h1>Mine</h1>" in page and "Prepared by Bo" in page

@@ -19,6 +19,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--explain", action="store_true",
                    help="Explain two test examples per run (with faithfulness and the sanity check) when the runs "
                         "have no stored explanations yet.")
+    p.add_argument("--title", help="The report's title (default '<dataset>: <methods compared>').")
+    p.add_argument("--subtitle", help="A line under the title, e.g. the question the runs answer.")
+    p.add_argument("--author", help="Who prepared it (printed with the date under the title).")
     p.add_argument("--runs-dir")
 
 
@@ -26,6 +29,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from core.report import write_report
 
     for path in write_report(a.runs, Path(a.out), Path(a.runs_dir) if a.runs_dir else None, pdf=a.pdf,
-                             compute_explanations=a.explain):
+                             compute_explanations=a.explain, title=a.title, subtitle=a.subtitle,
+                             author=a.author):
         print(path)
     return 0
