@@ -98,7 +98,9 @@ def test_single_run_groups_show_a_dash_not_nan(tmp_path: Path) -> None:
     runs = [write_fake_run(tmp_path, f"g{i}", accuracy=0.8, method="full", seed=i) for i in range(2)]
     runs.append(write_fake_run(tmp_path, "solo", accuracy=0.7, method="head", seed=5))
     page = report.build_report(runs)
-    assert ">nan<" not in page and "<td>–</td>" in page
+    assert ">nan<" not in page and "nan ±" not in page
+    # the sd column is gone (the interval says it); a one-seed row says why it has no interval instead
+    assert "<td>one run: no interval; train more seeds to see the spread</td>" in page
 
 
 def test_report_never_shows_what_someone_typed_on_the_explain_page(trained_text_run: Path, tmp_path: Path) -> None:
@@ -179,3 +181,50 @@ def test_compare_page_has_the_report_title_fields(home: Path) -> None:
 
     page = report_html([home / "runs" / "r-full"], title="Mine", author="Bo").decode()
     assert "<h1>Mine</h1>" in page and "Prepared by Bo" in page
+
+
+def _first_page(page: str) -> str:
+    start = page.index("<div class='first-page'>")
+    return page[start:page.index("</div>", page.index("<h2>Verdicts</h2>"))]
+
+
+def test_first_page_has_question_answer_metrics_with_cost_and_verdicts_from_group_means(tmp_path: Path) -> None:
+    runs = [write_fake_run(tmp_path, f"r-{m}-{s}", method=m, seed=s, accuracy=acc)
+            for m, acc in (("head", 0.6), ("full", 0.9)) for s in (1, 2, 3)]
+    # one lucky head seed beats every full seed: "the best" must still be the better group, not that run
+    runs.append(write_fake_run(tmp_path, "r-head-lucky", method="head", seed=4, accuracy=0.99))
+    page = report.build_report(runs)
+    first = _first_page(page)
+    assert "The question:" in first and "The answer:" in first
+    answer = re.search(r"The answer:</b>(.*?)</p>", first).group(1)
+    assert re.search(r"<b>(.*?)</b>", answer).group(1) == "reviews · minilm · full"  # the better group mean
+    assert "mean ± 95 % interval over 3 seeds" in answer and "0.99" not in answer
+    assert "r-head-lucky" not in first  # no run ids on the first page, no "best run"
+    header = re.search(r"<table class='metrics'><tr>(.*?)</tr>", first).group(1)
+    for col in ("experiment", "seeds", "test examples", "accuracy", "macro-F1", "trainable parameters",
+                "train time", "peak memory"):
+        assert f"<th>{col}</th>" in header
+    rows = re.findall(r"<tr><td>(reviews · minilm · \w+)</td><td>(\d+)</td><td>60</td><td>([^<]+)</td>", first)
+    assert [(r[0], r[1]) for r in rows] == [("reviews · minilm · full", "3"), ("reviews · minilm · head", "4")]
+    assert all("±" in r[2] for r in rows)
+    assert "<td>10.0 M</td>" in first and "<td>770</td>" in first and "<td>900 MB</td>" in first
+    assert "A − B with A = reviews · minilm · full" in first
+    verdicts = re.findall(r"<p>([^<]*reviews · minilm · full − reviews · minilm · head = \+[^<]+)</p>", first)
+    assert len(verdicts) == 2  # macro-F1 and accuracy, both A − B with A the better group
+
+
+def test_model_cards_are_one_per_experiment_in_the_appendix_with_seeds_listed(tmp_path: Path) -> None:
+    runs = [write_fake_run(tmp_path, f"r-{m}-{s}", method=m, seed=s) for m in ("head", "full") for s in (1, 2, 3)]
+    page = report.build_report(runs)
+    appendix = page[page.index("<div class='appendix'>"):]
+    assert "<h2>Model cards</h2>" in appendix and "<h2>Model cards</h2>" not in page[:page.index("appendix")]
+    assert appendix.count("<div class='card'>") == 2
+    assert "seed 1 (r-head-1), seed 2 (r-head-2), seed 3 (r-head-3)" in appendix
+    assert "Head only (linear probe)" in appendix
+
+
+def test_one_experiment_gets_no_verdict_between_its_own_seeds(tmp_path: Path) -> None:
+    runs = [write_fake_run(tmp_path, f"s{i}", method="full", seed=i, accuracy=0.5 + 0.2 * i) for i in range(3)]
+    first = _first_page(report.build_report(runs))
+    assert "One experiment only: nothing to test it against" in first and "beats" not in first
+    assert "How well does <b>reviews · minilm · full</b>" in first
