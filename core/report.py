@@ -355,28 +355,51 @@ def calibration_section(runs: list[Run]) -> str:
             f"80 % of the time. Below it: over-confident.</p>{chart}<ul>{''.join(notes)}</ul></section>")
 
 
-def explanations_section(runs: list[Run], compute: bool) -> str:
-    """Cached explanations of the first runs (or, with `compute`, two fresh ones: the most confident
-    right and the most confident wrong test example) with faithfulness and the sanity check."""
+def explanations_section(runs: list[Run], compute: bool = False,
+                         chosen: Sequence[tuple[str, str]] = ()) -> str:
+    """Exactly the explanations the author chose ((run id, cache key) pairs, e.g. a report draft),
+    each with its faithfulness and sanity check; with `compute`, also two fresh ones per run (the
+    most confident right and the most confident wrong test example). Nothing is picked by itself."""
     from core.explain.render import record_html, sanity_word
 
-    parts = []
-    for r in runs[:3]:
-        recs = _sample_explanations(r, compute)
-        for rec, sanity in recs:
-            parts.append(record_html(rec.to_dict()))
-            if sanity:
-                word = sanity_word(sanity["passed"])
-                css = {"passed": "ok", "failed": "bad"}.get(word, "muted")
-                parts.append(f"<p class='{css}'>Sanity check {word}: {_e(sanity['summary'])}</p>")
-            else:
-                parts.append("<p class='muted'>Sanity check: not run for this explanation.</p>")
-    if not parts:
-        parts.append("<p>No explanations yet: explain a prediction on the Explain page (or pass --explain) and "
-                     "rebuild the report.</p>")
-    return ("<section><h2>Why the models decide: sample explanations</h2><p class='muted'>Each picture comes with "
-            "its faithfulness (does removing what it highlights change the prediction more than removing random "
-            "parts?) and the model-randomisation sanity check.</p>" + "".join(parts) + "</section>")
+    by_id = {r.id: r for r in runs}
+    parts, missing, elsewhere = [], 0, 0
+    picked: list[tuple[Any, dict[str, Any] | None]] = []
+    for run_id, key in dict.fromkeys((str(a), str(b)) for a, b in chosen):
+        run = by_id.get(run_id)
+        if run is None:
+            elsewhere += 1
+            continue
+        found = _chosen_explanation(run, key)
+        if found is None:
+            missing += 1
+        else:
+            picked.append(found)
+    if compute:
+        for r in runs[:3]:
+            picked += _computed_explanations(r)
+    for rec, sanity in picked:
+        parts.append(record_html(rec.to_dict()))
+        if sanity:
+            word = sanity_word(sanity["passed"])
+            css = {"passed": "ok", "failed": "bad"}.get(word, "muted")
+            parts.append(f"<p class='{css}'>Sanity check {word}: {_e(sanity['summary'])}</p>")
+        else:
+            parts.append("<p class='muted'>Sanity check: not run for this explanation.</p>")
+    notes = []
+    if missing:
+        notes.append(f"{missing} chosen explanation{'s are' if missing > 1 else ' is'} no longer stored with "
+                     "its run and could not be shown.")
+    if elsewhere:
+        many = elsewhere > 1
+        notes.append(f"{elsewhere} chosen explanation{'s belong' if many else ' belongs'} to runs not in this report "
+                     f"and {'were' if many else 'was'} left out.")
+    if not picked:
+        parts.append("<p>No explanations were chosen for this report.</p>")
+    parts += [f"<p class='muted'>{_e(n)}</p>" for n in notes]
+    return ("<section><h2>Why the models decide: explanations</h2><p class='muted'>Chosen by the author. Each comes "
+            "with its faithfulness (does removing what it highlights change the prediction more than removing "
+            "random parts?) and the model-randomisation sanity check.</p>" + "".join(parts) + "</section>")
 
 
 def _sanity_key(method: str, target: int, input_hash: str | None, params: Any, max_tokens: Any) -> str:
@@ -385,37 +408,45 @@ def _sanity_key(method: str, target: int, input_hash: str | None, params: Any, m
     return json.dumps([method, target, input_hash, params, max_tokens], sort_keys=True, default=str)
 
 
-def _sample_explanations(run: Run, compute: bool) -> list[tuple[Any, dict[str, Any] | None]]:
+def _sanity_results(run: Run) -> dict[str, dict[str, Any]]:
     import json
 
-    from core.explain.record import SANITY_VERSION, Explanation
+    from core.explain.record import SANITY_VERSION
 
-    d = run.path / "explanations"
-    found = []
-    if d.is_dir() and any(d.glob("*.npz")):
-        # Only explanations of the run's own test examples: what someone typed or uploaded on the
-        # Explain page is theirs and never leaves their session for a report someone else makes.
-        allowed = _test_example_hashes(run)
-        sanity = {}
-        for p in d.glob("sanity-*.json"):
-            try:
-                res = json.loads(p.read_text())
-                if res.get("version") != SANITY_VERSION:  # made by an older, weaker check: not shown
-                    continue
-                sanity[_sanity_key(res["method"], res["target"], res.get("input_hash"), res.get("params"),
-                                   res.get("max_tokens"))] = res
-            except (OSError, ValueError, KeyError):
+    out = {}
+    for p in (run.path / "explanations").glob("sanity-*.json"):
+        try:
+            res = json.loads(p.read_text())
+            if res.get("version") != SANITY_VERSION:  # made by an older, weaker check: not shown
                 continue
-        for p in sorted(d.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True):
-            rec = Explanation.load(p)
-            if (rec is not None and rec.faithfulness  # those made for sanity checks carry none: skipped
-                    and rec.extra.get("input_hash") in allowed):
-                found.append((rec, sanity.get(_sanity_key(rec.method, rec.target, rec.extra.get("input_hash"),
-                                                          rec.params, rec.extra.get("max_tokens")))))
-            if len(found) == 2:
-                break
-    if found or not compute or not (run.model_dir / "tunescope_model.json").is_file():
-        return found
+            out[_sanity_key(res["method"], res["target"], res.get("input_hash"), res.get("params"),
+                            res.get("max_tokens"))] = res
+        except (OSError, ValueError, KeyError):
+            continue
+    return out
+
+
+def _with_sanity(run: Run, rec: Any) -> tuple[Any, dict[str, Any] | None]:
+    return rec, _sanity_results(run).get(_sanity_key(rec.method, rec.target, rec.extra.get("input_hash"),
+                                                     rec.params, rec.extra.get("max_tokens")))
+
+
+def _chosen_explanation(run: Run, key: str) -> tuple[Any, dict[str, Any] | None] | None:
+    """The cached explanation `key` of `run` with its sanity result, or None when it is gone."""
+    from core.explain.record import Explanation
+    from core.report_drafts import KEY
+
+    if not KEY.fullmatch(key):
+        return None
+    path = run.path / "explanations" / f"{key}.npz"
+    rec = Explanation.load(path) if path.is_file() else None
+    return None if rec is None else _with_sanity(run, rec)
+
+
+def _computed_explanations(run: Run) -> list[tuple[Any, dict[str, Any] | None]]:
+    """Explanations of the most confident right and wrong test examples (`tunescope report --explain`)."""
+    if not (run.model_dir / "tunescope_model.json").is_file():
+        return []
     from core.explain.catalog import has_conv_layer, suggested_for
     from core.explain.explainer import explain
     from core.explain.sanity import sanity_check
@@ -425,25 +456,12 @@ def _sample_explanations(run: Run, compute: bool) -> list[tuple[Any, dict[str, A
     task = run.summary().get("task")
     method, settings = suggested_for(task, task != "text" and has_conv_layer(run.model_dir), examples=len(picks))
     params = settings or None
+    found = []
     for pick in picks:
         for row in pick.itertuples():
             rec = explain(run, str(row.input), method, params=params)
             found.append((rec, sanity_check(run, str(row.input), method, params=params)))
     return found
-
-
-def _test_example_hashes(run: Run) -> set[str]:
-    """Input fingerprints (as the explanation cache keys them) of the run's test examples."""
-    from core.explain.record import input_fingerprint
-
-    task = run.summary().get("task") or "text"
-    out = set()
-    for value in run.predictions()["input"].astype(str):
-        try:
-            out.add(input_fingerprint(value, task))
-        except OSError:  # an image that has gone missing cannot have been explained from here either
-            continue
-    return out
 
 
 def default_title(runs: Sequence[Run]) -> str:
@@ -477,9 +495,10 @@ def _header(title: str, subtitle: str | None, author: str | None, n_runs: int) -
 
 def build_report(runs: Sequence[str | Path | Run], runs_dir: Path | None = None, title: str | None = None,
                  compute_explanations: bool = False, *, subtitle: str | None = None,
-                 author: str | None = None) -> str:
+                 author: str | None = None, explanations: Sequence[tuple[str, str]] = ()) -> str:
     """The whole report as one HTML string. `title` defaults to `default_title`; `subtitle` and
-    `author` are printed under it when given."""
+    `author` are printed under it when given; `explanations` are the (run id, cache key) pairs the
+    author chose (see core.report_drafts), embedded in that order."""
     rs = _runs(runs, runs_dir)
     sig = significance(rs)
     title = (title or "").strip() or default_title(rs)
@@ -489,7 +508,7 @@ def build_report(runs: Sequence[str | Path | Run], runs_dir: Path | None = None,
     first_page = ("<div class='first-page'>" + _header(title, subtitle, author, len(rs)) + summary_section(rs, sig)
                   + metrics_section(rs) + verdicts_section(sig) + "</div>")
     body = [first_page, datasets, curves_section(rs), confusion_section(rs), calibration_section(rs),
-            explanations_section(rs, compute_explanations),
+            explanations_section(rs, compute_explanations, explanations),
             "<div class='appendix'><h2 class='part'>Appendix</h2>", model_cards_section(rs),
             significance_section(sig) if sig else "", "</div>"]
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
@@ -528,8 +547,9 @@ def html_to_pdf(html_text: str, out: Path, timeout: float = 180) -> Path:
 
 def write_report(runs: Sequence[str | Path | Run], out: Path, runs_dir: Path | None = None, pdf: bool = False,
                  compute_explanations: bool = False, *, title: str | None = None, subtitle: str | None = None,
-                 author: str | None = None) -> list[Path]:
-    text = build_report(runs, runs_dir, title, compute_explanations, subtitle=subtitle, author=author)
+                 author: str | None = None, explanations: Sequence[tuple[str, str]] = ()) -> list[Path]:
+    text = build_report(runs, runs_dir, title, compute_explanations, subtitle=subtitle, author=author,
+                        explanations=explanations)
     out = Path(out)
     if out.suffix.lower() == ".pdf":  # `--out report.pdf --pdf`: the HTML goes beside it, not under it
         out = out.with_suffix(".html")

@@ -27,7 +27,7 @@ def hostile_runs(tmp_path: Path) -> list[Path]:
 def test_report_has_every_section_and_escapes_user_text(hostile_runs: list[Path]) -> None:
     page = report.build_report(hostile_runs)
     for heading in ("Summary", "Dataset card", "Model cards", "Metrics", "Significance", "Training curves",
-                    "Confusion matrices", "Calibration", "sample explanations"):
+                    "Confusion matrices", "Calibration", "explanations"):
         assert f"<h2>{heading}" in page or f"<h2>Why the models decide: {heading}" in page, heading
     assert "<script" not in page and "<img" not in page and "onerror=\"" not in page
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
@@ -52,9 +52,15 @@ def test_report_shows_explanations_with_faithfulness_and_sanity(trained_text_run
     page = report.build_report([run], compute_explanations=True)
     assert page.count("<h2>Integrated Gradients</h2>") == 2  # the most confident right and wrong examples
     assert "Faithfulness:" in page and re.search(r"Sanity check (passed|failed)", page)
-    again = report.build_report([run])  # now served from the run's explanation cache
+    # Chosen afterwards by their cache keys (as a report draft names them): served from the cache.
+    from core.explain.record import Explanation
+
+    keys = [p.stem for p in sorted((run / "explanations").glob("*.npz")) if Explanation.load(p).faithfulness]
+    assert len(keys) == 2
+    again = report.build_report([run], explanations=[(run.name, k) for k in keys])
     assert again.count("<h2>Integrated Gradients</h2>") == 2
     assert len(re.findall(r"Sanity check (passed|failed)", again)) == 2  # each with its own check
+    assert "No explanations were chosen" in report.build_report([run])  # nothing picked by itself
 
 
 def test_cli_writes_html_and_a_pdf_with_the_report_text(hostile_runs: list[Path], tmp_path: Path) -> None:
@@ -111,9 +117,12 @@ def test_report_never_shows_what_someone_typed_on_the_explain_page(trained_text_
     run = tmp_path / "tiny-text"
     shutil.copytree(trained_text_run, run, ignore=shutil.ignore_patterns("explanations"))
     test_text = str(Run(run).predictions()["input"].iloc[0])
-    explain(run, test_text, "saliency")
+    mine = explain(run, test_text, "saliency")
     explain(run, "my private note about great plans", "saliency")  # typed by another user, made last
-    page = report.build_report([run])
+    page = report.build_report([run])  # nothing chosen: nothing shown, not "whatever was computed last"
+    assert "<h2>Saliency (gradient)</h2>" not in page and "private" not in page
+    assert "No explanations were chosen for this report." in page and "--explain" not in page
+    page = report.build_report([run], explanations=[(run.name, mine.extra["cache_key"])])
     assert page.count("<h2>Saliency (gradient)</h2>") == 1
     assert "private" not in page and "plans" not in page
     first_word = test_text.split()[0]
@@ -131,17 +140,17 @@ def test_a_sanity_result_from_the_older_weaker_check_is_not_reported(trained_tex
     run = tmp_path / "tiny-text"
     shutil.copytree(trained_text_run, run, ignore=shutil.ignore_patterns("explanations"))
     text = str(Run(run).predictions()["input"].iloc[0])
-    explain(run, text, "saliency")
+    chosen = [(run.name, explain(run, text, "saliency").extra["cache_key"])]
     sanity_check(run, text, "saliency")
     (done,) = (run / "explanations").glob("sanity-*.json")
     from core.explain.record import SANITY_VERSION
 
     assert json.loads(done.read_text())["version"] == SANITY_VERSION
-    assert re.search(r"Sanity check (passed|failed)", report.build_report([run]))
+    assert re.search(r"Sanity check (passed|failed)", report.build_report([run], explanations=chosen))
     old = json.loads(done.read_text())
     del old["version"]
     done.write_text(json.dumps(old))
-    assert "Sanity check: not run for this explanation." in report.build_report([run])
+    assert "Sanity check: not run for this explanation." in report.build_report([run], explanations=chosen)
 
 
 def test_default_title_names_the_dataset_and_methods_never_run_ids(tmp_path: Path) -> None:
@@ -228,3 +237,54 @@ def test_one_experiment_gets_no_verdict_between_its_own_seeds(tmp_path: Path) ->
     first = _first_page(report.build_report(runs))
     assert "One experiment only: nothing to test it against" in first and "beats" not in first
     assert "How well does <b>reviews · minilm · full</b>" in first
+
+
+def test_a_report_draft_is_confined_idempotent_and_survives_a_bad_file(home: Path) -> None:
+    from core import report_drafts as drafts
+
+    key = "ab" * 12
+    assert drafts.chosen("ui-1") == []
+    drafts.add("ui-1", "run-a", key, "IG · run-a · great film")
+    drafts.add("ui-1", "run-a", key)  # a second click changes nothing
+    drafts.add("ui-1", "run-b", "cd" * 12)
+    assert drafts.as_pairs(drafts.chosen("ui-1")) == [("run-a", key), ("run-b", "cd" * 12)]
+    assert drafts.chosen("ui-2") == []  # per owner
+    assert drafts.draft_path("ui-1").parent == (home / "report_drafts").resolve()
+    drafts.remove("ui-1", "run-a", key)
+    assert drafts.as_pairs(drafts.chosen("ui-1")) == [("run-b", "cd" * 12)]
+    for owner in ("../etc/passwd", "a/b", "", ".."):
+        with pytest.raises(ConfigError, match="not allowed"):
+            drafts.draft_path(owner)
+    with pytest.raises(ConfigError, match="not an explanation cache key"):
+        drafts.add("ui-1", "run-a", "../../secret")
+    with pytest.raises(ConfigError, match="not allowed"):
+        drafts.add("ui-1", "../run", key)
+    drafts.draft_path("ui-1").write_text('{"explanations": [{"run": "../x", "key": "00000000"}, 5]}')
+    assert drafts.chosen("ui-1") == []
+    drafts.draft_path("ui-1").write_text("not json")
+    assert drafts.chosen("ui-1") == []
+
+
+def test_chosen_explanations_that_are_gone_or_of_other_runs_are_said_not_invented(tmp_path: Path) -> None:
+    run = write_fake_run(tmp_path, "solo")
+    page = report.build_report([run], explanations=[("solo", "ab" * 12), ("elsewhere", "cd" * 12)])
+    assert "No explanations were chosen" in page
+    assert "1 chosen explanation is no longer stored" in page
+    assert "1 chosen explanation belongs to runs not in this report and was left out." in page
+
+
+def test_cli_draft_embeds_the_drafts_explanations(trained_text_run: Path, tmp_path: Path, home: Path) -> None:
+    from core import report_drafts as drafts
+    from core.cli import main
+    from core.explain.explainer import explain
+    from core.runs import Run
+
+    run = tmp_path / "tiny-text"
+    shutil.copytree(trained_text_run, run, ignore=shutil.ignore_patterns("explanations"))
+    rec = explain(run, str(Run(run).predictions()["input"].iloc[0]), "saliency")
+    drafts.add("team-review", run.name, rec.extra["cache_key"])
+    out = tmp_path / "r.html"
+    assert main(["report", "--runs", str(run), "--out", str(out), "--draft", "team-review"]) == 0
+    assert out.read_text().count("<h2>Saliency (gradient)</h2>") == 1
+    assert main(["report", "--runs", str(run), "--out", str(out)]) == 0
+    assert "No explanations were chosen" in out.read_text()
