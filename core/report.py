@@ -36,9 +36,11 @@ text-align:left}th{background:#f5f5f5}.cm td{text-align:center;min-width:2.5rem}
 .card{border:1px solid #ddd;border-radius:6px;padding:.5rem 1rem;margin:.75rem 0;break-inside:avoid}
 .muted{color:#666;font-size:.9rem}.subtitle{font-size:1.15rem;color:#444;margin:.2rem 0}
 .byline{color:#666;font-size:.85rem}.ok{color:#1a7f37}.bad{color:#b42318}section{break-inside:avoid-page}
-table.metrics td,table.metrics th{font-size:.8rem}h2.part{border-bottom-color:#999}
-@media print{body{margin:0;max-width:none}h2{break-after:avoid}.first-page,.appendix{break-after:page}
-.appendix{break-before:page}}"""
+table.metrics td,table.metrics th{font-size:.8rem}table.metrics td{white-space:nowrap}
+table.metrics td:first-child,table.metrics td:last-child{white-space:normal}h2.part{border-bottom-color:#999}
+@page{size:A4;margin:14mm 12mm}
+@media print{body{margin:0;max-width:none;font-size:10pt}h2{break-after:avoid;margin-top:1.1rem}
+.first-page{break-after:page}.first-page section{break-inside:auto}.appendix{break-before:page}}"""
 
 
 def _e(x: Any) -> str:

@@ -288,3 +288,52 @@ def test_cli_draft_embeds_the_drafts_explanations(trained_text_run: Path, tmp_pa
     assert out.read_text().count("<h2>Saliency (gradient)</h2>") == 1
     assert main(["report", "--runs", str(run), "--out", str(out)]) == 0
     assert "No explanations were chosen" in out.read_text()
+
+
+def _require_pdftoppm() -> str:
+    """pdftoppm's path; in CI a missing tool fails the run (like Chromium), elsewhere the check skips."""
+    import os
+
+    path = shutil.which("pdftoppm")
+    if path:
+        return path
+    msg = "pdftoppm not found: the report's visual check needs poppler-utils (`apt-get install -y poppler-utils`)."
+    if os.environ.get("CI"):
+        pytest.fail(msg + " CI must run it (.ci/run installs it).")
+    pytest.skip(msg)
+
+
+def test_the_printed_report_pages_render_and_page_one_holds_the_summary(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from PIL import Image
+    from pypdf import PdfReader
+
+    require_chromium()
+    pdftoppm = _require_pdftoppm()
+    runs = [write_fake_run(tmp_path, f"r-{m}-{s}", method=m, seed=s, accuracy=acc)
+            for m, acc in (("head", 0.6), ("full", 0.9)) for s in (1, 2, 3)]
+    html_text = report.build_report(runs, title="Which method should we ship?", subtitle="Q3 review",
+                                    author="Team lead")
+    pdf = report.html_to_pdf(html_text, tmp_path / "report.pdf")
+    pages = PdfReader(str(pdf)).pages
+    assert 3 <= len(pages) <= 12  # first page, the charts and the appendix each start a page
+    first = " ".join(pages[0].extract_text().split())
+    assert "Which method should we ship?" in first and "Q3 review" in first and "Prepared by Team lead" in first
+    assert "The question:" in first and "The answer:" in first
+    for col in ("experiment", "seeds", "accuracy", "macro-F1", "trainable", "train time", "peak memory"):
+        assert col in first, col
+    assert "reviews · minilm · full beats reviews · minilm · head on macro-F1" in first  # the verdict
+    assert "Dataset card" not in first and "Model cards" not in first  # they come later
+    out = Path(os.environ.get("TUNESCOPE_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+    out = out / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("page-*.png"):
+        old.unlink()
+    subprocess.run([pdftoppm, "-png", "-r", "60", str(pdf), str(out / "page")], check=True, timeout=120)
+    pngs = sorted(out.glob("page-*.png"))
+    assert len(pngs) == len(pages)
+    with Image.open(pngs[0]) as img:
+        grey = img.convert("L")
+        assert grey.size[0] > 300 and grey.getextrema()[0] < 100  # page 1 carries dark text, not a blank page
