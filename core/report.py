@@ -26,7 +26,7 @@ from core import analysis, compare
 from core.errors import ConfigError, RunError
 from core.finetune import METHODS
 from core.models.catalog import public_name
-from core.report_svg import confusion_table, line_chart, share_bars
+from core.report_svg import COLOURS, DASHES, confusion_table, line_chart, share_bars
 from core.runs import Run, default_runs_dir, resolve_run
 
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;
@@ -318,42 +318,81 @@ def significance_section(results: list[dict[str, Any]]) -> str:
             f"<p class='muted'>{_e(compare.STATISTICS_NOTE)}</p></section>")
 
 
+def short_names(exps: Sequence[compare.Experiment]) -> dict[str, str]:
+    """Experiment key → the part of its label that tells it apart ('head', 'full', 'lr 0.001')."""
+    parts = {e.key: e.label.split(" · ") for e in exps}
+    common = set.intersection(*(set(p) for p in parts.values())) if len(parts) > 1 else set()
+    out = {k: " · ".join(x for x in p if x not in common) or " · ".join(p) for k, p in parts.items()}
+    return out if len(set(out.values())) == len(out) else {e.key: f"exp {i + 1}" for i, e in enumerate(exps)}
+
+
+def series_styles(runs: list[Run]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """Run id → short label ('head · s1'), and label → (colour, dash): one colour per experiment,
+    one dash pattern per seed within it."""
+    _, exps = _table(runs)
+    names = short_names(exps)
+    by_id = {r.id: r for r in runs}
+    labels: dict[str, str] = {}
+    styles: dict[str, tuple[str, str]] = {}
+    for i, exp in enumerate(exps):
+        for j, run_id in enumerate(exp.runs):
+            label = f"{names[exp.key]} · s{by_id[run_id].summary().get('seed')}"
+            if label in styles:  # a seed that ran twice
+                label = f"{label} ({j + 1})"
+            labels[run_id] = label
+            styles[label] = (COLOURS[i % len(COLOURS)], DASHES[j % len(DASHES)])
+    return labels, styles
+
+
 def curves_section(runs: list[Run]) -> str:
+    labels, styles = series_styles(runs)
     loss, f1 = {}, {}
     for r in runs:
         rows = r.metrics()[0]
         steps = [x for x in rows if x.get("type") == "step"]
         epochs = [x for x in rows if x.get("type") == "epoch"]
-        loss[r.id] = ([x["step"] for x in steps], [x.get("loss") for x in steps])
-        f1[r.id] = ([x["epoch"] for x in epochs], [x.get("val_macro_f1") for x in epochs])
-    return ("<section><h2>Training curves</h2>" + line_chart(loss, "Training loss", "step", "loss")
-            + line_chart(f1, "Validation macro-F1", "epoch", "macro-F1", y_range=(0, 1)) + "</section>")
+        loss[labels[r.id]] = ([x["step"] for x in steps], [x.get("loss") for x in steps])
+        f1[labels[r.id]] = ([x["epoch"] for x in epochs], [x.get("val_macro_f1") for x in epochs])
+    return ("<section><h2>Training curves</h2><p class='muted'>One colour per experiment, one line style per seed "
+            "(s1 = seed 1).</p>" + line_chart(loss, "Training loss", "step", "loss", styles=styles)
+            + line_chart(f1, "Validation macro-F1", "epoch", "macro-F1", y_range=(0, 1), styles=styles)
+            + "</section>")
 
 
 def confusion_section(runs: list[Run]) -> str:
+    """One matrix per experiment: the counts of its seeds added up (each seed counted once)."""
+    import numpy as np
+
+    _, exps = _table(runs)
+    names = short_names(exps)
+    by_id = {r.id: r for r in runs}
     parts = []
-    for r in runs:
-        s = r.summary()
-        cm = (s.get("test") or {}).get("confusion_matrix")
-        if cm:
-            parts.append(f"<div class='card'><h3>{_e(r.id)}</h3>{confusion_table(cm, [str(x) for x in s['labels']])}"
-                         "</div>")
+    for exp in exps:
+        cms = [(by_id[i].summary().get("test") or {}).get("confusion_matrix") for i in exp.seeds]
+        cms = [np.asarray(c) for c in cms if c]
+        if not cms or len({c.shape for c in cms}) != 1:
+            continue
+        labels = [str(x) for x in by_id[exp.seeds[0]].summary().get("labels") or []]
+        pooled = f" — {len(cms)} seeds added up" if len(cms) > 1 else ""
+        parts.append(f"<div class='card'><h3>{_e(names[exp.key])}</h3><p class='muted'>{_e(exp.label)}{pooled}</p>"
+                     f"{confusion_table(sum(cms).tolist(), labels)}</div>")
     return "<section><h2>Confusion matrices</h2><p class='muted'>Rows: the true class; columns: the prediction." \
            "</p>" + "".join(parts) + "</section>"
 
 
 def calibration_section(runs: list[Run]) -> str:
+    labels, styles = series_styles(runs)
     series = {}
     notes = []
     for r in runs:
         cal = analysis.calibration(r.predictions())
         used = [b for b in cal["bins"] if b["count"]]
-        series[r.id] = ([b["confidence"] for b in used], [b["accuracy"] for b in used])
-        notes.append(f"<li>{_e(r.id)}: ECE {cal['ece']:.3f}; mean confidence {cal['mean_confidence']:.1%} vs "
+        series[labels[r.id]] = ([b["confidence"] for b in used], [b["accuracy"] for b in used])
+        notes.append(f"<li>{_e(labels[r.id])}: ECE {cal['ece']:.3f}; mean confidence {cal['mean_confidence']:.1%} vs "
                      f"accuracy {cal['accuracy']:.1%}</li>")
     chart = line_chart(series, "Reliability: accuracy at each confidence level", "confidence", "accuracy",
-                       y_range=(0, 1), diagonal=True)
-    return ("<section><h2>Calibration</h2><p class='muted'>On the dashed diagonal, a model that says 80 % is right "
+                       y_range=(0, 1), x_range=(0, 1), diagonal=True, styles=styles)
+    return ("<section><h2>Calibration</h2><p class='muted'>On the grey diagonal, a model that says 80 % is right "
             f"80 % of the time. Below it: over-confident.</p>{chart}<ul>{''.join(notes)}</ul></section>")
 
 

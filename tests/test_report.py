@@ -337,3 +337,22 @@ def test_the_printed_report_pages_render_and_page_one_holds_the_summary(tmp_path
     with Image.open(pngs[0]) as img:
         grey = img.convert("L")
         assert grey.size[0] > 300 and grey.getextrema()[0] < 100  # page 1 carries dark text, not a blank page
+
+
+def test_charts_use_short_labels_one_colour_per_experiment_and_round_ticks(tmp_path: Path) -> None:
+    from core.report_svg import nice_ticks, tick_text
+
+    runs = [write_fake_run(tmp_path, f"2026-long-run-id-{m}-{s}", method=m, seed=s) for m in ("head", "full")
+            for s in (1, 2)]
+    labels, styles = report.series_styles([report.Run(r) for r in runs])
+    assert sorted(labels.values()) == ["full · s1", "full · s2", "head · s1", "head · s2"]
+    assert styles["head · s1"][0] == styles["head · s2"][0] != styles["full · s1"][0]  # colour by experiment
+    assert styles["head · s1"][1] != styles["head · s2"][1]  # seeds told apart by line style
+    page = report.build_report(runs)
+    curves = page[page.index("<h2>Training curves"):page.index("<h2>Confusion")]
+    assert ">head · s1</text>" in curves and "2026-long-run-id" not in curves
+    assert [tick_text(t, nice_ticks(5, 100)) for t in nice_ticks(5, 100)] == ["0", "25", "50", "75", "100"]
+    assert [tick_text(t, nice_ticks(0, 1)) for t in nice_ticks(0, 1)] == ["0.00", "0.25", "0.50", "0.75", "1.00"]
+    assert ">28.8<" not in curves and ">0.97<" not in page  # no odd ticks like 28.8
+    confusion = page[page.index("<h2>Confusion"):page.index("<h2>Calibration")]
+    assert confusion.count("<table class=\"cm\">") == 2 and "2 seeds added up" in confusion
