@@ -152,7 +152,11 @@ def summary_section(runs: list[Run], significance: list[dict[str, Any]]) -> str:
     else:
         first = next((r for r in significance if r.get("metric") == "macro_f1"), None)
         runner = ranked[1]
-        if first and first.get("significant"):
+        if first is None:
+            answer = (f"<b>{_e(lead['experiment'])}</b> has the highest mean, {result(lead)}{cost}, but it cannot be "
+                      f"weighed against {_e(runner['experiment'])}: they were not scored on the same test examples "
+                      "(see the dataset cards). Retrain on one split to compare them.")
+        elif first.get("significant"):
             answer = (f"<b>{_e(lead['experiment'])}</b> is the better choice: {result(lead)}{cost}, against "
                       f"macro-F1 {_e(runner['macro_f1'])} for {_e(runner['experiment'])}. The difference is larger "
                       "than the noise of seeds and test examples (see the verdicts below).")
@@ -168,7 +172,29 @@ def summary_section(runs: list[Run], significance: list[dict[str, Any]]) -> str:
             "about inputs unlike them; see the limitations in the model cards.</p></section>")
 
 
-def dataset_section(run: Run) -> str:
+def _test_split(run: Run) -> tuple[Any, ...]:
+    """What tells one test split from another: the dataset, its recorded contents, the split seed
+    and the test size."""
+    s = run.summary()
+    return ((s.get("dataset") or {}).get("name"), compare.dataset_fingerprint(run),
+            (run.config().get("data") or {}).get("split_seed"), (s.get("test") or {}).get("n"))
+
+
+def datasets_section(runs: list[Run]) -> str:
+    """A dataset card for every distinct test split the runs used, each saying which runs used it
+    when there is more than one."""
+    groups: dict[tuple[Any, ...], list[Run]] = {}
+    for r in runs:
+        groups.setdefault(_test_split(r), []).append(r)
+    if len(groups) == 1:
+        return dataset_section(runs[0])
+    labels, _ = series_styles(runs)
+    note = (f"<p class='bad'>These runs were tested on {len(groups)} different test splits: scores from different "
+            "splits are not comparable, and no verdict is drawn between them.</p>")
+    return note + "".join(dataset_section(g[0], used_by=[labels[r.id] for r in g]) for g in groups.values())
+
+
+def dataset_section(run: Run, used_by: Sequence[str] = ()) -> str:
     s = run.summary()
     ds = s.get("dataset") or {}
     sizes = ds.get("sizes") or {}
@@ -178,8 +204,9 @@ def dataset_section(run: Run) -> str:
     warn = ("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>") if warnings else "<p>None.</p>"
     return ("<section><h2>Dataset card</h2><div class='card'>"
             f"<p><b>{_e(ds.get('name'))}</b> · source <code>{_e(public_name(ds.get('source')))}</code> · "
-            f"task {_e(s.get('task'))}</p>"
-            "<table><tr><th>split</th><th>examples</th></tr>"
+            f"task {_e(s.get('task'))} · split seed {_e((run.config().get('data') or {}).get('split_seed', '–'))}</p>"
+            + (f"<p class='muted'>Test split of: {_e(', '.join(used_by))}</p>" if used_by else "")
+            + "<table><tr><th>split</th><th>examples</th></tr>"
             + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in sizes.items()) + "</table>"
             "<p>Class balance in the test split:</p>" + share_bars(balance)
             + "<p><b>Warnings found when loading:</b></p>" + warn + "</div></section>")
@@ -544,8 +571,7 @@ def build_report(runs: Sequence[str | Path | Run], runs_dir: Path | None = None,
     sig = significance(rs)
     title = (title or "").strip() or default_title(rs)
     subtitle, author = (subtitle or "").strip() or None, (author or "").strip() or None
-    first_of_each = {(r.summary().get("dataset") or {}).get("name"): r for r in reversed(rs)}
-    datasets = "".join(dataset_section(r) for r in reversed(list(first_of_each.values())))
+    datasets = datasets_section(rs)
     first_page = ("<div class='first-page'>" + _header(title, subtitle, author, len(rs)) + summary_section(rs, sig)
                   + metrics_section(rs) + verdicts_section(sig) + "</div>")
     body = [first_page, datasets, curves_section(rs), confusion_section(rs), calibration_section(rs),

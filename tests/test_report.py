@@ -356,3 +356,15 @@ def test_charts_use_short_labels_one_colour_per_experiment_and_round_ticks(tmp_p
     assert ">28.8<" not in curves and ">0.97<" not in page  # no odd ticks like 28.8
     confusion = page[page.index("<h2>Confusion"):page.index("<h2>Calibration")]
     assert confusion.count("<table class=\"cm\">") == 2 and "2 seeds added up" in confusion
+
+
+def test_the_dataset_card_shows_every_test_split_the_runs_used(tmp_path: Path) -> None:
+    same = [write_fake_run(tmp_path, f"a{s}", method="head", seed=s) for s in (1, 2)]
+    page = report.build_report(same)
+    assert page.count("<h2>Dataset card</h2>") == 1 and "different test splits" not in page
+    other = write_fake_run(tmp_path, "b1", method="full", seed=1, data_seed=7, n_test=50)
+    page = report.build_report([*same, other])
+    assert page.count("<h2>Dataset card</h2>") == 2
+    assert "tested on 2 different test splits" in page
+    assert "Test split of: head · s1, head · s2" in page and "Test split of: full · s1" in page
+    assert "beats" not in page and "No set-up is clearly better" not in page and "cannot be weighed" in page
