@@ -109,11 +109,45 @@ def pick_finished_run(key: str) -> tuple[str, dict[str, dict[str, Any]]]:
     return run_id, by_id
 
 
-def report_html(run_paths: list[Path]) -> bytes:
-    """The stakeholder report on these runs (built when its download button is clicked)."""
+def report_html(run_paths: list[Path], title: str = "", subtitle: str = "", author: str = "") -> bytes:
+    """The stakeholder report on these runs (built when its download button is clicked), with the
+    explanations this session added to its report draft on the Explain page."""
     from core.report import build_report
+    from core.report_drafts import as_pairs, chosen
 
-    return build_report(run_paths).encode("utf-8")
+    return build_report(run_paths, title=title, subtitle=subtitle, author=author,
+                        explanations=as_pairs(chosen(owner()))).encode("utf-8")
+
+
+def report_fields(run_paths: list[Path], key: str) -> dict[str, str]:
+    """Title, subtitle and author of the report, typed where it is downloaded (empty = the default)."""
+    from core.report import default_title
+    from core.runs import Run
+
+    c1, c2, c3 = st.columns([3, 3, 2])
+    fields = {"title": c1.text_input("Report title", key=f"{key}_title", placeholder=default_title(
+                [Run(p) for p in run_paths]), help="Empty = the dataset and the methods compared."),
+            "subtitle": c2.text_input("Subtitle", key=f"{key}_subtitle",
+                                      placeholder="e.g. Which method should we ship?",
+                                      help="A line under the title, e.g. the question these runs answer."),
+            "author": c3.text_input("Prepared by", key=f"{key}_author", help="Printed with the date.")}
+    _draft_caption(run_paths)
+    return fields
+
+
+def _draft_caption(run_paths: list[Path]) -> None:
+    from core.report_drafts import chosen
+
+    ids = {p.name for p in run_paths}
+    picked = chosen(owner())
+    here = sum(1 for i in picked if i["run"] in ids)
+    if here:
+        st.caption(f"Explanations in the report: {here} you added on the Explain page"
+                   + (f" ({len(picked) - here} more are of other runs and stay out)" if len(picked) > here else "")
+                   + ".")
+    else:
+        st.caption("Explanations in the report: none yet. On the Explain page, press “Add to report” next to an "
+                   "explanation of one of these runs.")
 
 
 def fmt_count(n: float | None) -> str:

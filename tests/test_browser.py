@@ -271,8 +271,14 @@ def test_f_confusion_cell_to_explained_error_to_report(app, page, tmp_path: Path
     page.get_by_text(re.compile(r"faithfulness: (better|barely|no better)")).first.wait_for()
     no_tracebacks(page)
     screenshot(page, "f-confusion-cell-explained")
+    click(page, "Add to report")  # the report shows only what its author added (this session's draft)
+    page.get_by_text("In your report draft").first.wait_for(timeout=30_000)
 
-    open_page(page, f"{app.url}/runs?run=tiny-text", "Runs")
+    # In-app navigation keeps the session (and its draft); a fresh page load would start a new one.
+    page.locator("[data-testid=stSidebarNav] a", has_text="Runs").first.click()
+    page.get_by_role("heading", name="Runs").first.wait_for()
+    wait_idle(page)
+    choose(page, "Open a run", "tiny-text")
     with page.expect_download() as dl:
         page.get_by_role("button", name="Report (HTML)").click()
     saved = tmp_path / "report.html"

@@ -289,3 +289,28 @@ def test_an_explain_job_reads_only_staged_uploads_and_test_examples(home: Path, 
     for value in (str(outside), "/etc/passwd", str(home / "explain-inputs" / ".." / "secret.png")):
         with pytest.raises(DataError, match="neither an uploaded image"):
             check_value(run, value)
+
+
+def test_add_to_report_puts_this_explanation_in_the_sessions_draft_and_the_report(
+        text_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dashboard.ui as ui
+    from core import report_drafts
+
+    at = _page()
+    at.text_area(key="ex_text").input("a great and lovely film").run()
+    at.multiselect(key="ex_methods_text").set_value(["saliency", "occlusion"]).run()
+    at.button(key="ex_go").click().run()
+    _ok(at)
+    owner = f"ui-{at.session_state['_tunescope_sid']}"
+    assert report_drafts.chosen(owner) == []
+    at.button(key="ex_rec_1_report").click().run()  # only the second one: occlusion
+    _ok(at)
+    (item,) = report_drafts.chosen(owner)
+    assert item["run"] == text_run.name and item["label"].startswith("Occlusion")
+    assert at.button(key="ex_rec_1_unreport") and at.button(key="ex_rec_0_report")  # the first is not in it
+    assert any("In your report draft" in c.value for c in at.caption)
+    monkeypatch.setattr(ui, "owner", lambda: owner)  # the download builds it for this session's owner
+    page = ui.report_html([text_run]).decode()
+    assert page.count("<h2>Occlusion") == 1 and "<h2>Saliency" not in page
+    at.button(key="ex_rec_1_unreport").click().run()
+    assert report_drafts.chosen(owner) == []

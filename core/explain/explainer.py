@@ -76,6 +76,7 @@ def explain(run: str | Path | Run, value: Any, method: str = "ig", target: int |
             hit = Explanation.load(path)
             if hit is not None:
                 hit.cached, hit.load_seconds = True, time.perf_counter() - t_start
+                hit.extra["cache_key"] = key  # what a report draft names it by
                 return hit
         tgt, labels, dev = load_target(r, value, max_tokens=max_tokens, device=device, model=model)
         probs = _probabilities(tgt)
@@ -87,7 +88,8 @@ def explain(run: str | Path | Run, value: Any, method: str = "ig", target: int |
         rec = Explanation(run_id=r.id, task=tgt.task, method=info.name, params=p, labels=list(labels), target=c,
                           predicted=predicted, probabilities=probs.tolist(), seconds=seconds, passes=raw.passes,
                           delta=raw.delta, device=dev.type,
-                          extra={"input_hash": input_fingerprint(value, tgt.task), "max_tokens": max_tokens})
+                          extra={"input_hash": input_fingerprint(value, tgt.task), "max_tokens": max_tokens,
+                                 "cache_key": key})
         if isinstance(tgt, TextTarget):
             rec.text, rec.tokens, rec.token_scores = tgt.text, tgt.tokens, raw.scores
             rec.words, rec.word_spans = tgt.words, tgt.word_spans

@@ -15,7 +15,7 @@ from core.errors import RunError
 from core.markup import escape_markdown as md
 from core.runs import RUN_ID, Run, list_runs
 from dashboard.charts import curve_overlay, diff_bars
-from dashboard.ui import PAGES, fmt_count, fmt_metric, fmt_seconds, guard, report_html, runs_dir
+from dashboard.ui import PAGES, fmt_count, fmt_metric, fmt_seconds, guard, report_fields, report_html, runs_dir
 
 
 def finished_runs() -> list[dict[str, Any]]:
@@ -229,12 +229,13 @@ with guard("comparing runs"):
     st.subheader("A against B")
     verdict_section(exps, runs, labels)
 
-    st.download_button("Report on these runs (HTML)", lambda: report_html([r.path for r in runs.values()]),
+    report_paths = [r.path for r in runs.values()]
+    fields = report_fields(report_paths, "compare_report")
+    st.download_button("Report on these runs (HTML)", lambda: report_html(report_paths, **fields),
                        file_name="tunescope-report.html", mime="text/html", key="compare_report", on_click="ignore",
-                       help="A self-contained page (summary, dataset and model cards, metrics with intervals, "
-                            "significance, curves, confusion matrices, calibration, explanations) to send to "
-                            "people who will not open tunescope. Print it to PDF from the browser, or use "
-                            "`tunescope report --pdf`.")
+                       help="A self-contained page (the question and its answer, metrics with cost, verdicts, "
+                            "curves, confusion matrices, calibration, the explanations you added, model cards) "
+                            "to send to people who will not open tunescope. Print it to PDF from the browser.")
 
     st.subheader("Curves")
     st.caption("One colour per experiment, one dash per seed.")

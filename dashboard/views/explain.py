@@ -212,6 +212,34 @@ def _show_record(rec: Any, key: str, run_id: str, value: Any, target: Any, max_t
         with st.expander(f"About {info.label}"):
             st.write(info.summary)
             st.caption(f"Caveat: {info.caveat}")
+        _report_choice(rec, key, run_id, info.label)
+
+
+def _report_choice(rec: Any, key: str, run_id: str, label: str) -> None:
+    """'Add to report' / 'Remove from report': this session's report draft names the explanation."""
+    from core import report_drafts
+    from core.errors import ConfigError
+
+    cache_key = (rec.extra or {}).get("cache_key")
+    if not cache_key:
+        return
+    me = owner()
+    try:
+        if report_drafts.is_chosen(me, run_id, cache_key):
+            left, right = st.columns([1, 3])
+            if left.button("Remove from report", key=f"{key}_unreport"):
+                report_drafts.remove(me, run_id, cache_key)
+                st.rerun()
+            right.caption("In your report draft: the report you download on Compare or Runs shows it, with its "
+                          "sanity check when you ran one.")
+        elif st.button("Add to report", key=f"{key}_report",
+                       help="Put this explanation (and its sanity check, if run) in the stakeholder report you "
+                            "download on the Compare or Runs page. Only what you add is shown there."):
+            shown = (rec.text or "")[:60] if rec.task == "text" else "image"
+            report_drafts.add(me, run_id, cache_key, f"{label} · {run_id} · {shown}")
+            st.rerun()
+    except ConfigError as exc:
+        st.error(str(exc))
 
 
 def _job_status(job_id: str) -> None:
