@@ -11,7 +11,7 @@ import logging
 import secrets
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,14 +109,23 @@ def pick_finished_run(key: str) -> tuple[str, dict[str, dict[str, Any]]]:
     return run_id, by_id
 
 
-def report_html(run_paths: list[Path], title: str = "", subtitle: str = "", author: str = "") -> bytes:
-    """The stakeholder report on these runs (built when its download button is clicked), with the
-    explanations this session added to its report draft on the Explain page."""
+def report_html(run_paths: list[Path], title: str = "", subtitle: str = "", author: str = "",
+                draft: str | None = None) -> bytes:
+    """The stakeholder report on these runs, with the explanations added to the report draft `draft`
+    (default: this session's) on the Explain page."""
     from core.report import build_report
     from core.report_drafts import as_pairs, chosen
 
     return build_report(run_paths, title=title, subtitle=subtitle, author=author,
-                        explanations=as_pairs(chosen(owner()))).encode("utf-8")
+                        explanations=as_pairs(chosen(draft or owner()))).encode("utf-8")
+
+
+def report_download(run_paths: list[Path], **fields: str) -> Callable[[], bytes]:
+    """What a download button calls to build the report when clicked. The session's draft is read
+    now: the server may run the callable outside this session's script run, where a session id read
+    then would be a new one (and its draft empty)."""
+    draft = owner()
+    return lambda: report_html(run_paths, draft=draft, **fields)
 
 
 def report_fields(run_paths: list[Path], key: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from core.errors import RunError
 from core.markup import escape_markdown as md
 from core.runs import RUN_ID, Run, list_runs
 from dashboard.charts import curve_overlay, diff_bars
-from dashboard.ui import PAGES, fmt_count, fmt_metric, fmt_seconds, guard, report_fields, report_html, runs_dir
+from dashboard.ui import PAGES, fmt_count, fmt_metric, fmt_seconds, guard, report_download, report_fields, runs_dir
 
 
 def finished_runs() -> list[dict[str, Any]]:
@@ -231,7 +231,7 @@ with guard("comparing runs"):
 
     report_paths = [r.path for r in runs.values()]
     fields = report_fields(report_paths, "compare_report")
-    st.download_button("Report on these runs (HTML)", lambda: report_html(report_paths, **fields),
+    st.download_button("Report on these runs (HTML)", report_download(report_paths, **fields),
                        file_name="tunescope-report.html", mime="text/html", key="compare_report", on_click="ignore",
                        help="A self-contained page (the question and its answer, metrics with cost, verdicts, "
                             "curves, confusion matrices, calibration, the explanations you added, model cards) "

@@ -15,7 +15,7 @@ from core.runs import Run, list_runs
 from dashboard import train_form as tf
 from dashboard.charts import per_class_bars, training_curves
 from dashboard.error_view import error_analysis
-from dashboard.ui import PAGES, find_run, fmt_count, fmt_metric, fmt_seconds, guard, report_html, runs_dir
+from dashboard.ui import PAGES, find_run, fmt_count, fmt_metric, fmt_seconds, guard, report_download, runs_dir
 
 _FILTERS = (("dataset", "Dataset"), ("model", "Model"), ("method", "Method"), ("state", "State"))
 
@@ -181,7 +181,7 @@ def downloads(run: Run, state: str) -> None:
                                     on_click="ignore", help="Loads with transformers alone and predicts the same "
                                                             "(see its README); same as `tunescope export`.")
     if state == "succeeded" and pred_path.is_file():
-        cols[0].download_button("Report (HTML)", lambda: report_html([run.path]), file_name=f"{run.id}-report.html",
+        cols[0].download_button("Report (HTML)", report_download([run.path]), file_name=f"{run.id}-report.html",
                                 mime="text/html", key="runs_dl_report", on_click="ignore",
                                 help="One self-contained page for people who will not open tunescope.")
     if model_dir.is_dir() and state == "succeeded":
