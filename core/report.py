@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from core import analysis, compare
+from core.compare_labels import experiment_short_labels
 from core.errors import ConfigError, RunError
 from core.finetune import METHODS
 from core.models.catalog import public_name
@@ -347,11 +348,10 @@ def significance_section(results: list[dict[str, Any]]) -> str:
 
 
 def short_names(exps: Sequence[compare.Experiment]) -> dict[str, str]:
-    """Experiment key → the part of its label that tells it apart ('head', 'full', 'lr 0.001')."""
-    parts = {e.key: e.label.split(" · ") for e in exps}
-    common = set.intersection(*(set(p) for p in parts.values())) if len(parts) > 1 else set()
-    out = {k: " · ".join(x for x in p if x not in common) or " · ".join(p) for k, p in parts.items()}
-    return out if len(set(out.values())) == len(out) else {e.key: f"exp {i + 1}" for i, e in enumerate(exps)}
+    """Experiment key → the part of its label that tells it apart ('head', 'full', 'lr 0.001'): the
+    same short labels the Compare page shows."""
+    short = experiment_short_labels([e.label for e in exps])
+    return {e.key: short[e.label] for e in exps}
 
 
 def series_styles(runs: list[Run]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
