@@ -4,20 +4,17 @@ cache key in the run's explanation cache, each with its (current-version) sanity
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from core.runs import Run
 
 
 def _sanity_key(method: str, target: int, input_hash: str | None, params: Any, max_tokens: Any) -> str:
-    import json
-
     return json.dumps([method, target, input_hash, params, max_tokens], sort_keys=True, default=str)
 
 
 def _sanity_results(run: Run) -> dict[str, dict[str, Any]]:
-    import json
-
     from core.explain.record import SANITY_VERSION
 
     out = {}
