@@ -13,7 +13,7 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard.ui import PAGES, sidebar_status  # noqa: E402
+from dashboard.ui import PAGES, remember_browser, sidebar_status  # noqa: E402
 
 st.set_page_config(page_title="tunescope", layout="wide")  # no emoji/material icons: offline fonts
 
@@ -36,6 +36,7 @@ problem = store_problem()
 if problem:
     st.error(escape_markdown(problem))  # it names a path, which is the user's text
 sidebar_status()
+remember_browser()  # a reload keeps this browser's jobs and report draft
 if problem and page.title == "Train":
     st.stop()
 page.run()

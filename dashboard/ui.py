@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import secrets
 import time
 import traceback
@@ -52,11 +53,50 @@ def guard(action: str) -> Iterator[None]:
         show_error(exc, action)
 
 
+BROWSER_COOKIE = "tunescope_browser"
+BROWSER_DAYS = 30
+_BROWSER_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def browser_id_from(cookie: str | None) -> str | None:
+    """The browser id a cookie carries, or None when it is missing or not one we would have made
+    (the id ends up in folder and file names, so nothing else may pass)."""
+    return cookie if isinstance(cookie, str) and _BROWSER_ID.fullmatch(cookie) else None
+
+
+def cookie_script(browser_id: str, days: int = BROWSER_DAYS) -> str:
+    """A script that stores `browser_id` in this browser for `days` days (only this site sees it)."""
+    if browser_id_from(browser_id) is None:
+        raise ValueError("not a browser id")
+    return (f"<script>document.cookie = '{BROWSER_COOKIE}={browser_id}; path=/; "
+            f"max-age={days * 86400}; SameSite=Strict';</script>")
+
+
 def session_id() -> str:
-    """A random id for this browser session (private upload staging, job ownership)."""
+    """A random id for this browser (private upload staging, job ownership, the report draft).
+
+    It lives in a cookie, so a reload, which starts a new Streamlit session, keeps the user's jobs
+    "mine" and their report draft; `remember_browser` sets the cookie. Until there are accounts this
+    is what "a user" means on a server without login."""
     if "_tunescope_sid" not in st.session_state:
-        st.session_state["_tunescope_sid"] = secrets.token_hex(8)
+        try:
+            cookie = st.context.cookies.get(BROWSER_COOKIE)
+        except Exception:  # noqa: BLE001 - no request context (tests, bare scripts): a fresh id
+            cookie = None
+        st.session_state["_tunescope_sid"] = browser_id_from(cookie) or secrets.token_hex(8)
     return st.session_state["_tunescope_sid"]
+
+
+def remember_browser() -> None:
+    """Store this session's id in the browser unless its request already carried it (every page, so
+    the first page a user opens sets it). The script sits in the sidebar: nothing visible moves."""
+    sid = session_id()
+    try:
+        known = browser_id_from(st.context.cookies.get(BROWSER_COOKIE)) == sid
+    except Exception:  # noqa: BLE001 - no request context
+        known = False
+    if not known:
+        st.sidebar.html(cookie_script(sid), unsafe_allow_javascript=True)
 
 
 def owner() -> str:
