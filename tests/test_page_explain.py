@@ -23,7 +23,8 @@ def _ok(at: AppTest) -> None:
 
 
 def _html(at: AppTest) -> str:
-    return "".join(h.proto.body for h in at.get("html"))
+    # The main area only: the sidebar carries the browser-identity cookie script.
+    return "".join(h.proto.body for h in at.main.get("html"))
 
 
 def test_no_runs_is_a_friendly_message(home: Path) -> None:
