@@ -551,6 +551,12 @@ def html_to_pdf(html_text: str, out: Path, timeout: float = 180) -> Path:
     return out
 
 
+def pdf_bytes(html_text: str, timeout: float = 180) -> bytes:
+    """The report printed to PDF, as bytes (a download button's payload)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return html_to_pdf(html_text, Path(tmp) / "report.pdf", timeout=timeout).read_bytes()
+
+
 def write_report(runs: Sequence[str | Path | Run], out: Path, runs_dir: Path | None = None, pdf: bool = False,
                  compute_explanations: bool = False, *, title: str | None = None, subtitle: str | None = None,
                  author: str | None = None, explanations: Sequence[tuple[str, str]] = ()) -> list[Path]:

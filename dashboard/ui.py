@@ -168,6 +168,16 @@ def report_download(run_paths: list[Path], **fields: str) -> Callable[[], bytes]
     return lambda: report_html(run_paths, draft=draft, **fields)
 
 
+def report_pdf_download(run_paths: list[Path], **fields: str) -> Callable[[], bytes] | None:
+    """Like `report_download`, printed to PDF with the server's Chromium; None when it has none."""
+    from core.report import find_chromium, pdf_bytes
+
+    if find_chromium() is None:
+        return None
+    html = report_download(run_paths, **fields)
+    return lambda: pdf_bytes(html().decode("utf-8"))
+
+
 def report_fields(run_paths: list[Path], key: str) -> dict[str, str]:
     """Title, subtitle and author of the report, typed where it is downloaded (empty = the default)."""
     from core.report import default_title

@@ -53,12 +53,26 @@ def shapes_zip(path: Path, per_class: int = 10, size: int = 32) -> Path:
     return path
 
 
+def train_head_twin(trained: Path, runs_dir: Path) -> Path:
+    """The tiny text run's setup with method head: the same data and seed, so the same test examples
+    (the team-lead journey compares the two and reports on them)."""
+    import dataclasses
+
+    from core import api
+    from core.config import RunConfig
+
+    cfg = RunConfig.from_json((trained / "config.json").read_text())
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, method="head", lr=1e-2))
+    return api.train(cfg, runs_dir=runs_dir, run_id="tiny-text-head")
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, trained_text_run: Path) -> Iterator:
     import shutil
 
     require_chromium()
     home = tmp_path_factory.mktemp("browser-home")
+    train_head_twin(trained_text_run, home / "runs")
     # Two finished runs on the same test examples, for the compare journey.
     write_fake_run(home / "runs", "reviews-full-s1", accuracy=0.9, method="full", seed=1)
     write_fake_run(home / "runs", "reviews-head-s1", accuracy=0.6, method="head", seed=1)
@@ -286,3 +300,77 @@ def test_f_confusion_cell_to_explained_error_to_report(app, page, tmp_path: Path
     html = saved.read_text()
     assert "<h2>Summary" in html and "<h2>Confusion matrices" in html and "tiny-text" in html
     assert "<script" not in html and "Faithfulness:" in html  # the explanation just made is in the report
+
+
+def _explain_and_add(page, check_sanity: bool) -> None:  # noqa: ANN001
+    """Press Explain, wait for the word highlights, optionally run the sanity check, Add to report."""
+    click(page, re.compile(r"^Explain$"))
+    page.get_by_text(re.compile(r"faithfulness: (better|barely|no better)")).first.wait_for()
+    if check_sanity:
+        click(page, "Run the sanity check")
+        page.get_by_text(re.compile(r"Sanity check (passed|failed|inconclusive)")).first.wait_for(timeout=120_000)
+    click(page, "Add to report")
+    page.get_by_text("In your report draft").first.wait_for(timeout=30_000)
+
+
+def test_h_team_lead_picks_explanations_and_sends_a_report_whose_first_page_reads(  # noqa: ANN001
+        app, page, tmp_path: Path) -> None:
+    import subprocess
+    import unicodedata
+
+    from pypdf import PdfReader
+
+    # Two explanations of the run under review, chosen by hand: a typed review (with its sanity
+    # check) and a misclassified test example.
+    open_page(page, f"{app.url}/explain?run=tiny-text", "Explain")
+    choose_radio(page, "Input", "Type text")
+    box = widget(page, "stTextArea", "Text to explain").locator("textarea")
+    box.fill("a great and lovely film")
+    box.press("Control+Enter")
+    wait_idle(page)
+    _explain_and_add(page, check_sanity=True)
+    choose_radio(page, "Input", "From the test set")
+    _explain_and_add(page, check_sanity=False)
+
+    # A reload (a new Streamlit session) keeps this browser's draft: the Compare page counts both.
+    open_page(page, f"{app.url}/compare?runs=tiny-text,tiny-text-head", "Compare")
+    page.reload()
+    page.get_by_role("heading", name="Compare").first.wait_for()
+    wait_idle(page)
+    page.get_by_text("Explanations in the report: 2 you added on the Explain page").first.wait_for()
+    for label, value in (("Report title", "Sentiment model: ship full or head?"),
+                         ("Subtitle", "Review for the product team"), ("Prepared by", "Team lead")):
+        field = widget(page, "stTextInput", label).locator("input")
+        field.fill(value)
+        field.press("Enter")
+        wait_idle(page)
+    with page.expect_download(timeout=180_000) as dl:
+        page.get_by_role("button", name="Report on these runs (PDF)").click()
+    pdf = tmp_path / "report.pdf"
+    dl.value.save_as(pdf)
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+
+    def text(pdf_page) -> str:  # noqa: ANN001
+        # NFKC undoes the typesetter's ligatures ("ﬁ" in "film"); split/join evens out the spacing.
+        return " ".join(unicodedata.normalize("NFKC", pdf_page.extract_text()).split())
+
+    pages = PdfReader(str(pdf)).pages
+    first = text(pages[0])
+    assert "Sentiment model: ship full or head?" in first and "Review for the product team" in first
+    assert "Prepared by Team lead" in first
+    assert "The question:" in first and "The answer:" in first
+    for col in ("experiment", "seeds", "accuracy", "macro-F1", "trainable", "train time", "peak memory"):
+        assert col in first, col
+    assert re.search(r"(beats|No clear difference)", first), first  # the verdict, on page one
+    rest = " ".join(text(p) for p in pages[1:])
+    assert rest.count("Faithfulness:") >= 2 and "a great and lovely film" in rest  # exactly what was added
+    assert "Sanity check" in rest
+    # The first page as the manager sees it, kept for whoever reads the CI artefacts.
+    from browser_support import ARTIFACTS
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["pdftoppm", "-png", "-r", "70", "-f", "1", "-l", "1", "-singlefile", str(pdf),
+                    str(ARTIFACTS / "h-report-first-page")], check=True, timeout=120)
+    assert (ARTIFACTS / "h-report-first-page.png").stat().st_size > 10_000
+    no_tracebacks(page)
+    screenshot(page, "h-team-lead-compare-report")

@@ -109,7 +109,12 @@ def test_two_single_runs_show_both_paired_tests_and_their_disagreements(home: Pa
     # short run labels ("<method> · s<seed>"), not run ids (issue 14, item 5)
     assert len(disagree) > 0 and set(disagree["right"]) <= {"full · s1", "head · s2", "neither"}
     assert {"full · s1", "head · s2"} <= set(disagree.columns)
-    assert [b.proto.label for b in at.get("download_button")] == ["Report on these runs (HTML)"]
+    from core.report import find_chromium
+
+    pdf = ["Report on these runs (PDF)"] if find_chromium() else []  # printed by the server's Chromium
+    assert [b.proto.label for b in at.get("download_button")] == ["Report on these runs (HTML)", *pdf]
+    if not pdf:
+        assert any("A PDF needs Chromium on the server" in c.value for c in at.caption)
 
 
 def test_three_seed_groups_get_a_verdict_over_seeds_and_test_examples(fake_runs: Path) -> None:

@@ -15,7 +15,17 @@ from core.errors import RunError
 from core.markup import escape_markdown as md
 from core.runs import RUN_ID, Run, list_runs
 from dashboard.charts import curve_overlay, diff_bars
-from dashboard.ui import PAGES, fmt_count, fmt_metric, fmt_seconds, guard, report_download, report_fields, runs_dir
+from dashboard.ui import (
+    PAGES,
+    fmt_count,
+    fmt_metric,
+    fmt_seconds,
+    guard,
+    report_download,
+    report_fields,
+    report_pdf_download,
+    runs_dir,
+)
 
 
 def finished_runs() -> list[dict[str, Any]]:
@@ -231,11 +241,20 @@ with guard("comparing runs"):
 
     report_paths = [r.path for r in runs.values()]
     fields = report_fields(report_paths, "compare_report")
-    st.download_button("Report on these runs (HTML)", report_download(report_paths, **fields),
-                       file_name="tunescope-report.html", mime="text/html", key="compare_report", on_click="ignore",
-                       help="A self-contained page (the question and its answer, metrics with cost, verdicts, "
-                            "curves, confusion matrices, calibration, the explanations you added, model cards) "
-                            "to send to people who will not open tunescope. Print it to PDF from the browser.")
+    html_col, pdf_col = st.columns(2)
+    html_col.download_button("Report on these runs (HTML)", report_download(report_paths, **fields),
+                             file_name="tunescope-report.html", mime="text/html", key="compare_report",
+                             on_click="ignore",
+                             help="A self-contained page (the question and its answer, metrics with cost, verdicts, "
+                                  "curves, confusion matrices, calibration, the explanations you added, model cards) "
+                                  "to send to people who will not open tunescope.")
+    pdf = report_pdf_download(report_paths, **fields)
+    if pdf is None:
+        pdf_col.caption("A PDF needs Chromium on the server; open the HTML report and print it from your browser.")
+    else:
+        pdf_col.download_button("Report on these runs (PDF)", pdf, file_name="tunescope-report.pdf",
+                                mime="application/pdf", key="compare_report_pdf", on_click="ignore",
+                                help="The same report printed to PDF (takes a few seconds).")
 
     st.subheader("Curves")
     st.caption("One colour per experiment, one dash per seed.")
