@@ -34,8 +34,15 @@ def test_save_list_get_delete(home: Path, sentiment_csv: Path) -> None:
     assert Path(saved.path).read_bytes() == sentiment_csv.read_bytes()
     assert [d.name for d in datastore.list_datasets()] == ["reviews"]
     assert datastore.get_dataset("reviews").path == saved.path
+    # The same file again (a double click) is the first save; another file under the name is refused.
+    assert datastore.save_dataset("reviews", staged) == saved
+    more = sentiment_csv.read_bytes() + b"one more lovely review,positive\n"
+    other = datastore.stage_upload("s1", "reviews.csv", more)
     with pytest.raises(DataError, match="exists already"):
-        datastore.save_dataset("reviews", staged)
+        datastore.save_dataset("reviews", other)
+    with pytest.raises(DataError, match="exists already"):
+        datastore.save_dataset("reviews", staged, text_column="text")  # the same file read differently
+    assert Path(datastore.get_dataset("reviews").path).read_bytes() == sentiment_csv.read_bytes()
     datastore.delete_dataset("reviews")
     assert datastore.list_datasets() == []
     with pytest.raises(DataError, match="No saved dataset"):

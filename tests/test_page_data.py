@@ -57,10 +57,28 @@ def test_upload_valid_csv_save_and_refuse_a_taken_name(home: Path, sentiment_csv
     assert "Saved as **reviews**" in at.success[0].value
     [saved] = list_datasets()
     assert saved.name == "reviews" and saved.rows == 240
+    assert "Where you can use it:" in at.markdown[-1].value and "Train page" in at.markdown[-1].value
     before = Path(saved.path).read_bytes()
+    # A second click on Save (a student who was not sure) reports the first save's success.
+    at.button(key="data_save").click().run()
+    assert not at.error and "Saved as **reviews**" in at.success[0].value
+    assert len(list_datasets()) == 1 and Path(saved.path).read_bytes() == before
+    # Another file under that name is refused, and the saved one is untouched.
+    other = sentiment_csv.read_bytes() + b"one more lovely review,positive\n"
+    at = _upload(at, "reviews.csv", other)
+    at.text_input(key="data_name").input("reviews").run()
     at.button(key="data_save").click().run()
     assert "exists already" in at.error[0].value
     assert len(list_datasets()) == 1 and Path(saved.path).read_bytes() == before
+
+
+def test_the_name_follows_each_new_upload(home: Path, sentiment_csv: Path) -> None:
+    at = _upload(_page(), "reviews.csv", sentiment_csv.read_bytes())
+    assert at.text_input(key="data_name").value == "reviews"
+    at = _upload(at, "Class Survey 2026.csv", sentiment_csv.read_bytes())
+    assert at.text_input(key="data_name").value == "class-survey-2026"
+    at.text_input(key="data_name").input("my-name").run()  # a name typed by hand stays while the file does
+    assert at.text_input(key="data_name").value == "my-name"
 
 
 def test_bad_row_is_named_and_nothing_is_stored(home: Path) -> None:

@@ -4,7 +4,8 @@ An upload first lands in a private staging folder (one per browser session); it 
 everyone only through `save_dataset`, which reserves the name (an exclusive mkdir), validates the file
 with the same loader training uses, and writes `dataset.json` last, so a folder without it is a save in
 progress that nobody lists. A file that fails validation is never stored, and saving under a taken name
-(or one being saved) is refused rather than overwriting what is there.
+(or one being saved) is refused rather than overwriting what is there, except that saving the very same
+file with the same columns again returns the first save (a double click is not an error).
 
 Layout of `$TUNESCOPE_HOME/datasets/<name>/`: the file itself (its original extension kept, so the
 loader recognises the format) and `dataset.json` (task, labels, sizes, warnings, when saved).
@@ -12,6 +13,7 @@ loader recognises the format) and `dataset.json` (task, labels, sizes, warnings,
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import re
@@ -127,7 +129,13 @@ def save_dataset(name: str, source: str | Path, original_name: str | None = None
     source = Path(source)
     original = original_name or source.name
     suffix = suffix_of(original)
-    final = _reserve(name)
+    try:
+        final = _reserve(name)
+    except DataError:
+        same = already_saved(name, source, text_column, label_column)
+        if same is None:
+            raise
+        return same
     try:
         data = load_dataset(source, text_column=text_column, label_column=label_column)
         if data.task == "image" and suffix != ".zip":
@@ -147,6 +155,20 @@ def save_dataset(name: str, source: str | Path, original_name: str | None = None
         shutil.rmtree(final, ignore_errors=True)  # our own reservation: nothing stored, the name free
         raise
     return meta
+
+
+def already_saved(name: str, source: str | Path, text_column: str | None = None,
+                  label_column: str | None = None) -> SavedDataset | None:
+    """The saved dataset `name` when it holds exactly this file read with these columns, else None."""
+    folder = datasets_dir() / check_name(name)
+    found = _read(folder)
+    if found is None or columns_of(name) != {"text": text_column, "label": label_column}:
+        return None
+    try:
+        same = filecmp.cmp(source, found.path, shallow=False)
+    except OSError:
+        return None
+    return found if same else None
 
 
 RESERVATION_TTL_S = STAGE_TTL_S  # a save takes minutes at most; a day-old reservation is a crashed one

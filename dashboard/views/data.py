@@ -1,5 +1,5 @@
 """Data: upload a dataset (or pick a demo or a saved one), see what the loader made of it, fix what it
-reports, and save it for training. Uploads stay private to this browser session until saved."""
+reports, and save it for training. Uploads stay private to this browser until saved."""
 
 from __future__ import annotations
 
@@ -120,21 +120,34 @@ def show_dataset(data: LabeledData) -> None:
         right.plotly_chart(length_histogram(dv.length_frame(data)), width="stretch", key="data_lengths")
 
 
-def save_form(staged: Path, original: str, text_col: str | None, label_col: str | None) -> None:
+def save_form(staged: Path, up: Any, text_col: str | None, label_col: str | None) -> None:
     st.subheader("Save it for training")
+    original = up.name
     stem = original[: -len(suffix_of(original))] if original else "dataset"
-    name = st.text_input("Dataset name", value=slug(stem), key="data_name", max_chars=48,
+    if st.session_state.get("_data_name_for") != up.file_id:
+        # A new upload brings its own name: the box must not keep the previous file's.
+        st.session_state["_data_name_for"] = up.file_id
+        st.session_state["data_name"] = slug(stem)
+    name = st.text_input("Dataset name", key="data_name", max_chars=48,
                          help="Lower-case letters, digits, '-' and '_'. Saved datasets are visible to every user.")
     if st.button("Save dataset", type="primary", key="data_save"):
         try:
+            # Saving the same file under the same name again returns the first save, so a second
+            # click (or a click during a slow save) reports that success instead of "name taken".
             saved = save_dataset(name.strip(), staged, original_name=original, text_column=text_col,
                                  label_column=label_col)
         except DataError as exc:
             st.error(md(exc))
         else:
-            st.success(f"Saved as **{md(saved.name)}** ({saved.rows:,} examples, {len(saved.labels)} classes).")
-            st.page_link(PAGES["train"], label=f"Train on {md(saved.name)}",
-                         query_params={"dataset": f"saved:{saved.name}"})
+            st.session_state["_data_saved"] = (up.file_id, saved.name, saved.rows, len(saved.labels))
+    done = st.session_state.get("_data_saved")
+    if done and done[0] == up.file_id:
+        _, saved_name, rows, classes = done
+        st.success(f"Saved as **{md(saved_name)}** ({rows:,} examples, {classes} classes).")
+        st.markdown("**Where you can use it:** in the Train page's dataset list, for everyone on this server, "
+                    "and on this page under *Or a saved dataset*.")
+        st.page_link(PAGES["train"], label=f"Train on {md(saved_name)}",
+                     query_params={"dataset": f"saved:{saved_name}"})
 
 
 def saved_section() -> None:
@@ -204,7 +217,7 @@ with guard("loading the data page"):
     st.file_uploader("Upload a dataset", type=UPLOAD_TYPES, key="data_upload",
                      help="Text: CSV, TSV, JSONL, JSON or Parquet with a text and a label column (optionally "
                           "a split column). Images: a ZIP with one folder per class. Up to 200 MB.")
-    st.caption("Uploads stay private to this browser session until you save them.")
+    st.caption("Uploads stay private to this browser until you save them.")
     data: LabeledData | None = None
     up = None
     text_col = label_col = None
@@ -215,8 +228,8 @@ with guard("loading the data page"):
     except DataError as exc:
         st.error(md(exc))
         if shown["column_boxes"]:
-            st.caption("Nothing was stored. Choose the text and label columns in the boxes above (they are "
-                       "what --text-column and --label-column mean here), or fix the file and upload it again.")
+            st.caption("Nothing was stored. Choose the text and label columns in the boxes above, or fix the "
+                       "file and upload it again.")
         elif st.session_state.get("data_upload") is not None:
             st.caption("Nothing was stored. Fix the file and upload it again.")
         else:
@@ -224,5 +237,5 @@ with guard("loading the data page"):
     if data is not None:
         show_dataset(data)
         if up is not None:
-            save_form(Path(source), up.name, text_col, label_col)
+            save_form(Path(source), up, text_col, label_col)
     saved_section()
