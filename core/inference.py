@@ -72,9 +72,9 @@ def predict(run: str | Path, inputs: Sequence[Any], runs_dir: str | Path | None 
     "image") says what the caller is giving, so a mismatch is an error rather than nonsense."""
     bundle, labels = load_run_model(run, runs_dir)
     if kind is not None and kind != bundle.task:
-        flag = "--text" if bundle.task == "text" else "--image"
+        want = "text" if bundle.task == "text" else "an image"
         raise DataError(f"Run {Path(str(run)).name} is a {bundle.task} model but {kind} input was given; "
-                        f"use {flag}.")
+                        f"give it {want}.")
     if bundle.task == "image":
         missing = [x for x in inputs if isinstance(x, (str, Path)) and not str(x).startswith("zip://")
                    and not Path(x).is_file()]

@@ -69,7 +69,7 @@ def _runs(runs: Sequence[str | Path | Run], runs_dir: Path | None) -> list[Run]:
             raise RunError(f"Run {run.id} has not finished successfully; a report covers finished runs only.")
         out.append(run)
     if not out:
-        raise ConfigError("Name at least one run for the report (--runs DIR ...).")
+        raise ConfigError("Name at least one run for the report.")
     return out
 
 

@@ -37,7 +37,8 @@ def log_run(run_dir: str | Path, uri: str) -> str:
     try:
         import mlflow
     except ImportError as exc:
-        raise ConfigError("--mlflow needs MLflow: run `pip install mlflow` (or leave --mlflow out).") from exc
+        raise ConfigError("Logging to MLflow needs MLflow: run `pip install mlflow` (or turn MLflow logging "
+                          "off).") from exc
     run = Run(Path(run_dir))
     cfg, summary = run.config(), run.summary()
     mlflow.set_tracking_uri(uri)

@@ -61,7 +61,7 @@ def test_predict_eval_and_runs(trained_run, tmp_path):
     table = tunescope("runs", home=home).stdout
     assert run_dir.name in table and "succeeded" in table
     wrong_kind = tunescope("predict", "--run", str(run_dir), "--image", str(holdout), home=home, check=False)
-    assert wrong_kind.returncode == 2 and "is a text model but image input was given; use --text" in wrong_kind.stderr
+    assert wrong_kind.returncode == 2 and "is a text model but image input was given; give it text" in wrong_kind.stderr
     again = tunescope("train", "--data", str(holdout), "--run-id", run_dir.name, home=home, check=False)
     assert again.returncode == 2 and "already exists" in again.stderr
 

@@ -421,7 +421,8 @@ def test_unreadable_parquet(tmp_path):
 
 def test_missing_text_column_lists_columns(tmp_path):
     path = write_csv(tmp_path / "c.csv", [("x", "y", "z")] * 4, header=("foo", "bar", "baz"))
-    with pytest.raises(MissingColumnError, match=r"'c\.csv' .*text column .*'foo', 'bar', 'baz'.*--text-column"):
+    with pytest.raises(MissingColumnError,
+                       match=r"'c\.csv' .*text column .*'foo', 'bar', 'baz'.*choose the text column"):
         load_dataset(path)
 
 
@@ -429,15 +430,15 @@ def test_ambiguous_label_column(tmp_path):
     rows = [(t, lab, lab) for t, lab in text_rows(BALANCED)]
     path = write_csv(tmp_path / "c.csv", rows, header=("text", "sentiment", "topic"))
     with pytest.raises(MissingColumnError,
-                       match=r"several possible label columns \('sentiment', 'topic'\).*--label-column"):
+                       match=r"several possible label columns \('sentiment', 'topic'\).*choose the label column"):
         load_dataset(path)
     assert load_dataset(path, label_column="topic").labels == ["neg", "pos"]
 
 
 def test_given_column_that_does_not_exist(tmp_path):
-    with pytest.raises(MissingColumnError, match=r"'reviews\.csv' has no column 'body' .*--text-column"):
+    with pytest.raises(MissingColumnError, match=r"'reviews\.csv' has no column 'body' .*check the text column"):
         load_dataset(csv_file(tmp_path), text_column="body")
-    with pytest.raises(MissingColumnError, match=r"no column 'klass'.*--label-column"):
+    with pytest.raises(MissingColumnError, match=r"no column 'klass'.*check the label column"):
         load_dataset(csv_file(tmp_path), label_column="klass")
 
 

@@ -81,26 +81,26 @@ def _candidates(columns: Sequence[str], tiers: Sequence[Sequence[str]], exclude:
     return [c for c in usable if set(_norm(c).split("_")) & words]
 
 
-def _given_column(table: Table, given: str, flag: str) -> str:
+def _given_column(table: Table, given: str, setting: str) -> str:
     if given in table.columns:
         return given
     folded = [c for c in table.columns if c.strip().lower() == given.strip().lower()]
     if len(folded) == 1:
         return folded[0]
     raise MissingColumnError(f"'{table.path.name}' has no column '{given}' (columns: "
-                             f"{fmt_names(table.columns)}); check {flag}.")
+                             f"{fmt_names(table.columns)}); check {setting}.")
 
 
 def _pick_column(table: Table, role: str, tiers: Sequence[Sequence[str]], exclude: set[Any],
-                 flag: str) -> str:
+                 setting: str) -> str:
     found = _candidates(table.columns, tiers, exclude)
     if len(found) == 1:
         return found[0]
     if found:
         raise MissingColumnError(f"'{table.path.name}' has several possible {role} columns "
-                                 f"({fmt_names(found)}); pass {flag} with the one to use.")
+                                 f"({fmt_names(found)}); choose {setting} to use.")
     raise MissingColumnError(f"'{table.path.name}' has no recognisable {role} column (columns: "
-                             f"{fmt_names(table.columns)}); pass {flag}, or add a header row "
+                             f"{fmt_names(table.columns)}); choose {setting}, or add a header row "
                              f"if the file has none.")
 
 
@@ -132,10 +132,10 @@ def choose_columns(table: Table, src: Source, split_column: str | None,
                    use_split: bool) -> Columns:
     split = None
     if use_split:
-        split = (_given_column(table, split_column, "--split-column") if split_column
+        split = (_given_column(table, split_column, "the split column") if split_column
                  else _find_split_column(table.columns))
-    given_text = _given_column(table, src.text_column, "--text-column") if src.text_column else None
-    given_label = _given_column(table, src.label_column, "--label-column") if src.label_column else None
+    given_text = _given_column(table, src.text_column, "the text column") if src.text_column else None
+    given_label = _given_column(table, src.label_column, "the label column") if src.label_column else None
     exclude = {split, given_label} - {None}
     task = src.task
     if task is None:
@@ -146,15 +146,15 @@ def choose_columns(table: Table, src: Source, split_column: str | None,
         text = given_text
     elif task == "image":
         text = _detect_path_column(table, exclude) or _pick_column(
-            table, "image path", _PATH_TIERS, exclude, "--text-column (the image path column)")
+            table, "image path", _PATH_TIERS, exclude, "the text column (the one with the image paths)")
     else:
         text = _fallback(table, exclude) or _pick_column(table, "text", _TEXT_TIERS, exclude,
-                                                         "--text-column")
+                                                         "the text column")
     label = given_label or _fallback_label(table, exclude | {text}) or _pick_column(
-        table, "label", _LABEL_TIERS, exclude | {text}, "--label-column")
+        table, "label", _LABEL_TIERS, exclude | {text}, "the label column")
     if label == text:
         raise MissingColumnError(f"'{table.path.name}' uses column '{text}' for both text and label; "
-                                 f"pass different --text-column and --label-column.")
+                                 f"choose different text and label columns.")
     return Columns(text, label, split, task)
 
 

@@ -52,7 +52,7 @@ def load_target(run: Run, value: Any, *, max_tokens: int = DEFAULT_MAX_TOKENS, d
     net.to(dev).eval()
     if bundle.task == "text":
         if not isinstance(value, str):
-            raise DataError(f"Run {run.id} is a text model; give text to explain (--text), not an image.")
+            raise DataError(f"Run {run.id} is a text model; give it text to explain, not an image.")
         if not 2 <= max_tokens <= 4096:
             raise ConfigError(f"max_tokens must be between 2 and 4096, got {max_tokens}.")
         limit = min(max_tokens, bundle.preprocessor.max_length)
@@ -60,6 +60,6 @@ def load_target(run: Run, value: Any, *, max_tokens: int = DEFAULT_MAX_TOKENS, d
     else:
         if isinstance(value, str) and not Path(value).is_file() and not value.startswith("zip://"):
             raise DataError(f"Image file {value!r} does not exist." if Path(value).suffix else
-                            f"Run {run.id} is an image model; give an image to explain (--image), not text.")
+                            f"Run {run.id} is an image model; give it an image to explain, not text.")
         target = ImageTarget.build(net, bundle.preprocessor, value)
     return target.to(dev), labels, dev

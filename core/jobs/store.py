@@ -414,7 +414,7 @@ class SQLiteJobStore(JobStore):
                         (j.runs_dir, j.run_id, "cancelled", "failed")).fetchone()
                     if clash:
                         raise JobError(f"Job {clash['id']} already writes run {j.run_id!r}; choose another "
-                                       "--run-id.")
+                                       "run id.")
             for g in {j.group_id for j in jobs if j.group_id}:
                 if c.execute("SELECT 1 FROM jobs WHERE group_id = ? LIMIT 1", (g,)).fetchone():
                     raise IdCollision(f"Group id {g} is taken.")

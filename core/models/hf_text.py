@@ -81,7 +81,7 @@ class TextClassifier(Classifier):
                 if isinstance(layers, nn.ModuleList) and len(layers):
                     return list(layers)
         raise ModelError(f"Cannot find the transformer layers of {type(self.encoder).__name__} "
-                         "for top-k fine-tuning; use --method full, head or lora.")
+                         "for top-k fine-tuning; use the method full, head or lora.")
 
     def head_modules(self) -> list[nn.Module]:
         mods: list[nn.Module] = [self.classifier]
@@ -97,7 +97,7 @@ class TextClassifier(Classifier):
         names = [f"encoder.{n}" for n in linear_names(self.encoder, self.LORA_SUFFIXES)]
         if not names:
             raise ModelError(f"No attention projections found in {type(self.encoder).__name__} for "
-                             "LoRA; use --method full, head or topk.")
+                             "LoRA; use the method full, head or topk.")
         return names
 
     def arch_spec(self) -> dict[str, Any]:

@@ -57,4 +57,4 @@ def hf_load(loader: Callable[..., Any], name: str, **kwargs: Any) -> Any:
         raise ModelUnavailableError(
             f"Cannot load model {name!r}: it is not a local folder, not in the Hugging Face cache, and "
             f"the hub could not be reached ({type(exc).__name__}). Give a local folder, or use the "
-            "offline defaults (--model minilm for text, efficientnet_lite0 for images).") from exc
+            "offline default models (minilm for text, efficientnet_lite0 for images).") from exc

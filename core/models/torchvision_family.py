@@ -90,7 +90,7 @@ def _torchvision(name: str, pretrained: bool) -> nn.Module:
         raise ModelUnavailableError(
             f"The pretrained torchvision weights for {name!r} are not on this machine and could not be "
             f"downloaded ({type(exc).__name__}). Put the weight file in {torch.hub.get_dir()}/checkpoints, "
-            "or use the offline default --model efficientnet_lite0.") from exc
+            "or use the offline default model efficientnet_lite0.") from exc
 
 
 def build(name: str, num_labels: int, *, pretrained: bool, image_size: int | None, **_: Any) -> ModelBundle:

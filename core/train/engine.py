@@ -89,9 +89,9 @@ def pick_device(requested: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {requested} was asked for but no CUDA GPU is visible; use --device cpu.")
+        raise ConfigError(f"Device {requested} was asked for but no CUDA GPU is visible; use the device cpu.")
     if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("--device mps was asked for but Apple's MPS is not available; use --device cpu.")
+        raise ConfigError("Device mps was asked for but Apple's MPS is not available; use the device cpu.")
     return torch.device(requested)
 
 
@@ -100,7 +100,7 @@ def pick_precision(device: torch.device, requested: str) -> str:
         # bf16 autocast is tens of times slower than fp32 on many CPUs; only CUDA gains from it.
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     if requested == "bf16" and device.type != "cuda":
-        raise ConfigError(f"--precision {requested} needs a CUDA GPU; use fp32 on {device.type}.")
+        raise ConfigError(f"Precision {requested} needs a CUDA GPU; use fp32 on {device.type}.")
     return requested
 
 

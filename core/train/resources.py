@@ -232,7 +232,7 @@ def check_memory(cfg: Any, task: str, num_labels: int = 2, device: Any = None, p
                f"about batch {suggested} should (the runner halves the batch on out-of-memory).")
     else:
         msg = (f"{what} will not fit: even batch size 1 needs about {one.gib:.1f} GiB and only {have}. "  # type: ignore[union-attr]
-               "Use a smaller model, a shorter --max-length, --method lora or head, or a freer GPU.")
+               "Use a smaller model, a shorter max length, the method lora or head, or a freer GPU.")
     return MemoryCheck(fits, fits1, est, free, total, dev, msg, suggested)
 
 

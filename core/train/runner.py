@@ -85,7 +85,7 @@ def run_train(ctx: JobContext, train: Callable[..., Path] | None = None,
         _free_device_memory()
         if b <= 1:
             raise JobFailed(f"Out of device memory even at batch size 1 ({message}). Use a smaller model, a "
-                            "shorter --max-length, --method lora or head, or a GPU with more free memory.")
+                            "shorter max length, the method lora or head, or a GPU with more free memory.")
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=b // 2, grad_accum=a * 2))
         retries.append({"time": time.time(), "from": {"batch_size": b, "grad_accum": a},
                         "to": {"batch_size": b // 2, "grad_accum": a * 2}, "error": message})

@@ -52,9 +52,9 @@ def expand_grid(cfg: Any, seeds: Sequence[int] | None = None,
     if seeds is not None:
         seeds = list(seeds)
         if not seeds:
-            raise ConfigError("--seeds is empty; give e.g. --seeds 1,2,3.")
+            raise ConfigError("The list of seeds is empty; give at least one, e.g. 1,2,3.")
         if len(set(seeds)) != len(seeds):
-            raise ConfigError(f"--seeds repeats a seed: {seeds}.")
+            raise ConfigError(f"The seeds repeat one: {seeds}; give each seed once.")
         axes.append(("seed", GRID_AXES["seed"], seeds))
     n = 1
     for _, _, values in axes:
@@ -134,6 +134,6 @@ def submit_training(cfg: RunConfig, *, owner: str | None = None, priority: int =
             rid = new_run_id(data.name if data is not None else Path(c.data.source).stem, model,
                              c.train.method, *(f"s{c.train.seed}",) * ("seed" in tags))
         if (root / rid).exists():
-            raise RunError(f"Run directory {root / rid} already exists; choose another --run-id.")
+            raise RunError(f"Run directory {root / rid} already exists; choose another run id.")
         specs.append(JobSpec(c.to_dict(), tags=tags, runs_dir=str(root), run_id=rid))
     return enqueue(specs, kind="train", owner=owner, priority=priority, max_attempts=max_attempts, store=store)
