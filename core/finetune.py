@@ -67,6 +67,7 @@ class Method:
     summary: str  # a few words for the --method flag's help: "full: all weights; head: ..."
     help: str     # one line under the method choice on the Train page
     lr: Mapping[str, float]  # default learning rate per task ("text", "image")
+    when: str = ""  # when to pick it: shown under the method choice while it is the one chosen
     # True when nothing before the head trains, so backbone features can be computed once.
     frozen_backbone: bool = False
     # Wide encoders moved as a whole want smaller steps: the default text lr shrinks above MiniLM's width.
@@ -168,17 +169,25 @@ class LoraMethod(Method):
 _ENTRIES: tuple[Method, ...] = (
     FullMethod("full", "Full fine-tuning", "all weights",
                "trains every weight: usually the most accurate, and the slowest",
+               when="Pick **full** when accuracy matters most and there is time (or a GPU): it is usually a "
+                    "few points better than head, and it is the library's default.",
                lr={"text": 1.5e-4, "image": 5e-4}, lr_shrinks_with_width=True,
                params={"train_embeddings": False}),
     HeadMethod("head", "Head only (linear probe)", "only the new classifier",
                "trains only a new classifier on frozen features (computed once): the fastest",
+               when="Pick **head** for a first result within minutes (that is why it is preselected): the "
+                    "frozen model reads each example once and only a small classifier learns.",
                lr={"text": 2e-3, "image": 5e-3}, frozen_backbone=True),
     TopKMethod("topk", "Top-k blocks", "top-k blocks + head",
                "trains the top blocks and the classifier: a middle ground",
+               when="Pick **topk** when head is not accurate enough but full is too slow: only the top "
+                    "blocks (2 by default) and the classifier learn.",
                lr={"text": 2e-4, "image": 1e-3}, lr_shrinks_with_width=True,
                params={"topk_layers": 2}, backward_skipped=0.6, card_params=("topk_layers",)),
     LoraMethod("lora", "LoRA adapters", "low-rank adapters + head",
                "trains small low-rank adapters and the classifier: close to full, few weights",
+               when="Pick **lora** for accuracy close to full with little memory and a small file to keep "
+                    "per run; each step still runs the whole model, so it is not much faster than full.",
                lr={"text": 5e-4, "image": 2e-3},
                params={"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.1}, backward_skipped=0.3,
                card_params=("lora_r", "lora_alpha"), export_note="LoRA adapters merged into the weights"),

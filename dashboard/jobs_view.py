@@ -33,11 +33,13 @@ _COLOURS = {"queued": "orange", "running": "blue", "succeeded": "green", "failed
 
 
 def job_list(*, limit: int = 20, owner: str | None = None, mine: str | None = None,
-             highlight: Sequence[str] = (), run_every: float | None = 2.0, key: str = "jobs") -> None:
+             highlight: Sequence[str] = (), all_curves: bool = False, run_every: float | None = 2.0,
+             key: str = "jobs") -> None:
     """Render the newest `limit` jobs (only `owner`'s when given), refreshing every `run_every` s.
 
-    `mine` is the owner string of this browser session: its jobs cancel with one click, anyone
-    else's ask for a confirmation first. `highlight`: ids to mark as just submitted.
+    `mine` is the owner string of this browser: its jobs cancel with one click, anyone
+    else's ask for a confirmation first. `highlight`: ids to mark as just submitted. A running job's
+    live curve shows when it is `mine`'s, or for every running job with `all_curves`.
 
     With nothing queued or running the list refreshes only every IDLE_REFRESH_S: ten idle browser
     sessions must not cost ten reruns a second on a server that is also training."""
@@ -46,7 +48,7 @@ def job_list(*, limit: int = 20, owner: str | None = None, mine: str | None = No
         run_every = run_every if busy else max(run_every, IDLE_REFRESH_S)
         st.session_state["_jobs_view_busy"] = busy
     fragment = st.fragment(_render, run_every=run_every)
-    fragment(limit=limit, owner=owner, mine=mine, highlight=tuple(highlight), key=key)
+    fragment(limit=limit, owner=owner, mine=mine, highlight=tuple(highlight), all_curves=all_curves, key=key)
 
 
 def _busy() -> bool:
@@ -57,7 +59,8 @@ def _active(counts: dict[str, int]) -> bool:
     return any(counts.get(s) for s in ACTIVE)
 
 
-def _render(*, limit: int, owner: str | None, mine: str | None, highlight: tuple[str, ...], key: str) -> None:
+def _render(*, limit: int, owner: str | None, mine: str | None, highlight: tuple[str, ...], all_curves: bool,
+            key: str) -> None:
     with guard("showing the job list"):
         failed_cancel = st.session_state.pop("_jobs_view_cancel_error", None)
         if failed_cancel:
@@ -74,10 +77,10 @@ def _render(*, limit: int, owner: str | None, mine: str | None, highlight: tuple
         cache = st.session_state.setdefault(_METRICS_KEY, {})
         for card in listing.cards:
             if card.group_id:
-                _group_card(card, mine=mine, highlight=highlight, key=key, cache=cache)
+                _group_card(card, mine=mine, highlight=highlight, key=key, cache=cache, all_curves=all_curves)
             else:
                 _job_card(card.jobs[0], card.positions[0], mine=mine, new=card.jobs[0].id in highlight,
-                          key=key, cache=cache)
+                          key=key, cache=cache, all_curves=all_curves)
         # forget the curves of jobs that left the list
         listed = {j.id for j in listing.jobs}
         for job_id in list(cache):
@@ -94,7 +97,7 @@ def _place(position: int | None) -> str:
 
 
 def _job_card(job: Any, position: int | None, *, mine: str | None, new: bool, key: str,
-              cache: dict[str, Any]) -> None:
+              cache: dict[str, Any], all_curves: bool) -> None:
     with st.container(border=True):
         head, actions = st.columns([5, 1], vertical_alignment="center")
         with head:
@@ -105,11 +108,11 @@ def _job_card(job: Any, position: int | None, *, mine: str | None, new: bool, ke
                        + (f" · run `{job.run_id}`" if job.run_id else ""))
         with actions:
             _actions(job, mine=mine, key=key)
-        _job_body(job, mine=mine, key=key, cache=cache)
+        _job_body(job, mine=mine, key=key, cache=cache, all_curves=all_curves)
 
 
 def _group_card(card: Any, *, mine: str | None, highlight: tuple[str, ...], key: str,
-                cache: dict[str, Any]) -> None:
+                cache: dict[str, Any], all_curves: bool) -> None:
     """One card for a seed group: the shared settings once, then one line per seed."""
     members = card.jobs
     states: dict[str, int] = {}
@@ -129,10 +132,10 @@ def _group_card(card: Any, *, mine: str | None, highlight: tuple[str, ...], key:
                             f" · `{job.id}`" + (f" · run `{job.run_id}`" if job.run_id else ""))
             with actions:
                 _actions(job, mine=mine, key=key)
-            _job_body(job, mine=mine, key=key, cache=cache)
+            _job_body(job, mine=mine, key=key, cache=cache, all_curves=all_curves)
 
 
-def _job_body(job: Any, *, mine: str | None, key: str, cache: dict[str, Any]) -> None:
+def _job_body(job: Any, *, mine: str | None, key: str, cache: dict[str, Any], all_curves: bool) -> None:
     """The bar, the message of a failed or cancelled job, the test score, and a running job's curve."""
     bar = finished_bar(job.state, job.progress)
     if bar is not None:
@@ -147,11 +150,9 @@ def _job_body(job: Any, *, mine: str | None, key: str, cache: dict[str, Any]) ->
             st.progress(fraction, text=text)
     if job.state == "running":
         # A curve re-sent every refresh is the costly part; ten students each watching everyone's
-        # jobs would redraw ten curves a second. Others' curves are one click away.
+        # jobs would redraw ten curves a second. Others' curves come with the page's "all" choice.
         own = mine is None or job.owner == mine
-        show = own or st.toggle("Live curve", key=f"{key}_curve_on_{job.id}",
-                                help="This job was started from another browser session.")
-        _running_details(job, cache, key, curve=show)
+        _running_details(job, cache, key, curve=own or all_curves)
     elif job.state == "succeeded":
         test = (job.result or {}).get("test") or {}
         if test:
@@ -169,10 +170,10 @@ def _actions(job: Any, *, mine: str | None, key: str) -> None:
         if own or confirm == job.id:
             label = "Cancel" if own else "Yes, cancel it"
             st.button(label, key=f"{key}_cancel_{job.id}", on_click=_cancel, args=(job.id,),
-                      help=None if own else "This job was started from another browser session.")
+                      help=None if own else "This job was started from another browser.")
         else:
             st.button("Cancel", key=f"{key}_cancel_{job.id}", on_click=_ask_confirm, args=(job.id,),
-                      help="Started from another browser session: you will be asked to confirm.")
+                      help="Started from another browser: you will be asked to confirm.")
     elif job.state == "succeeded" and job.run_id:
         st.page_link(PAGES["runs"], label="Open run", query_params={"run": job.run_id})
 

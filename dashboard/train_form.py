@@ -177,6 +177,11 @@ def method_help(method: str) -> str:
     return get_method(method).help
 
 
+def method_when(method: str) -> str:
+    """When to pick `method`: the sentence under the method choice while it is chosen."""
+    return get_method(method).when
+
+
 def default_lr(task: str, method: str) -> float:
     lr = get_method(method).lr
     return lr.get(task, lr["text"])

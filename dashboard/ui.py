@@ -100,7 +100,7 @@ def remember_browser() -> None:
 
 
 def owner() -> str:
-    """The owner tag of this browser session's jobs (the same on every page)."""
+    """The owner tag of this browser's jobs (the same on every page and across reloads)."""
     return f"ui-{session_id()}"
 
 

@@ -82,3 +82,10 @@ def test_a_new_entry_reaches_validation_the_cli_the_form_and_the_estimates() -> 
     """)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_every_method_says_when_to_pick_it() -> None:
+    from core.finetune import METHODS
+
+    for name, method in METHODS.items():
+        assert f"**{name}**" in method.when, name  # the Train page shows it while the method is chosen

@@ -43,9 +43,7 @@ def test_a_short_running_job_shows_its_live_curve_from_the_first_epoch(home: Pat
              "val_macro_f1": 0.5}]  # fewer steps than log_every: no step row yet
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     at = open_app_page("train")
-    toggle = [t for t in at.toggle if t.key == f"train_jobs_curve_on_{job.id}"]
-    if toggle:  # someone else's job may sit behind a toggle
-        toggle[0].set_value(True).run()
+    at.segmented_control(key="train_curves").set_value("all").run()  # someone else's job
     charts = [c for c in at.get("plotly_chart") if c.proto.id and job.id in c.proto.id]
     assert len(charts) == 1
     traces = _check_panels(json.loads(charts[0].proto.spec))

@@ -207,8 +207,9 @@ def test_running_job_shows_progress_and_a_live_curve(home: Path) -> None:
     def curves() -> list:
         return [c for c in at.get("plotly_chart") if c.proto.id and job.id in c.proto.id]
 
-    assert curves() == []  # someone else's job: its curve is one toggle away, not redrawn for everyone
-    at.toggle(key=f"train_jobs_curve_on_{job.id}").set_value(True).run()
+    assert curves() == []  # someone else's job: not redrawn for everyone unless they ask for all curves
+    assert at.segmented_control(key="train_curves").value == "mine"
+    at.segmented_control(key="train_curves").set_value("all").run()
     curves = curves()
     assert len(curves) == 1
     spec = json.loads(curves[0].proto.spec)

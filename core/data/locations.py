@@ -12,7 +12,7 @@ from pathlib import Path
 from core.runs import tunescope_home
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")  # a saved dataset's name, also its folder's
-SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a browser session's private staging folder
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a browser's private staging folder
 META = "dataset.json"  # a saved dataset's record, written last
 
 

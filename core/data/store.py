@@ -1,6 +1,6 @@
 """Saved datasets: uploads a user chose to keep, validated once and reusable by name.
 
-An upload first lands in a private staging folder (one per browser session); it becomes visible to
+An upload first lands in a private staging folder (one per browser); it becomes visible to
 everyone only through `save_dataset`, which reserves the name (an exclusive mkdir), validates the file
 with the same loader training uses, and writes `dataset.json` last, so a folder without it is a save in
 progress that nobody lists. A file that fails validation is never stored, and saving under a taken name

@@ -8,7 +8,7 @@ The `*_config` functions build these configs and `run_explain_job` reads them; `
 `sanity_needs_job` decide what is long enough to go to the worker instead of running inline.
 
 An image from an upload (or handed over from Predict) reaches a job as a file staged privately for
-the browser session that gave it (`stage_image`); a job reads an image only from there or from the
+the browser that gave it (`stage_image`); a job reads an image only from there or from the
 run's own test examples, never another path on the server."""
 
 from __future__ import annotations

@@ -31,6 +31,12 @@ def pending_demo_job() -> str | None:
     return job.id if same and not job.is_final else None
 
 
+def demo_form_params(job_id: str) -> dict[str, str]:
+    """The Train page's URL for the demo job: its form values (widget keys bound to the URL) and the job."""
+    return {"dataset": DEMO["source"], "train_method": DEMO["method"],
+            "train_max_examples": str(DEMO["max_samples"]), "job": job_id}
+
+
 def submit_demo() -> str | None:
     """Queue the demo job; on failure say why and that nothing was queued, and return None."""
     from core.config import DataConfig, RunConfig, TrainConfig
@@ -70,7 +76,9 @@ with guard("loading the home page"):
             job_id = pending_demo_job() or submit_demo()
             if job_id:
                 st.session_state["last_job"] = job_id
-                st.switch_page(PAGES["train"])
+                # The Train form opens on the job it just started (its data, size, method and
+                # estimate), with the job marked in the list, not on the defaults for the full demo.
+                st.switch_page(PAGES["train"], query_params=demo_form_params(job_id))
 
     with right:
         st.subheader("Server")

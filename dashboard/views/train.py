@@ -1,5 +1,9 @@
 """Train: pick a dataset, a model and a method, see what it will cost, queue it, and watch it live.
 
+The form's choices, the "only my jobs" toggle and the live-curve choice live in the URL (widgets bound
+to query parameters, the dataset as `?dataset=`), so a reload or a shared link opens the same form;
+`?job=<id>` marks a job just started elsewhere (Home's "Train the demo").
+
 Submitting only validates and queues (`core.train.submit.submit_training`, check_device=False): the training itself
 runs in a `tunescope worker` process, so this page never imports torch and a closed tab loses nothing.
 """
@@ -104,6 +108,8 @@ def training_form() -> None:
                      "was queued. Choose a dataset again to continue.")
             return
         st.session_state["_train_dataset_seen"] = key
+        if st.query_params.get("dataset") != key:
+            st.query_params["dataset"] = key  # a reload, or the link, opens this dataset again
         choice = choices[key]
         info = dataset_info(choice["source"], choice["text_column"], choice["label_column"], choice["mtime"])
         task, labels, sizes = info["task"], info["labels"], info["sizes"]
@@ -117,7 +123,8 @@ def training_form() -> None:
                 for w in info["warnings"]:
                     st.markdown(f"- {md(w)}")
     with col_model:
-        option = st.selectbox("Model", tf.model_options(task), key=f"train_model_{task}", help=MODEL_HELP["name"])
+        option = st.selectbox("Model", tf.model_options(task), key=f"train_model_{task}", help=MODEL_HELP["name"],
+                              bind="query-params")
         other = None
         if option == tf.OTHER_MODEL:
             other = st.text_input("Hugging Face id or local folder", key=f"train_model_other_{task}",
@@ -133,25 +140,28 @@ def training_form() -> None:
     method_slot = st.container()
     with st.expander("Hyper-parameters"):
         a, b, c = st.columns(3)
-        max_examples = a.number_input("Max examples (0 = all)", min_value=0, max_value=10_000_000, value=0,
-                                      step=100, key="train_max_examples", help=DATA_HELP["max_samples"])
-        epochs = b.number_input("Epochs (0 = auto)", min_value=0, max_value=1000, value=0, step=1,
-                                key="train_epochs", help=TRAIN_HELP["epochs"])
+        st.caption("0 = default: all examples, epochs chosen from the data size, the method's learning rate, "
+                   "the model's image size. The line under the estimate shows what the defaults became.")
+        max_examples = a.number_input("Max examples (0 = default)", min_value=0, max_value=10_000_000, value=0,
+                                      step=100, key="train_max_examples", help=DATA_HELP["max_samples"],
+                                      bind="query-params")
+        epochs = b.number_input("Epochs (0 = default)", min_value=0, max_value=1000, value=0, step=1,
+                                key="train_epochs", help=TRAIN_HELP["epochs"], bind="query-params")
         batch_size = c.number_input("Batch size", min_value=1, max_value=4096, value=32, step=8,
-                                    key="train_batch_size", help=TRAIN_HELP["batch_size"])
+                                    key="train_batch_size", help=TRAIN_HELP["batch_size"], bind="query-params")
         lr = a.number_input("Learning rate (0 = default)", min_value=0.0, max_value=1.0, value=0.0, step=1e-5,
-                            format="%g", key="train_lr", help=TRAIN_HELP["lr"])
+                            format="%g", key="train_lr", help=TRAIN_HELP["lr"], bind="query-params")
         if task == "text":
             max_length = b.number_input("Max length (tokens)", min_value=8, max_value=8192, value=128, step=16,
-                                        key="train_max_length", help=MODEL_HELP["max_length"])
+                                        key="train_max_length", help=MODEL_HELP["max_length"], bind="query-params")
             image_size = 0
         else:
-            image_size = b.number_input("Image size (0 = auto)", min_value=0, max_value=2048, value=0, step=32,
-                                        key="train_image_size", help=MODEL_HELP["image_size"])
+            image_size = b.number_input("Image size (0 = default)", min_value=0, max_value=2048, value=0, step=32,
+                                        key="train_image_size", help=MODEL_HELP["image_size"], bind="query-params")
             max_length = 128
         n_seeds = c.number_input("Seeds", min_value=1, max_value=tf.MAX_SEEDS, value=1, step=1, key="train_seeds",
                                  help="Train the same setup n times with seeds 1..n (one job each, in one "
-                                      "group) to see how much the result varies by chance.")
+                                      "group) to see how much the result varies by chance.", bind="query-params")
 
     run_sizes = tf.scaled_sizes(sizes, int(max_examples) or None)
     n_epochs = TrainConfig(epochs=int(epochs) or None).epochs_for(run_sizes.get("train", 0))
@@ -171,15 +181,13 @@ def training_form() -> None:
             captions.append(f"{tf.method_help(m)} · {fmt_count(trainable) if trainable else '?'} trainable"
                             + (f" · {tf.rough_duration(tim.seconds)}" if tim else ""))
         method = st.radio("Method", list(tf.METHODS), index=tf.METHODS.index(DEFAULT_METHOD), captions=captions,
-                          key="train_method", horizontal=False, help=TRAIN_HELP["method"])
-        st.caption("**head** is preselected because it gives a first result fastest: the frozen model reads "
-                   "each example once and only a small classifier learns, so a class sees results within "
-                   "minutes. **full** (the library default) is usually a few points more accurate but slower.")
+                          key="train_method", horizontal=False, help=TRAIN_HELP["method"], bind="query-params")
+        st.caption(tf.method_when(method))  # about the method chosen now, not always about head
 
     mem, tim = estimates[method]
     lr_text = f"{lr:g}" if lr else f"{tf.default_lr(task, method):g} (default for {method})"
     st.caption(f"Training on {run_sizes.get('train', 0):,} examples for {n_epochs} epoch(s)"
-               f"{' (auto)' if not epochs else ''} · learning rate {lr_text}"
+               f"{' (default)' if not epochs else ''} · learning rate {lr_text}"
                + (f" · images at {img} px" if task == "image" and img else ""))
     st.info("**Estimate:** " + tf.estimate_text(mem, tim, dev, n_runs=int(n_seeds)))
     if tim is not None:
@@ -227,6 +235,14 @@ with guard("preparing the training form"):
 
 st.subheader("Jobs")
 with guard("showing the jobs"):
-    only_mine = st.toggle("Only jobs started in this browser session", key="train_only_mine")
-    job_list(limit=20, owner=owner() if only_mine else None, mine=owner(),
-             highlight=st.session_state.get("train_submitted", ()), key="train_jobs")
+    mine_col, curves_col = st.columns(2)
+    only_mine = mine_col.toggle("Only jobs started in this browser", key="train_only_mine", bind="query-params")
+    # Plain option values: a bound widget writes what it shows into the URL.
+    curves = curves_col.segmented_control(
+        "Live curves of running jobs", ["mine", "all"], default="mine", key="train_curves", required=True,
+        bind="query-params",
+        help="mine: each running job started in this browser (every seed of a group too) shows its curve "
+             "as it trains. all: everyone's running jobs do (more to redraw on a busy server).")
+    started = [*st.session_state.get("train_submitted", ()), *st.query_params.get_all("job")]
+    job_list(limit=20, owner=owner() if only_mine else None, mine=owner(), highlight=started,
+             all_curves=curves == "all", key="train_jobs")
