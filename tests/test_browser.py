@@ -374,3 +374,109 @@ def test_h_team_lead_picks_explanations_and_sends_a_report_whose_first_page_read
     assert (ARTIFACTS / "h-report-first-page.png").stat().st_size > 10_000
     no_tracebacks(page)
     screenshot(page, "h-team-lead-compare-report")
+
+
+def _choose_many(page, label: str, options: list[re.Pattern[str]]) -> None:  # noqa: ANN001
+    """Pick each of `options` in the multiselect labelled `label`."""
+    for option in options:
+        widget(page, "stMultiSelect", label).click()
+        page.get_by_role("option", name=option).first.click()
+        wait_idle(page)
+    page.keyboard.press("Escape")
+
+
+def _queue(page) -> list[str]:  # noqa: ANN001
+    """Click Start training for a seed group; return its job ids (from the confirmation)."""
+    click(page, "Start training")
+    note = page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="Queued 2 jobs").first
+    note.wait_for()
+    return re.findall(r"j-[0-9a-f]+", note.inner_text())
+
+
+def test_g_a_class_uploads_trains_two_seed_groups_reloads_and_shares_a_comparison(  # noqa: ANN001
+        app, browser, page, tmp_path: Path) -> None:
+    import csv
+
+    from conftest import make_sentiment_rows
+
+    # A student's export: headers no loader guesses, an id column in front.
+    upload_file = tmp_path / "Class Reviews (week 3).csv"
+    with open(upload_file, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["#", "What did you think? (free text)", "Thumbs"])
+        w.writerows((i, text, label) for i, (text, label) in enumerate(make_sentiment_rows(160, seed=3)))
+    open_page(page, app.url + "/data", "Data")
+    upload(page, "Upload a dataset", upload_file)
+    choose(page, "Text column", "What did you think? (free text)")
+    choose(page, "Label column", "Thumbs")
+    name = widget(page, "stTextInput", "Dataset name").locator("input")
+    assert name.input_value() == "class-reviews-week-3"  # the name follows the upload
+    page.get_by_role("button", name="Save dataset").dblclick()  # a nervous double click
+    wait_idle(page)
+    page.get_by_text(re.compile(r"Saved as class-reviews-week-3")).first.wait_for()
+    assert page.locator("[data-testid=stAlertContentError]").count() == 0
+    page.get_by_text("Where you can use it:").first.wait_for()
+    assert [p.name for p in (app.home / "datasets").iterdir() if not p.name.startswith(".")].count(
+        "class-reviews-week-3") == 1
+
+    # Two seed groups: full and head, two seeds each, kept small so the class is not kept waiting.
+    open_page(page, app.url + "/train", "Train")
+    choose(page, "Dataset", re.compile("class-reviews-week-3"))
+    choose_radio(page, "Method", "full")
+    fill_number(page, "Max length (tokens)", 32, section="Hyper-parameters")
+    fill_number(page, "Epochs (0 = default)", 4, section="Hyper-parameters")
+    fill_number(page, "Seeds", 2, section="Hyper-parameters")
+    full_jobs = _queue(page)
+    choose_radio(page, "Method", "head")
+    head_jobs = _queue(page)
+    assert len(full_jobs) == len(head_jobs) == 2
+    widget(page, "stCheckbox", "Only jobs started in this browser").locator("label").first.click()
+    wait_idle(page)
+    page.locator("[data-testid=stProgress]").filter(has_text=re.compile(r"step \d+")).first.wait_for(
+        timeout=TRAIN_TIMEOUT_MS)
+
+    # A reload mid-training (a new Streamlit session): the form, the toggle and the jobs stay this
+    # browser's, and the running job's live curve shows without asking.
+    assert "train_seeds=2" in page.url and "train_only_mine=true" in page.url, page.url  # head: the default
+    page.reload()
+    page.get_by_role("heading", name="Train").first.wait_for()
+    wait_idle(page)
+    head = widget(page, "stRadio", "Method").locator("label").filter(has_text=re.compile(r"^\s*head\b")).first
+    assert head.locator("input").is_checked()
+    assert widget(page, "stCheckbox", "Only jobs started in this browser").locator("input").is_checked()
+    page.get_by_text(re.compile(r"^2 seeds")).nth(1).wait_for()  # both groups are still listed as mine
+    curve = page.locator("[data-testid=stPlotlyChart]").first
+    curve.wait_for(timeout=TRAIN_TIMEOUT_MS)
+    curve.scroll_into_view_if_needed()  # the artefact shows the job card with its curve
+    screenshot(page, "g-class-live-curve-after-reload")
+    links = page.get_by_role("link", name="Open run")
+    for _ in range(TRAIN_TIMEOUT_MS // 1000):
+        if links.count() >= 4:
+            break
+        page.wait_for_timeout(1000)
+    assert links.count() >= 4, f"the four jobs did not finish:\n{app.log.read_text()[-2000:]}"
+
+    # Compare the two groups; the link, opened in a fresh browser, shows the same comparison.
+    open_page(page, app.url + "/compare", "Compare")
+    choose_radio(page, "Pick", "Seed groups")
+    _choose_many(page, "Seed groups", [re.compile(r"full.*class-reviews|class-reviews.*full"),
+                                       re.compile(r"head.*class-reviews|class-reviews.*head")])
+    code = page.locator("[data-testid=stCode]").filter(has_text="groups=").first
+    code.wait_for()
+    link = code.inner_text().strip()
+    assert link.startswith(app.url + "/compare?groups="), link
+    verdict = page.get_by_text(re.compile(r"beats|No clear difference")).first.inner_text()
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        other = fresh.new_page()
+        other.set_default_timeout(60_000)
+        open_page(other, link, "Compare")
+        other.get_by_text(re.compile(r"beats|No clear difference")).first.wait_for()
+        assert other.get_by_text(re.compile(r"beats|No clear difference")).first.inner_text() == verdict
+        chosen = widget(other, "stMultiSelect", "Seed groups").inner_text()
+        assert "full" in chosen and "head" in chosen, chosen
+        no_tracebacks(other)
+        screenshot(other, "g-class-shared-comparison")
+    finally:
+        fresh.close()
+    no_tracebacks(page)
