@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.runs import RunWriter
@@ -32,6 +32,12 @@ class TrainState:
     phase: str = "starting"
     best_epoch: int | None = None
     best_metric: float | None = None
+    # The work ahead, set before on_start, so a job's ETA can count the evaluations and the feature
+    # caching still to come and not only the training steps.
+    split_sizes: dict[str, int] = field(default_factory=dict)
+    steps_per_epoch: int = 0
+    samples_per_step: int = 0
+    feature_cache: bool = False
 
 
 class Callback:

@@ -280,6 +280,10 @@ class Engine:
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
         self.state.total_steps = total
+        self.state.split_sizes = data.sizes()
+        self.state.steps_per_epoch = steps_per_epoch
+        self.state.samples_per_step = cfg.batch_size * cfg.grad_accum
+        self.state.feature_cache = self.use_feature_cache
         params = _param_groups(self.model, cfg.weight_decay)
         opt_kwargs: dict[str, Any] = {"lr": self.lr}
         if self.device.type in ("cuda", "cpu"):
