@@ -157,6 +157,10 @@ def test_the_job_context_times_caching_and_steps_for_the_eta(monkeypatch: pytest
         ctx.on_step(state)
     assert ctx.progress["eta_work"]["train"] == [pytest.approx(0.1), 2]
     assert eta_seconds(ctx.progress) == pytest.approx(93 * 0.05 + 300 * 0.01)
+    ctx.on_start(_FakeState(samples_per_step=16))  # an out-of-memory retry at half the batch: time it anew
+    now[0] += 1.0
+    ctx.on_phase(state, "features:train", 100, 1000)
+    assert ctx.progress["eta_work"] == {"features": [1.0, 100]}
 
 
 # -- a live head job through the real callbacks ------------------------------------------------------

@@ -201,6 +201,8 @@ class JobContext:
                 "steps_per_epoch": getattr(state, "steps_per_epoch", 0),
                 "samples_per_step": getattr(state, "samples_per_step", 0),
                 "feature_cache": bool(getattr(state, "feature_cache", False))}
+        # a retry after running out of memory starts over at another batch size: old paces no longer hold
+        self._work, self._warmup, self._last_step, self._last_done = {}, {}, None, None
         self._last_hook = time.monotonic()
         self.update(phase=state.phase, total_steps=state.total_steps, epochs=state.epochs, step=state.step,
                     eta_plan=plan)
