@@ -34,25 +34,29 @@ FILLER = ["the", "film", "movie", "was", "a", "story", "plot", "and", "really", 
 # What the replay needs of a report; the rest (memory, loss, last epoch …) only makes the file big.
 # The job's plan (`eta_plan`) is the same in every report: it is kept once per job.
 KEEP = ("phase", "step", "total_steps", "eta_s", "phase_done", "phase_total", "phase_done0", "phase_started",
-        "updated", "eta_work")
+        "updated", "eta_work", "eta_phase_work")
 
-# (name, method, rows, epochs, batch size, max length, hidden size, layers)
+# (name, method, rows, epochs, batch size, max length, hidden size, layers, words per text); a range
+# of text lengths shows the caching pace slowing down, as its batches come sorted by length
 JOBS = [
-    ("full-6ep", "full", 2500, 6, 16, 32, 64, 2),
-    ("full-2ep-wide", "full", 3200, 2, 8, 48, 128, 2),
-    ("head-3ep", "head", 12000, 3, 16, 64, 128, 4),
-    ("head-20ep", "head", 2000, 20, 8, 32, 64, 2),
+    ("full-6ep", "full", 2500, 6, 16, 32, 64, 2, (7, 7)),
+    ("full-2ep-wide", "full", 3200, 2, 8, 48, 128, 2, (7, 7)),
+    ("head-3ep", "head", 12000, 3, 16, 64, 128, 4, (7, 7)),
+    ("head-20ep", "head", 2000, 20, 8, 32, 64, 2, (7, 7)),
+    ("head-varied-lengths", "head", 5000, 2, 16, 64, 128, 4, (2, 60)),
+    ("full-varied-lengths", "full", 1500, 2, 16, 64, 64, 2, (2, 60)),
 ]
 
 
-def sentiment_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
+def sentiment_rows(n: int, words: tuple[int, int] = (7, 7), seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     rows = []
     for i in range(n):
         label = "positive" if i % 2 == 0 else "negative"
-        words = rng.sample(FILLER, 6) + [rng.choice(POS if label == "positive" else NEG)]
-        rng.shuffle(words)
-        rows.append((" ".join(words), label))
+        fill = [rng.choice(FILLER) for _ in range(rng.randint(*words) - 1)]
+        words_ = fill + [rng.choice(POS if label == "positive" else NEG)]
+        rng.shuffle(words_)
+        rows.append((" ".join(words_), label))
     return rows
 
 
@@ -151,14 +155,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         os.environ["TUNESCOPE_HOME"] = str(root / "home")
-        for name, method, rows, epochs, batch, max_length, hidden, layers in JOBS:
+        for name, method, rows, epochs, batch, max_length, hidden, layers, words in JOBS:
             if args.only and name not in args.only:
                 continue
             src = root / f"{name}.csv"
             with open(src, "w", newline="", encoding="utf-8") as f:
                 w = csv.writer(f)
                 w.writerow(["text", "label"])
-                w.writerows(sentiment_rows(rows))
+                w.writerows(sentiment_rows(rows, words))
             model = tiny_bert(root / f"bert-{hidden}-{layers}", hidden, layers)
             rec = run_job(name, job_config(src, model, method, epochs, batch, max_length), root)
             rec.update(rows=rows, epochs=epochs, batch_size=batch)

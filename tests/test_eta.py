@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from core.jobs.context import JobContext
-from core.jobs.listing import MIN_ETA_S, eta_seconds
+from core.jobs.listing import HEAD_STEP_PRIOR, MIN_ETA_S, eta_seconds
 from core.jobs.store import Job
 
 TIMINGS = Path(__file__).parent / "data" / "train_timings.json"
@@ -99,6 +99,20 @@ def test_head_eta_prices_training_at_its_own_pace_once_steps_are_timed() -> None
     assert eta == pytest.approx(300 * 0.01)
     eta = eta_seconds(_head_progress("features:test", 300, 300, work, step=96))
     assert eta == MIN_ETA_S  # only saving is left: never "0 s"
+
+
+def test_caching_is_priced_by_the_engines_token_cost() -> None:
+    # batches come sorted by length: the first 10 % of the examples may be far less than 10 % of the work
+    from core.train.engine import EXAMPLE_TOKENS, batch_costs
+
+    assert batch_costs([3, 5, 9], [[0, 1], [2]]) == [2 * (5 + EXAMPLE_TOKENS), 9 + EXAMPLE_TOKENS]
+    plan = {"sizes": {"train": 100, "validation": 20, "test": 30}, "costs": {"train": 1000, "validation": 200},
+            "steps_per_epoch": 4, "samples_per_step": 32, "feature_cache": True}
+    p = {"phase": "features:train", "phase_done": 50, "phase_total": 100, "eta_phase_work": [100, 1000],
+         "step": 0, "total_steps": 4, "eta_plan": plan, "eta_work": {"features": [1.0, 100]}}
+    # half the examples, a tenth of the cost: 900 left of train, 200 of validation, 300 (10 an example)
+    # of test, at 10 ms a unit; each step guessed from the caching pace of its 32 examples
+    assert eta_seconds(p) == pytest.approx(14.0 + 4 * HEAD_STEP_PRIOR * 32 * 10 * 0.01)
 
 
 def test_no_eta_until_a_pace_is_measured() -> None:

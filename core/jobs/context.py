@@ -200,7 +200,8 @@ class JobContext:
         plan = {"sizes": dict(getattr(state, "split_sizes", None) or {}),
                 "steps_per_epoch": getattr(state, "steps_per_epoch", 0),
                 "samples_per_step": getattr(state, "samples_per_step", 0),
-                "feature_cache": bool(getattr(state, "feature_cache", False))}
+                "feature_cache": bool(getattr(state, "feature_cache", False)),
+                "costs": dict(getattr(state, "split_costs", None) or {})}
         # a retry after running out of memory starts over at another batch size: old paces no longer hold
         self._work, self._warmup, self._last_step, self._last_done = {}, {}, None, None
         self._last_hook = time.monotonic()
@@ -240,10 +241,12 @@ class JobContext:
     def on_phase(self, state: Any, phase: str, done: int, total: int) -> None:
         if self.should_stop():
             raise _stop_exception("Training was cancelled.")
+        # timed in the engine's token cost when it says it (later batches of a split are longer)
+        cost_done, cost_total = getattr(state, "phase_work", None) or (done, total)
         prev = self._last_done[1] if self._last_done and self._last_done[0] == phase else 0
-        self._last_done = (phase, done)
-        work = self._clock("features" if phase.startswith("features:") else "predict", done - prev)
-        self.update(**work, phase=phase, phase_done=done, phase_total=total)
+        self._last_done = (phase, cost_done)
+        work = self._clock("features" if phase.startswith("features:") else "predict", cost_done - prev)
+        self.update(**work, phase=phase, phase_done=done, phase_total=total, eta_phase_work=[cost_done, cost_total])
         if phase != self._last_phase:
             self._last_phase = phase
             print(f"phase {phase}: {total} examples", flush=True)

@@ -202,14 +202,21 @@ def train_job_eta(p: Mapping[str, Any]) -> float | None:
     test features). Cached features make the evaluations nearly free; caching is what costs."""
     plan = p.get("eta_plan") or {}
     sizes = {k: int(_num(v)) for k, v in (plan.get("sizes") or {}).items()}
-    n_train, n_val, n_test = sizes.get("train", 0), sizes.get("validation", 0), sizes.get("test", 0)
+    # A pass over a split is counted in the engine's token cost where the plan has it (`costs`: the splits
+    # encoded when training starts; the test split by their mean per example), else in examples.
+    costs = {k: _num(v) for k, v in (plan.get("costs") or {}).items() if sizes.get(k)}
+    per_example = sum(costs.values()) / sum(sizes[k] for k in costs) if costs else 1.0
+    cost = {k: costs.get(k, per_example * n) for k, n in sizes.items()}
+    n_val, n_test = cost.get("validation", 0.0), cost.get("test", 0.0)
     cached = bool(plan.get("feature_cache"))
     total, step = int(_num(p.get("total_steps"))), int(_num(p.get("step")))
     per_epoch = int(_num(plan.get("steps_per_epoch"))) or total or 1
     per_step = max(1, int(_num(plan.get("samples_per_step"))))
     phase = str(p.get("phase") or "")
     split = phase.split(":", 1)[1] if ":" in phase else ""
-    left_in_phase = max(0, int(_num(p.get("phase_total"))) - int(_num(p.get("phase_done")))) if split else 0
+    done_total = p.get("eta_phase_work") or [_num(p.get("phase_done")) * per_example,
+                                             _num(p.get("phase_total")) * per_example]
+    left_in_phase = max(0.0, _num(done_total[1]) - _num(done_total[0])) if split else 0.0
     steps_left = max(0, total - step)
     after_training = phase == "finishing" or split == "test" or (total > 0 and step >= total and phase == "train")
 
@@ -217,14 +224,14 @@ def train_job_eta(p: Mapping[str, Any]) -> float | None:
     if cached:
         order = ["train", "validation", "test"]
         if split in order:
-            todo = left_in_phase + sum(sizes.get(s, 0) for s in order[order.index(split) + 1:])
+            todo = left_in_phase + sum(cost.get(s, 0.0) for s in order[order.index(split) + 1:])
         elif after_training or step > 0:
             todo = n_test
         else:  # not started caching yet
-            todo = n_train + n_val + n_test
-        evals = 0
+            todo = sum(cost.get(s, 0.0) for s in order)
+        evals = 0.0
     else:
-        todo = 0
+        todo = 0.0
         evals_planned = math.ceil(total / per_epoch) if total else 0
         if split == "test":
             evals = left_in_phase
@@ -247,11 +254,12 @@ def train_job_eta(p: Mapping[str, Any]) -> float | None:
     if steps_left and step_s is None:
         if not (cached and cache_s is not None):
             return None
-        step_s = HEAD_STEP_PRIOR * per_step * cache_s
+        step_s = HEAD_STEP_PRIOR * per_step * per_example * cache_s
     if evals and predict_s is None:
         if step_s is None:
             return None
-        predict_s = step_s / per_step  # a forward pass costs at most what a training step spends per example
+        # a forward pass costs at most what a training step spends per example
+        predict_s = step_s / (per_step * per_example)
     return todo * (cache_s or 0.0) + steps_left * (step_s or 0.0) + evals * (predict_s or 0.0)
 
 

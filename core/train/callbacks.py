@@ -38,6 +38,12 @@ class TrainState:
     steps_per_epoch: int = 0
     samples_per_step: int = 0
     feature_cache: bool = False
+    # What a pass over each encoded split costs at the evaluation batch size (in tokens, see
+    # core.train.engine.batch_costs), and how far the counted phase under way is in them: its batches
+    # are sorted by length, so the examples get dearer as a split goes on and a count of examples
+    # would time the rest too short.
+    split_costs: dict[str, int] = field(default_factory=dict)
+    phase_work: tuple[int, int] | None = None
 
 
 class Callback:
