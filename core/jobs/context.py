@@ -111,6 +111,13 @@ class JobContext:
         self._thread = threading.Thread(target=self._loop, name="job-progress", daemon=True)
         self._t0: tuple[float, int] | None = None
         self._last_phase: str | None = None
+        # Seconds and units of work per kind (train steps, cached examples, predicted examples) in this
+        # attempt: the whole-job ETA (core.jobs.listing.eta_seconds) prices the work left with them.
+        self._work: dict[str, list[float]] = {}
+        self._warmup: dict[str, list[float]] = {}  # each kind's first unit: it pays one-off costs
+        self._last_hook: float | None = None
+        self._last_step: int | None = None
+        self._last_done: tuple[str, int] | None = None
 
     # -- progress thread ---------------------------------------------------------------------------
 
@@ -173,8 +180,33 @@ class JobContext:
     def should_stop(self) -> bool:
         return self.cancel_requested or self.stop_requested
 
+    def _clock(self, kind: str, units: int) -> dict[str, Any]:
+        """Count the time since the previous engine hook as `units` of `kind` work; the progress
+        fields the ETA reads."""
+        now = time.monotonic()
+        if self._last_hook is not None and units > 0:
+            if kind not in self._warmup:
+                self._warmup[kind] = [now - self._last_hook, units]
+            else:
+                seconds, done = self._work.get(kind, [0.0, 0])
+                self._work[kind] = [seconds + now - self._last_hook, done + units]
+        self._last_hook = now
+        # The first unit (the first step, the first batch cached) carries warm-up and setup time that
+        # later ones do not: it prices the rest only until a second one is timed.
+        work = {k: self._work.get(k) or v for k, v in self._warmup.items()}
+        return {"eta_work": {k: [round(v[0], 4), int(v[1])] for k, v in work.items()}}
+
     def on_start(self, state: Any) -> None:
-        self.update(phase=state.phase, total_steps=state.total_steps, epochs=state.epochs, step=state.step)
+        plan = {"sizes": dict(getattr(state, "split_sizes", None) or {}),
+                "steps_per_epoch": getattr(state, "steps_per_epoch", 0),
+                "samples_per_step": getattr(state, "samples_per_step", 0),
+                "feature_cache": bool(getattr(state, "feature_cache", False)),
+                "costs": dict(getattr(state, "split_costs", None) or {})}
+        # a retry after running out of memory starts over at another batch size: old paces no longer hold
+        self._work, self._warmup, self._last_step, self._last_done = {}, {}, None, None
+        self._last_hook = time.monotonic()
+        self.update(phase=state.phase, total_steps=state.total_steps, epochs=state.epochs, step=state.step,
+                    eta_plan=plan)
         self._link_log()
 
     def on_step(self, state: Any) -> None:
@@ -184,7 +216,12 @@ class JobContext:
         t0, s0 = self._t0
         rate = (state.step - s0) / (now - t0) if now > t0 else 0.0
         eta = (state.total_steps - state.step) / rate if rate > 0 else None
-        self.update(phase="train", step=state.step, total_steps=state.total_steps, epoch=round(state.epoch, 4),
+        # a resumed attempt's first step follows a jump in the step count: it is one step of work
+        units = state.step - self._last_step if self._last_step is not None else 1
+        self._last_step = state.step
+        self._last_done = None  # the next evaluation is a new pass over its split
+        work = self._clock("train", units)
+        self.update(**work, phase="train", step=state.step, total_steps=state.total_steps, epoch=round(state.epoch, 4),
                     epochs=state.epochs, samples_seen=state.samples_seen, loss=state.loss, lr=state.lr,
                     samples_per_second=round(state.samples_per_second, 3), elapsed_s=round(state.elapsed_s, 3),
                     eta_s=round(eta, 1) if eta is not None else None, best_epoch=state.best_epoch,
@@ -204,7 +241,12 @@ class JobContext:
     def on_phase(self, state: Any, phase: str, done: int, total: int) -> None:
         if self.should_stop():
             raise _stop_exception("Training was cancelled.")
-        self.update(phase=phase, phase_done=done, phase_total=total)
+        # timed in the engine's token cost when it says it (later batches of a split are longer)
+        cost_done, cost_total = getattr(state, "phase_work", None) or (done, total)
+        prev = self._last_done[1] if self._last_done and self._last_done[0] == phase else 0
+        self._last_done = (phase, cost_done)
+        work = self._clock("features" if phase.startswith("features:") else "predict", cost_done - prev)
+        self.update(**work, phase=phase, phase_done=done, phase_total=total, eta_phase_work=[cost_done, cost_total])
         if phase != self._last_phase:
             self._last_phase = phase
             print(f"phase {phase}: {total} examples", flush=True)

@@ -10,6 +10,7 @@ May import: core.jobs.store, the standard library; no feature.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -149,15 +150,28 @@ def counts_text(counts: Mapping[str, int]) -> str | None:
 
 # -- ETA -------------------------------------------------------------------------------------------
 
-def eta_seconds(progress: Mapping[str, Any] | None) -> float | None:
-    """Seconds left in the current phase of a running job, or None when not known.
+# A head step trains a linear layer on cached features, so before the first step its cost is guessed
+# from the caching pace: this share of what caching one step's examples took. Measured on CPU (tiny
+# BERTs, bench/record_train_timings.py) a head step cost 0.15 to 1 times that; on a GPU with a real
+# backbone caching dominates and the guess matters little.
+HEAD_STEP_PRIOR = 0.35
 
-    Training: the engine's step-rate ETA (`eta_s`). A counted phase (feature caching, predicting,
-    explaining: `phase_done`/`phase_total`) is timed from its own done/total and the time since it
-    began (`phase_started`, `phase_done0`, `updated`), never from the training ETA. While work remains
-    the answer is at least MIN_ETA_S, so it never reads "0 s"; with no work left it is None."""
+
+def eta_seconds(progress: Mapping[str, Any] | None) -> float | None:
+    """Seconds left in a running job, or None when not known yet.
+
+    A train job that reports its plan (`eta_plan`: split sizes, steps per epoch, whether a frozen
+    backbone's features are cached) and its timed work (`eta_work`: seconds and units per kind) gets
+    the whole job: the training steps, feature caching and evaluations still to come, each priced at
+    this attempt's own pace (`train_job_eta`). Otherwise (another job kind, an older worker) a counted
+    phase (`phase_done`/`phase_total`) is timed from its own pace since it began (`phase_started`,
+    `phase_done0`, `updated`), and training from the engine's step-rate ETA (`eta_s`). While work
+    remains the answer is at least MIN_ETA_S, so it never reads "0 s"."""
     p = dict(progress or {})
     phase = str(p.get("phase") or "")
+    if p.get("eta_plan") and phase not in ("succeeded", "failed", "cancelled", "interrupted"):
+        eta = train_job_eta(p)
+        return None if eta is None else max(MIN_ETA_S, eta)
     if phase == "train" and p.get("total_steps"):
         left = _num(p.get("total_steps")) - _num(p.get("step"))
         eta = p.get("eta_s")
@@ -176,6 +190,77 @@ def eta_seconds(progress: Mapping[str, Any] | None) -> float | None:
         rate = (done - done0) / elapsed
         return max(MIN_ETA_S, (total - done) / rate)
     return None
+
+
+def train_job_eta(p: Mapping[str, Any]) -> float | None:
+    """Seconds of work left in a train job by its plan and timed work (see `eta_seconds`), or None
+    while a pace it needs has not been measured. After the last counted work (the test predictions)
+    only saving is left: 0 here, MIN_ETA_S as shown.
+
+    The job runs: [caching features of train, validation] -> steps, with an evaluation of the
+    validation split after each epoch -> predictions on test (for a cached backbone, caching the
+    test features). Cached features make the evaluations nearly free; caching is what costs."""
+    plan = p.get("eta_plan") or {}
+    sizes = {k: int(_num(v)) for k, v in (plan.get("sizes") or {}).items()}
+    # A pass over a split is counted in the engine's token cost where the plan has it (`costs`: the splits
+    # encoded when training starts; the test split by their mean per example), else in examples.
+    costs = {k: _num(v) for k, v in (plan.get("costs") or {}).items() if sizes.get(k)}
+    per_example = sum(costs.values()) / sum(sizes[k] for k in costs) if costs else 1.0
+    cost = {k: costs.get(k, per_example * n) for k, n in sizes.items()}
+    n_val, n_test = cost.get("validation", 0.0), cost.get("test", 0.0)
+    cached = bool(plan.get("feature_cache"))
+    total, step = int(_num(p.get("total_steps"))), int(_num(p.get("step")))
+    per_epoch = int(_num(plan.get("steps_per_epoch"))) or total or 1
+    per_step = max(1, int(_num(plan.get("samples_per_step"))))
+    phase = str(p.get("phase") or "")
+    split = phase.split(":", 1)[1] if ":" in phase else ""
+    done_total = p.get("eta_phase_work") or [_num(p.get("phase_done")) * per_example,
+                                             _num(p.get("phase_total")) * per_example]
+    left_in_phase = max(0.0, _num(done_total[1]) - _num(done_total[0])) if split else 0.0
+    steps_left = max(0, total - step)
+    after_training = phase == "finishing" or split == "test" or (total > 0 and step >= total and phase == "train")
+
+    # examples still to go through the backbone: cached once each (cached), or predicted (not cached)
+    if cached:
+        order = ["train", "validation", "test"]
+        if split in order:
+            todo = left_in_phase + sum(cost.get(s, 0.0) for s in order[order.index(split) + 1:])
+        elif after_training or step > 0:
+            todo = n_test
+        else:  # not started caching yet
+            todo = sum(cost.get(s, 0.0) for s in order)
+        evals = 0.0
+    else:
+        todo = 0.0
+        evals_planned = math.ceil(total / per_epoch) if total else 0
+        if split == "test":
+            evals = left_in_phase
+        elif after_training and phase != "train":
+            evals = n_test
+        elif split == "validation":
+            evals = left_in_phase + (evals_planned - math.ceil(step / per_epoch)) * n_val + n_test
+        else:  # the evaluation after step s is still to come when s ends an epoch
+            evals = (evals_planned - (max(0, step - 1) // per_epoch)) * n_val + n_test
+
+    work = p.get("eta_work") or {}
+
+    def pace(kind: str) -> float | None:
+        seconds, units = (list(work.get(kind) or []) + [0, 0])[:2]
+        return _num(seconds) / _num(units) if _num(units) > 0 and _num(seconds) > 0 else None
+
+    step_s, cache_s, predict_s = pace("train"), pace("features"), pace("predict")
+    if todo and cache_s is None:
+        return None
+    if steps_left and step_s is None:
+        if not (cached and cache_s is not None):
+            return None
+        step_s = HEAD_STEP_PRIOR * per_step * per_example * cache_s
+    if evals and predict_s is None:
+        if step_s is None:
+            return None
+        # a forward pass costs at most what a training step spends per example
+        predict_s = step_s / (per_step * per_example)
+    return todo * (cache_s or 0.0) + steps_left * (step_s or 0.0) + evals * (predict_s or 0.0)
 
 
 def _num(x: Any) -> float:

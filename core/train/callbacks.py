@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.runs import RunWriter
@@ -32,6 +32,18 @@ class TrainState:
     phase: str = "starting"
     best_epoch: int | None = None
     best_metric: float | None = None
+    # The work ahead, set before on_start, so a job's ETA can count the evaluations and the feature
+    # caching still to come and not only the training steps.
+    split_sizes: dict[str, int] = field(default_factory=dict)
+    steps_per_epoch: int = 0
+    samples_per_step: int = 0
+    feature_cache: bool = False
+    # What a pass over each encoded split costs at the evaluation batch size (in tokens, see
+    # core.train.engine.batch_costs), and how far the counted phase under way is in them: its batches
+    # are sorted by length, so the examples get dearer as a split goes on and a count of examples
+    # would time the rest too short.
+    split_costs: dict[str, int] = field(default_factory=dict)
+    phase_work: tuple[int, int] | None = None
 
 
 class Callback:

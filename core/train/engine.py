@@ -153,6 +153,19 @@ def _eval_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
 
 
+# What an example costs a forward pass beyond its padded tokens (the pooling, the head, its share of
+# a batch's fixed costs), in tokens: fitted to caching on CPU (tiny BERTs, bench/record_train_timings.py
+# with texts of 2 to 60 words) it was about 6; counting tokens alone made the short batches that come
+# first look three times too dear.
+EXAMPLE_TOKENS = 8
+
+
+def batch_costs(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> list[int]:
+    """What a forward pass over each batch costs, roughly: its padded tokens, plus EXAMPLE_TOKENS an
+    example."""
+    return [len(b) * (max((lengths[i] for i in b), default=0) + EXAMPLE_TOKENS) for b in batches]
+
+
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in batch.items():
@@ -246,15 +259,17 @@ class Engine:
         self.model.eval()
         lengths = [self.bundle.preprocessor.length(x) for x in items]
         batches = _eval_batches(lengths, self.cfg.eval_batch_size)
+        costs = batch_costs(lengths, batches)
         out: list[torch.Tensor | None] = [None] * len(items)
-        done = 0
-        for b in batches:
+        done = cost = 0
+        for b, c in zip(batches, costs, strict=True):
             self._check_cancel()
             with _autocast(self.device, self.precision):
                 f = self.model.features(**_to(self._collate([items[i] for i in b]), self.device))
             for j, i in enumerate(b):
                 out[i] = f[j].float()
-            done += len(b)
+            done, cost = done + len(b), cost + c
+            self.state.phase_work = (cost, sum(costs))
             self._emit("on_phase", self.state, f"features:{split}", done, len(items))
         self._features[split] = torch.stack(out)  # type: ignore[arg-type]
         return self._features[split]
@@ -280,6 +295,13 @@ class Engine:
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
         self.state.total_steps = total
+        self.state.split_sizes = data.sizes()
+        self.state.steps_per_epoch = steps_per_epoch
+        self.state.samples_per_step = cfg.batch_size * cfg.grad_accum
+        self.state.feature_cache = self.use_feature_cache
+        for split, items in (("train", train_items), ("validation", val_items)):
+            lens = [self.bundle.preprocessor.length(x) for x in items]
+            self.state.split_costs[split] = sum(batch_costs(lens, _eval_batches(lens, cfg.eval_batch_size)))
         params = _param_groups(self.model, cfg.weight_decay)
         opt_kwargs: dict[str, Any] = {"lr": self.lr}
         if self.device.type in ("cuda", "cpu"):
@@ -473,10 +495,11 @@ class Engine:
                       for s in range(0, len(items), 4096)]
             return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0))
         return predict_logits(self.bundle, items, self.cfg.eval_batch_size, self.device, self.precision,
-                              on_progress=lambda d, t: self._predict_progress(f"predict:{split}", d, t))
+                              on_progress=lambda *a: self._predict_progress(f"predict:{split}", *a))
 
-    def _predict_progress(self, phase: str, done: int, total: int) -> None:
+    def _predict_progress(self, phase: str, done: int, total: int, work: tuple[int, int] | None = None) -> None:
         self._check_cancel()  # evaluation of a big split can take minutes; cancel must not wait
+        self.state.phase_work = work
         self._emit("on_phase", self.state, phase, done, total)
 
     def evaluate(self, split: str, inputs: Sequence[Any], y: np.ndarray, labels: list[str]) -> dict[str, Any]:
@@ -487,20 +510,23 @@ class Engine:
 @torch.no_grad()
 def predict_logits(bundle: ModelBundle, items: Sequence[Any], batch_size: int, device: torch.device,
                    precision: str = "fp32", on_progress: Any = None) -> np.ndarray:
-    """Batched forward over already-encoded items, sorted by length for speed, returned in order."""
+    """Batched forward over already-encoded items, sorted by length for speed, returned in order;
+    `on_progress(done, total, (cost done, cost in all))` after each batch (`batch_costs`)."""
     model = bundle.model
     model.eval()
     pre = bundle.preprocessor
     lengths = [pre.length(x) for x in items]
     out: np.ndarray | None = None
-    done = 0
-    for b in _eval_batches(lengths, batch_size):
+    batches = _eval_batches(lengths, batch_size)
+    costs = batch_costs(lengths, batches)
+    done = cost = 0
+    for b, c in zip(batches, costs, strict=True):
         with _autocast(device, precision):
             logits = model(**_to(pre.collate([items[i] for i in b]), device)).float().cpu().numpy()
         if out is None:
             out = np.zeros((len(items), logits.shape[1]), dtype=np.float32)
         out[b] = logits
-        done += len(b)
+        done, cost = done + len(b), cost + c
         if on_progress is not None:
-            on_progress(done, len(items))
+            on_progress(done, len(items), (cost, sum(costs)))
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
