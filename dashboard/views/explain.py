@@ -26,7 +26,7 @@ from core.explain.jobs import (
     sanity_needs_job,
     stage_image,
 )
-from core.explain.timing import estimate_methods
+from core.explain.timing import estimate_methods, first_load
 from core.markup import escape_markdown as md
 from dashboard import explain_charts as charts
 from dashboard.ui import PAGES, find_run, guard, owner, pick_finished_run, session_id
@@ -337,7 +337,11 @@ with guard("explaining"):
         as_job = False
         if not missing:
             seconds, lines = estimate_methods(run.path, summary, methods, params, value, task)
-            st.caption("Estimated cost: " + "; ".join(lines))
+            load_s, load_words = first_load(run.path, summary)
+            seconds += load_s
+            st.caption("Estimated cost: " + "; ".join(lines) + (f"; {_seconds(seconds)} in all, {load_words}"
+                                                                if load_s else f"; {load_words}" if load_words
+                                                                else ""))
             # Long work goes to the worker, for every kind of input (uploaded images are staged files).
             as_job = needs_job(seconds)
         if st.session_state.get(_JOB):
@@ -429,8 +433,8 @@ with guard("explaining"):
                                   format_func=lambda n: catalog.METHODS[n].label)
             cost = 0.0
             if other is not None:  # both explanations, each with its faithfulness check
-                cost = estimate_methods(run.path, summary, [method], params, value, task)[0] + \
-                    estimate_methods(other.path, other.summary(), [method], params, value, task)[0]
+                cost = sum(estimate_methods(r.path, r.summary(), [method], params, value, task)[0] +
+                           first_load(r.path, r.summary())[0] for r in (run, other))
             if st.session_state.get(_JOB):
                 _job_status(st.session_state[_JOB])
             elif st.button("Explain under both runs", key="ex_cmp_go") or st.session_state.pop("_ex_cmp_autoload",
