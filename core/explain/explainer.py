@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import captum.attr  # noqa: F401 - loaded now, not inside the first attribution, whose time per pass it would inflate
 import numpy as np
 import torch
 
