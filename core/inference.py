@@ -21,11 +21,16 @@ from core.models import ModelBundle, load_bundle
 from core.runs import default_runs_dir, resolve_run, verify_model
 from core.train.engine import pick_device, predict_logits
 
-__all__ = ["MAX_LOADED_MODELS", "evaluate", "load_run_model", "predict"]
+__all__ = ["MAX_LOADED_MODELS", "evaluate", "is_loaded", "load_run_model", "predict"]
 
 
 _LOADED: OrderedDict[str, tuple[ModelBundle, list[str]]] = OrderedDict()
 MAX_LOADED_MODELS = 4
+
+
+def is_loaded(run_dir: str | Path) -> bool:
+    """Whether the model of the run in `run_dir` is held in this process (the next load is free)."""
+    return str(Path(run_dir).resolve()) in _LOADED
 
 
 def load_run_model(run: str | Path, runs_dir: str | Path | None = None) -> tuple[ModelBundle, list[str]]:

@@ -100,7 +100,10 @@ def test_the_input_size_an_estimate_assumes() -> None:
     assert timing.input_size("a b c", "text") == (8, 3)
     assert timing.input_size("", "text") == (2, 1)
     assert timing.input_size("w " * 400, "text") == (512, 400)
-    assert timing.input_size("x.png", "image", 96) == (96, 196)
+    # Occlusion's cells on the run's own image size: 6 × 6 cells of 16 pixels at 96, not 14 × 14.
+    assert timing.input_size("x.png", "image", 96) == (96, 36)
+    assert timing.input_size("x.png", "image", 96, patch=8) == (96, 144)
+    assert timing.input_size("x.png", "image", 32, patch=64) == (32, 1)
     assert timing.input_size("x.png", "image", None) == (224, 196)
 
 

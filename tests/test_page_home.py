@@ -25,7 +25,7 @@ def test_home_explains_and_reports_no_worker(home: Path) -> None:
     assert "No worker is running" in warnings and "CPU (" in warnings
     assert [m.label for m in at.metric] == ["Runs", "Saved datasets", "Jobs running / queued"]
     links = [p.proto.label for p in at.get("page_link")]
-    assert links[-5:] == ["1. Data", "2. Train", "3. Runs", "4. Compare", "5. Predict"]
+    assert links[-6:] == ["1. Data", "2. Train", "3. Runs", "4. Compare", "5. Predict", "6. Explain"]
 
 
 def test_home_counts_runs_and_shows_a_live_worker(fake_runs: Path) -> None:

@@ -26,7 +26,7 @@ from core.explain.jobs import (
     sanity_needs_job,
     stage_image,
 )
-from core.explain.timing import estimate_methods
+from core.explain.timing import estimate_methods, first_load
 from core.markup import escape_markdown as md
 from dashboard import explain_charts as charts
 from dashboard.ui import PAGES, find_run, guard, owner, pick_finished_run, session_id
@@ -34,6 +34,7 @@ from dashboard.ui import PAGES, find_run, guard, owner, pick_finished_run, sessi
 _RESULTS = "_ex_results"
 _SANITY = "_ex_sanity"
 _JOB = "_ex_job"
+TEST_SET = "From the test set"
 
 
 def _core() -> Any:
@@ -66,16 +67,24 @@ def _seconds(s: float) -> str:
 def _pick_input(run_id: str, task: str, run_path: Path) -> tuple[Any, str, str]:
     """(value, fingerprint, description) of the input to explain; value None when not chosen yet."""
     request = st.session_state.get("explain_request") or {}
-    sources = ["Type text" if task == "text" else "Upload an image", "From the test set"]
+    sources = ["Type text" if task == "text" else "Upload an image", TEST_SET]
     key = f"ex_source_{run_id}"
+    arrived = False
     if request.get("run_id") == run_id and request.get("kind") == task:
         sources.insert(0, "From Predict")
         fresh = (run_id, request.get("input"))
         if st.session_state.get("_ex_request_seen") != fresh:  # just arrived from Predict: show that input
             st.session_state["_ex_request_seen"] = fresh
             st.session_state[key] = "From Predict"
-    elif st.query_params.get("example") and key not in st.session_state:  # a link from an example list
-        st.session_state[key] = "From the test set"
+            arrived = True
+    wrong, example = st.query_params.get("wrong") == "1", st.query_params.get("example")
+    link = (run_id, wrong, example)
+    # A link from an example list or a confusion-matrix cell (example=, wrong=1) opens the test set,
+    # once per link: afterwards the user's own choice of input stands, although the URL still says it.
+    if not arrived and (wrong or example) and st.session_state.get("_ex_link_seen") != link:
+        st.session_state["_ex_link_seen"] = link
+        st.session_state[key] = TEST_SET
+        st.session_state["ex_wrong"] = wrong
     source = st.radio("Input", sources, horizontal=True, key=key)
     if source == "From Predict":
         if task == "text":
@@ -107,7 +116,7 @@ def _pick_input(run_id: str, task: str, run_path: Path) -> tuple[Any, str, str]:
         st.info("This run has no stored test predictions.")
         return None, "", ""
     preds = pd.read_parquet(p)
-    wrong_only = st.toggle("Only misclassified examples", key="ex_wrong", value=st.query_params.get("wrong") == "1")
+    wrong_only = st.toggle("Only misclassified examples", key="ex_wrong")
     if wrong_only:
         preds = preds[~preds["correct"].astype(bool)].sort_values("confidence", ascending=False)
     if preds.empty:
@@ -129,6 +138,21 @@ def _pick_input(run_id: str, task: str, run_path: Path) -> tuple[Any, str, str]:
 
         st.image(open_image(value), caption=md(Path(value).name), width=200)
     return value, hashlib.sha256(value.encode()).hexdigest(), f"test example #{i}"
+
+
+def _missing_input(task: str, source: str, value: Any, methods: list[str]) -> str | None:
+    """What the user still has to provide before Explain can run, in the words of the chosen input
+    mode; None when nothing is missing."""
+    if value is None:
+        if source == TEST_SET:
+            return "Choose a test example above to enable Explain."
+        if source == "From Predict":
+            return "The input from Predict is gone; make a prediction again, or choose another input."
+        return ("Type or paste some text above to enable Explain." if task == "text" else
+                "Upload an image above to enable Explain.")
+    if not methods:
+        return "Pick at least one method to enable Explain."
+    return None
 
 
 def _params_form(task: str, methods: list[str], labels: list[str]) -> tuple[dict[str, Any], Any, int]:
@@ -309,14 +333,27 @@ with guard("explaining"):
                                  help="Pick two or more to see how far they agree.")
         params, target, max_tokens = _params_form(task, methods, labels)
         results_key = (run_id, fingerprint, tuple(methods), repr(sorted(params.items())), target, max_tokens)
-        if value is not None and methods:
+        missing = _missing_input(task, st.session_state.get(f"ex_source_{run_id}", ""), value, methods)
+        as_job = False
+        if not missing:
             seconds, lines = estimate_methods(run.path, summary, methods, params, value, task)
-            st.caption("Estimated cost: " + "; ".join(lines))
+            load_s, load_words = first_load(run.path, summary)
+            seconds += load_s
+            st.caption("Estimated cost: " + "; ".join(lines) + (f"; {_seconds(seconds)} in all, {load_words}"
+                                                                if load_s else f"; {load_words}" if load_words
+                                                                else ""))
             # Long work goes to the worker, for every kind of input (uploaded images are staged files).
             as_job = needs_job(seconds)
-            if st.session_state.get(_JOB):
-                _job_status(st.session_state[_JOB])
-            elif st.button("Explain", type="primary", key="ex_go") or st.session_state.pop("_ex_autoload", False):
+        if st.session_state.get(_JOB):
+            st.button("Explain", type="primary", key="ex_go", disabled=True,
+                      help="A background job of this page is running; wait for it to finish.")
+            _job_status(st.session_state[_JOB])
+        else:
+            # Always shown, greyed out until there is something to explain, so nobody hunts for it.
+            clicked = st.button("Explain", type="primary", key="ex_go", disabled=bool(missing), help=missing)
+            if missing:
+                st.caption(missing)
+            if not missing and (clicked or st.session_state.pop("_ex_autoload", False)):
                 if as_job and not st.session_state.pop("_ex_job_done", False):
                     _submit(explain_config(run.path, value, methods, target, max_tokens, params))
                     st.rerun()
@@ -332,9 +369,6 @@ with guard("explaining"):
                 # Sanity results belong to the explanations they were run for, not to these new ones.
                 st.session_state[_SANITY] = {k: v for k, v in st.session_state.get(_SANITY, {}).items()
                                              if k.startswith(repr(results_key))}
-        elif value is None:
-            st.info("Choose an input above, then press Explain." if task == "text" or methods else
-                    "Choose an image and at least one method.")
         saved = st.session_state.get(_RESULTS)
         if saved and saved["key"] == results_key:
             records = saved["records"]
@@ -399,8 +433,8 @@ with guard("explaining"):
                                   format_func=lambda n: catalog.METHODS[n].label)
             cost = 0.0
             if other is not None:  # both explanations, each with its faithfulness check
-                cost = estimate_methods(run.path, summary, [method], params, value, task)[0] + \
-                    estimate_methods(other.path, other.summary(), [method], params, value, task)[0]
+                cost = sum(estimate_methods(r.path, r.summary(), [method], params, value, task)[0] +
+                           first_load(r.path, r.summary())[0] for r in (run, other))
             if st.session_state.get(_JOB):
                 _job_status(st.session_state[_JOB])
             elif st.button("Explain under both runs", key="ex_cmp_go") or st.session_state.pop("_ex_cmp_autoload",

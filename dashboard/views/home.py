@@ -113,6 +113,8 @@ with guard("loading the home page"):
         ("compare", "Compare", "Put runs or seed groups side by side: metrics with 95 % intervals, cost, "
                                "and a plain-language verdict that only calls a winner when the data support it."),
         ("predict", "Predict", "Type a sentence or upload an image and see the class probabilities."),
+        ("explain", "Explain", "See which words or image regions a prediction rests on, with a faithfulness "
+                               "score and a one-click sanity check that say how far to trust the picture."),
     ]
     for i, (key, title, text) in enumerate(steps, start=1):
         col_link, col_text = st.columns([1, 5])
