@@ -15,6 +15,7 @@ from core import jobs
 from core.cli.common import Parser, add_command, add_train_args, config_from_args, table
 from core.errors import ConfigError
 from core.jobs import BUSY_TIMEOUT_S, STALE_AFTER_S
+from core.jobs.listing import eta_seconds
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -144,6 +145,12 @@ def _age(t: float | None) -> str:
     return f"{s:.0f}s" if s < 90 else f"{s / 60:.0f}m" if s < 5400 else f"{s / 3600:.1f}h"
 
 
+def _eta(progress: dict[str, Any]) -> float | None:
+    """The job list's ETA (the whole job left, caching and evaluations too), rounded like its display."""
+    eta = eta_seconds(progress)
+    return round(eta, 1) if eta is not None else None
+
+
 def _job_row(j: Any) -> dict[str, Any]:
     p = j.progress or {}
     step, total = p.get("step"), p.get("total_steps")
@@ -152,7 +159,7 @@ def _job_row(j: Any) -> dict[str, Any]:
     acc = (j.result.get("test") or {}).get("accuracy")
     return {"id": j.id, "state": j.state, "kind": j.kind, "owner": j.owner, "group": j.group_id or "",
             "progress": prog, "epoch": p.get("epoch"), "loss": loss if isinstance(loss, float) else None,
-            "eta_s": p.get("eta_s") if j.state == "running" else None, "test_acc": acc,
+            "eta_s": _eta(p) if j.state == "running" else None, "test_acc": acc,
             "age": _age(j.created), "run_id": j.run_id or "", "error": (j.error or "")[:60]}
 
 
