@@ -379,3 +379,20 @@ def test_the_explain_button_waits_for_an_image_upload(home: Path, trained_image_
     assert at.radio(key=f"ex_source_{dest.name}").value == "Upload an image"
     go = at.button(key="ex_go")
     assert go.disabled and go.help == "Upload an image above to enable Explain."
+
+
+def test_the_estimate_counts_the_model_load_until_the_model_is_in_memory(text_run: Path) -> None:
+    from core.explain import timing
+
+    timing.record_load_time(text_run, "cpu", 3.0)  # as a first explanation in another process measured it
+    at = _page()
+    at.text_area(key="ex_text").input("great and lovely").run()
+    _ok(at)
+    (cost,) = [c.value for c in at.caption if c.value.startswith("Estimated cost")]
+    assert "in all, including ~3.0 s to load the model" in cost
+    at.button(key="ex_go").click().run()
+    _ok(at)
+    assert 0 < timing.load_seconds(text_run, "cpu") < 3.0  # the load this explanation made, measured
+    at.run()  # the caption of the click's own run was drawn before the model was loaded
+    (cost,) = [c.value for c in at.caption if c.value.startswith("Estimated cost")]
+    assert "to load the model" not in cost  # the page's process holds it now
