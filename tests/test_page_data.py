@@ -145,6 +145,8 @@ def test_column_choice_error_and_empty_upload_keep_the_page_usable(home: Path, s
     assert "for both text and label" in at.error[0].value
     at.selectbox(key="data_label_col").set_value("auto").run()
     assert not at.error and {m.label: m.value for m in at.metric}["Classes"] == "2"
+    # The runs without a save form forgot the name box; it comes back with the upload's name.
+    assert at.text_input(key="data_name").value == "reviews"
     at = _upload(_page(), "empty.csv", b"")
     assert "is empty (0 bytes)" in plain(at.error[0].value)
     assert "Saved datasets" in [h.value for h in at.subheader]  # the rest of the page is still there

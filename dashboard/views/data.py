@@ -124,8 +124,9 @@ def save_form(staged: Path, up: Any, text_col: str | None, label_col: str | None
     st.subheader("Save it for training")
     original = up.name
     stem = original[: -len(suffix_of(original))] if original else "dataset"
-    if st.session_state.get("_data_name_for") != up.file_id:
-        # A new upload brings its own name: the box must not keep the previous file's.
+    if st.session_state.get("_data_name_for") != up.file_id or "data_name" not in st.session_state:
+        # A new upload brings its own name: the box must not keep the previous file's. (Streamlit also
+        # forgets the box's value after a run that did not draw it, e.g. while a column was wrong.)
         st.session_state["_data_name_for"] = up.file_id
         st.session_state["data_name"] = slug(stem)
     name = st.text_input("Dataset name", key="data_name", max_chars=48,
