@@ -20,6 +20,8 @@ from pathlib import Path
 from core.errors import ConfigError
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+# The ASGI wrapper around APP that adds the sign-in addresses (/auth/session, /auth/logout).
+SERVER = APP.with_name("server.py")
 
 # The safe defaults of .streamlit/config.toml, passed as flags: an installed copy may be started from
 # any directory, where Streamlit would not find that file. A test keeps the two in agreement.
@@ -44,8 +46,11 @@ class UiOptions:
     worker_args: Sequence[str] = field(default_factory=tuple)
     ready_timeout_s: float = 60.0
     max_restart_pause_s: float = 30.0
+    auth: str = ""  # "" (login unless on loopback), "login" (always), "off" (never: the no-auth option)
 
     def __post_init__(self) -> None:
+        if self.auth not in ("", "login", "off"):
+            raise ConfigError(f"Unknown login setting {self.auth!r}.")
         if not 1 <= int(self.port) <= 65535:
             raise ConfigError(f"--port must be between 1 and 65535, got {self.port}.")
         if not self.host:
@@ -53,7 +58,7 @@ class UiOptions:
 
 
 def streamlit_command(opts: UiOptions) -> list[str]:
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", opts.host,
+    cmd = [sys.executable, "-m", "streamlit", "run", str(SERVER), "--server.address", opts.host,
            "--server.port", str(opts.port)]
     for key, value in SAFE_SETTINGS.items():
         cmd += [f"--{key}", value]
@@ -64,8 +69,29 @@ def worker_command(opts: UiOptions) -> list[str]:
     return [sys.executable, "-m", "core.cli", "worker", "--gpus", opts.gpus, *opts.worker_args]
 
 
-def _env(role: str) -> dict[str, str]:
+def check_login_setup(opts: UiOptions) -> str:
+    """The dashboard's login mode for these options; refuses (ConfigError) to expose a server that
+    nobody could log in to, or that everyone could use unasked."""
+    from core.accounts import auth_mode, has_instructor, is_loopback
+
+    mode = auth_mode(opts.host, opts.auth)
+    if mode == "login" and not has_instructor():
+        where = "with login" if is_loopback(opts.host) else "on the network"
+        raise ConfigError(
+            f"tunescope will not start {where} ({opts.host}) before an instructor account exists, or anyone who "
+            "can reach it could see and change all work. Create one with: tunescope users add NAME --role "
+            "instructor (then import the class with: tunescope users import roster.csv). To run without "
+            "login anyway, add --no-auth.")
+    if mode == "open":
+        print(f"tunescope ui: WARNING: --no-auth on {opts.host}: anyone who can reach this address can see, "
+              "change and delete all work. Use it only on a network you trust.", file=sys.stderr, flush=True)
+    return mode
+
+
+def _env(role: str, auth: str = "") -> dict[str, str]:
     env = dict(os.environ)
+    if auth:
+        env["TUNESCOPE_AUTH"] = auth
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads must not spin against the trainer
     if role == "ui":  # predictions in the UI process; training keeps the other cores
@@ -140,7 +166,7 @@ class Supervisor:
         try:
             if self.opts.worker:
                 self._start_worker()
-            self.server = subprocess.Popen(streamlit_command(self.opts), env=_env("ui"))
+            self.server = subprocess.Popen(streamlit_command(self.opts), env=_env("ui", self.opts.auth))
             if not wait_ready(url, self.server, self.opts.ready_timeout_s):
                 if self._stopping:
                     return 0
@@ -164,4 +190,5 @@ class Supervisor:
 
 
 def serve(opts: UiOptions) -> int:
+    check_login_setup(opts)
     return Supervisor(opts).run()

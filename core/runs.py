@@ -344,7 +344,7 @@ class RunWriter(Run):
         path = Path(runs_dir) / check_run_id(run_id)
         Path(runs_dir).mkdir(parents=True, exist_ok=True)
         try:
-            path.mkdir()
+            path.mkdir(mode=0o700)  # private to the server account: other people's runs are not files to browse
         except FileExistsError:
             raise RunError(f"Run {run_id!r} already exists in {runs_dir}; choose another run id "
                            "(or resume it).") from None

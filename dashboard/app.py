@@ -26,7 +26,10 @@ pages = [
     st.Page(PAGES["predict"], title="Predict"),
     st.Page(PAGES["explain"], title="Explain"),
 ]
-page = st.navigation(pages)
+from dashboard.signin import gate, needs_login  # noqa: E402
+
+# Before anyone signs in, the page list stays hidden: the login form is all there is.
+page = st.navigation(pages, position="hidden" if needs_login() else "sidebar")
 # A damaged job database: one clear message with the recovery step on every page instead of a
 # traceback; pages that only read run folders still work, the Train page (the queue) stops here.
 from core.jobs import store_problem  # noqa: E402
@@ -35,8 +38,9 @@ from core.markup import escape_markdown  # noqa: E402
 problem = store_problem()
 if problem:
     st.error(escape_markdown(problem))  # it names a path, which is the user's text
+remember_browser()  # a reload keeps this browser's jobs and report draft (no login: its identity)
+gate()  # with accounts: the login form (and nothing else) until someone signs in
 sidebar_status()
-remember_browser()  # a reload keeps this browser's jobs and report draft
 if problem and page.title == "Train":
     st.stop()
 page.run()

@@ -21,7 +21,7 @@ from core.markup import escape_markdown as md
 from core.train.callbacks import merge_metric_rows
 from dashboard.charts import has_curve, training_curves
 from dashboard.train_form import bar_html, finished_bar, job_title, progress_view
-from dashboard.ui import PAGES, fmt_age, fmt_metric, guard, show_counts
+from dashboard.ui import PAGES, actor, client_address, fmt_age, fmt_metric, guard, show_counts
 
 _METRICS_KEY = "_jobs_view_metrics"  # session_state: job id -> {"offset", "attempt", "rows"}
 _CONFIRM_KEY = "_jobs_view_confirm"  # session_state: job id awaiting "really cancel someone else's job?"
@@ -185,7 +185,9 @@ def _ask_confirm(job_id: str) -> None:
 def _cancel(job_id: str) -> None:
     st.session_state.pop(_CONFIRM_KEY, None)
     try:
-        jobs.cancel(job_id, wait=False)
+        from core.workspace import cancel_job
+
+        cancel_job(actor(), job_id, wait=False, client=client_address())
     except Exception as exc:  # noqa: BLE001 - a callback must not raise into the page
         st.session_state["_jobs_view_cancel_error"] = f"Could not cancel {job_id}: {exc}"
 

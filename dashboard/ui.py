@@ -19,9 +19,11 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
+from core.access import Actor
+from core.accounts.sessions import SESSION_COOKIE
 from core.errors import TunescopeError
 from core.markup import escape_markdown as md
-from core.runs import RUN_ID, Run
+from core.runs import Run
 
 log = logging.getLogger("tunescope.dashboard")
 
@@ -99,9 +101,63 @@ def remember_browser() -> None:
         st.sidebar.html(cookie_script(sid), unsafe_allow_javascript=True)
 
 
+TOKEN_KEY = "_tunescope_token"  # session_state: a session token (tests; the cookie otherwise)
+
+
+def login_mode() -> str:
+    """"login", "open" or "local" (see core.accounts.auth_mode) for the address this server listens on."""
+    from core.accounts import auth_mode
+
+    try:
+        host = st.get_option("server.address")
+    except Exception:  # noqa: BLE001 - no server config (bare scripts): this machine only
+        host = None
+    return auth_mode(host)
+
+
+def session_token() -> str | None:
+    """The session token this browser sent (its HttpOnly cookie), or one a test put in the session."""
+    token = st.session_state.get(TOKEN_KEY)
+    if token:
+        return token
+    try:
+        return st.context.cookies.get(SESSION_COOKIE)
+    except Exception:  # noqa: BLE001 - no request context
+        return None
+
+
+def signed_in_user() -> Any:
+    """The account this browser is signed in to (checked on every run: a logout, reset or disabled
+    account ends it at once), or None."""
+    from core.accounts import user_for
+
+    return user_for(session_token())
+
+
+def actor() -> Actor:
+    """Who this page acts for. Without login (this machine only, or the no-auth option) each browser is
+    its own local instructor, named after its browser id, so "my jobs" stay this browser's."""
+    if login_mode() != "login":
+        return Actor(f"ui-{session_id()}", "instructor", local=True)
+    from core.accounts import actor_for
+
+    user = signed_in_user()
+    if user is None:  # the gate in app.py stops a page before it gets here; this is the second lock
+        st.stop()
+    return actor_for(user)
+
+
 def owner() -> str:
-    """The owner tag of this browser's jobs (the same on every page and across reloads)."""
-    return f"ui-{session_id()}"
+    """The owner tag of this user's jobs and report draft (the same on every page and across reloads)."""
+    return actor().name
+
+
+def client_address() -> str:
+    try:
+        ip = st.context.ip_address
+    except Exception:  # noqa: BLE001 - no request context
+        ip = None
+    return ip if isinstance(ip, str) and ip else "localhost"  # Streamlit says None for localhost
 
 
 def runs_dir() -> Path:
@@ -111,21 +167,22 @@ def runs_dir() -> Path:
 
 
 def find_run(run_id: str) -> Run | None:
-    """The run `run_id` in the runs directory, or None. Only a plain run id is accepted, never a
-    path, so a crafted link cannot read folders outside the runs directory."""
-    if not RUN_ID.fullmatch(run_id) or ".." in run_id:
-        return None
-    path = runs_dir() / run_id
-    if not path.is_dir() or not (path / "config.json").is_file():
-        return None
-    return Run(path)
+    """The run `run_id` if it exists and this user may see it, else None (the two look the same)."""
+    from core.workspace import find_run as find
+
+    return find(actor(), run_id, runs_dir())
+
+
+def visible_runs() -> list[dict[str, Any]]:
+    """The runs this user may see (own, shared, or all for an instructor), newest first."""
+    from core.workspace import list_runs
+
+    return list_runs(actor(), runs_dir())
 
 
 def predictable_runs() -> list[dict[str, Any]]:
     """Succeeded runs with a saved model, newest first (Predict and Explain offer these)."""
-    from core.runs import list_runs
-
-    return [r for r in list_runs(runs_dir())
+    return [r for r in visible_runs()
             if r["state"] == "succeeded" and (Path(r["path"]) / "model" / "tunescope_model.json").is_file()]
 
 

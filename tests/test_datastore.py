@@ -130,7 +130,8 @@ def test_two_processes_saving_one_name_at_once_one_wins_cleanly(home: Path, tmp_
     winner = Path(winners[0]["source"])
     assert saved.name == "classdata" and saved.rows == winners[0]["rows"]
     assert Path(saved.path).read_bytes() == winner.read_bytes()  # the survivor's own file, intact
-    assert sorted(p.name for p in (datastore.datasets_dir() / "classdata").iterdir()) == ["data.csv", "dataset.json"]
+    assert sorted(p.name for p in (datastore.datasets_dir() / "classdata").iterdir()) == [
+        "access.json", "data.csv", "dataset.json"]
     assert [p.name for p in datastore.datasets_dir().iterdir()] == ["classdata"]  # no leftovers
 
 

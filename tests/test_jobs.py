@@ -481,7 +481,7 @@ def test_oom_retries_halve_batch_and_record_it(home, sentiment_csv, tiny_bert_di
     job = claim(store)
     seen = []
 
-    def fake_train(cfg, runs_dir, callbacks, run_id, resume):
+    def fake_train(cfg, runs_dir, callbacks, run_id, resume, owner):
         seen.append((cfg.train.batch_size, cfg.train.grad_accum, resume))
         run = Path(runs_dir) / run_id
         run.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 One module per command group, each with `add_commands(subparsers)` that adds its sub-commands and
 sets their handlers: `train` (train, predict, eval, runs, demo-data), `jobs` (submit, jobs, status,
-cancel, logs, worker, db), `ui`, `explain`, `report`, `export`; `common` holds what they share (the
+cancel, logs, worker, db), `ui`, `explain`, `report`, `export`, `users` (users, audit, share,
+unshare); `common` holds what they share (the
 one-line-error parser, the config flags, tables). A new group is one module, imported below and
 listed in `GROUPS`; a module that is missing fails the import instead of dropping its commands.
 
@@ -25,7 +26,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from core.cli import explain, export, jobs, report, train, ui
+from core.cli import explain, export, jobs, report, train, ui, users
 from core.cli.common import EXIT_USAGE, Parser, config_from_args
 from core.errors import TunescopeError
 
@@ -34,7 +35,7 @@ __all__ = ["EXIT_BROKEN_PIPE", "EXIT_USAGE", "build_parser", "config_from_args",
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as for `yes | head`
 
 # In the order `tunescope --help` lists them.
-GROUPS = (train, jobs, ui, explain, report, export)
+GROUPS = (train, jobs, ui, explain, report, export, users)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,8 @@
 """What the command groups share: the parser with one-line errors, registering a command, the
 config flags of `train`/`submit`, and plain-text tables.
 
-Imports only `core.config` and the standard library, so every group module can import it.
+Imports only `core.config` and the standard library at the top, so every group module can import it;
+`checked_run` imports the access rule when called.
 """
 
 from __future__ import annotations
@@ -87,3 +88,14 @@ def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(lines)
+
+
+def checked_run(run: str, runs_dir: str | None = None) -> str:
+    """The folder of the run `run` names (id or folder) if the acting user (`core.accounts.cli_actor`)
+    may read it; otherwise the same "not found" error as for a run that does not exist."""
+    from pathlib import Path
+
+    from core.accounts import cli_actor
+    from core.workspace import open_run
+
+    return str(open_run(cli_actor(), run, Path(runs_dir) if runs_dir else None).path)

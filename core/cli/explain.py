@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import add_command
+from core.cli.common import add_command, checked_run
 from core.errors import ConfigError
 from core.explain.catalog import METHODS, get_method
 
@@ -61,6 +61,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
         raise ConfigError("--method needs at least one method name.")
     given = _params(a)
     common = {"runs_dir": a.runs_dir, "max_tokens": a.max_tokens, "device": a.device}
+    a.run = checked_run(a.run, a.runs_dir)
     records = [explain(a.run, value, m, a.target, params=get_method(m).relevant(given),
                        faithfulness=not a.no_faithfulness, **common) for m in methods]
     out: dict[str, Any] = {"explanations": [r.to_dict(arrays=a.format == "json") for r in records]}

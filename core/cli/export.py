@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import add_command
+from core.cli.common import add_command, checked_run
 from core.errors import ConfigError
 
 
@@ -26,7 +26,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
     if not a.out and not a.predictions:
         raise ConfigError("Say what to export: --out DIR for the model, --predictions FILE for the predictions.")
-    run = resolve_run(a.run, Path(a.runs_dir) if a.runs_dir else default_runs_dir())
+    run = resolve_run(checked_run(a.run, a.runs_dir), Path(a.runs_dir) if a.runs_dir else default_runs_dir())
     if a.predictions:
         from core.tables import write_table
 

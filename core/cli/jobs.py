@@ -112,7 +112,14 @@ def _no_worker_hint() -> None:
         print("note: no worker is running; start one with `tunescope worker`.", file=sys.stderr)
 
 
+def _actor() -> Any:
+    from core.accounts import cli_actor
+
+    return cli_actor()
+
+
 def cmd_submit(a: argparse.Namespace) -> int:
+    from core import workspace as ws
     from core.train.submit import submit_training
 
     cfg = config_from_args(a)
@@ -124,8 +131,15 @@ def cmd_submit(a: argparse.Namespace) -> int:
     if a.grid_model:
         grid["model"] = _str_list(a.grid_model)
     seeds = _int_list(a.seeds, "--seeds") if a.seeds is not None else None
-    ids = submit_training(cfg, owner=a.owner, priority=a.priority, seeds=seeds, grid=grid or None,
-                          runs_dir=a.runs_dir, run_id=a.run_id, max_attempts=a.max_attempts)
+    actor = _actor()
+    common = {"priority": a.priority, "seeds": seeds, "grid": grid or None, "runs_dir": a.runs_dir,
+              "run_id": a.run_id, "max_attempts": a.max_attempts}
+    if actor.is_instructor:  # the server's own account or an instructor may queue for someone else
+        ids = submit_training(cfg, owner=a.owner or (None if actor.local else actor.name), **common)
+    else:
+        if a.owner and a.owner != actor.name:
+            raise ws.AccessDenied(f"Only an instructor can queue jobs for someone else ({a.owner}).")
+        ids = ws.submit_training(actor, cfg, **common)
     group = jobs.get(ids[0]).group_id
     if a.json:
         print(json.dumps({"group_id": group, "jobs": ids}))
@@ -165,7 +179,10 @@ def _job_row(j: Any) -> dict[str, Any]:
 
 def cmd_jobs(a: argparse.Namespace) -> int:
     states = [s.strip() for s in a.state.split(",")] if a.state else None
-    rows = jobs.list_jobs(state=states, group=a.group, owner=a.owner, limit=a.limit)
+    from core import workspace as ws
+
+    rows = [j for j in ws.list_jobs(_actor(), state=states, group=a.group, limit=a.limit)
+            if not a.owner or j.owner == a.owner]
     if a.json:
         print(json.dumps([j.to_dict() for j in rows], indent=2))
         return 0
@@ -180,25 +197,35 @@ def cmd_jobs(a: argparse.Namespace) -> int:
 
 
 def cmd_status(a: argparse.Namespace) -> int:
+    from core import workspace as ws
+
+    if a.id.startswith("g-"):
+        if not ws.list_jobs(_actor(), group=a.id, limit=1):
+            raise jobs.JobError(f"No job group {a.id!r}.")
+    else:
+        ws.get_job(_actor(), a.id)  # someone else's job reads like one that does not exist
     out = jobs.group_status(a.id) if a.id.startswith("g-") else jobs.status(a.id)
     print(json.dumps(out, indent=2, default=str))
     return 0
 
 
 def cmd_cancel(a: argparse.Namespace) -> int:
+    from core import workspace as ws
+
+    actor = _actor()
     ids: list[str] = []
     for given in a.ids:
         if given.startswith("g-"):
-            members = jobs.list_jobs(group=given, limit=None)
+            members = ws.list_jobs(actor, group=given, limit=None)
             if not members:
                 raise jobs.JobError(f"No job group {given!r}.")
             ids += [j.id for j in members if not j.is_final]
         else:
             ids.append(given)
-    before = {i: jobs.get(i) for i in ids}  # unknown ids fail before anything is cancelled
+    before = {i: ws.get_job(actor, i) for i in ids}  # unknown ids fail before anything is cancelled
     for i in ids:
         if not before[i].is_final:
-            jobs.cancel(i)
+            ws.cancel_job(actor, i)
     deadline = time.monotonic() + (0 if a.no_wait else a.timeout)
     for i in ids:
         job = jobs.get(i)
@@ -218,7 +245,9 @@ def cmd_cancel(a: argparse.Namespace) -> int:
 
 
 def cmd_logs(a: argparse.Namespace) -> int:
-    job = jobs.get(a.id)
+    from core import workspace as ws
+
+    job = ws.get_job(_actor(), a.id)
     text, offset = jobs.read_log(a.id)
     sys.stdout.write(text)
     sys.stdout.flush()

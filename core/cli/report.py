@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import add_command
+from core.cli.common import add_command, checked_run
 
 
 def add_commands(sub: Any) -> None:
@@ -32,6 +32,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from core.report_drafts import as_pairs, chosen
 
     picked = as_pairs(chosen(a.draft)) if a.draft else []
+    a.runs = [checked_run(r, a.runs_dir) for r in a.runs]
     for path in write_report(a.runs, Path(a.out), Path(a.runs_dir) if a.runs_dir else None, pdf=a.pdf,
                              compute_explanations=a.explain, title=a.title, subtitle=a.subtitle,
                              author=a.author, explanations=picked):

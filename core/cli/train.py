@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import add_command, add_train_args, config_from_args, table
+from core.cli.common import add_command, add_train_args, checked_run, config_from_args, table
 
 
 def add_commands(sub: Any) -> None:
@@ -123,6 +123,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
     kind = "text" if a.text else "image"
     inputs = a.text or [str(Path(x).expanduser().resolve()) for x in a.image]
+    a.run = checked_run(a.run, a.runs_dir)
     results = api.predict(a.run, inputs, runs_dir=a.runs_dir or _default_runs(), device=a.device, kind=kind)
     out = results[0] if len(results) == 1 else results
     print(json.dumps(out, indent=2))
@@ -139,6 +140,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     from core import api
     from core.metrics import format_report
 
+    a.run = checked_run(a.run, a.runs_dir)
     report = api.evaluate(a.run, a.data, runs_dir=a.runs_dir or _default_runs(), text_column=a.text_column,
                           label_column=a.label_column, device=a.device)
     if a.json:
@@ -149,9 +151,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 
 def cmd_runs(a: argparse.Namespace) -> int:
-    from core.runs import list_runs
+    from core.accounts import cli_actor
+    from core.workspace import list_runs
 
-    rows = list_runs(Path(a.runs_dir) if a.runs_dir else None)
+    rows = list_runs(cli_actor(), Path(a.runs_dir) if a.runs_dir else None)
     if a.json:
         print(json.dumps(rows, indent=2))
     elif not rows:

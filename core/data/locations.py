@@ -12,7 +12,9 @@ from pathlib import Path
 from core.runs import tunescope_home
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")  # a saved dataset's name, also its folder's
-SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a browser's private staging folder
+# A browser's private staging folder: a random id, and "@<user name>" on a server with accounts (so
+# whose upload it is can be read from the path; see core.workspace.upload_folder). Never "..".
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}(@[a-z0-9][a-z0-9_-]*(\.[a-z0-9_-]+)*)?")
 META = "dataset.json"  # a saved dataset's record, written last
 
 

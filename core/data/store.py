@@ -5,10 +5,13 @@ everyone only through `save_dataset`, which reserves the name (an exclusive mkdi
 with the same loader training uses, and writes `dataset.json` last, so a folder without it is a save in
 progress that nobody lists. A file that fails validation is never stored, and saving under a taken name
 (or one being saved) is refused rather than overwriting what is there, except that saving the very same
-file with the same columns again returns the first save (a double click is not an error).
+file with the same columns again, by the same owner, returns the first save (a double click is not an error).
+Who may see a saved dataset is in its owner record (`access.json`, see core.access); `core.workspace`
+applies the rule, the functions here do not.
 
 Layout of `$TUNESCOPE_HOME/datasets/<name>/`: the file itself (its original extension kept, so the
-loader recognises the format) and `dataset.json` (task, labels, sizes, warnings, when saved).
+loader recognises the format), `access.json` (owner, shared) and `dataset.json` (task, labels, sizes,
+warnings, when saved).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.access import LOCAL_OWNER, Access, make_private_dir, read_access, write_access
 from core.data.load import load_dataset
 from core.data.locations import META, NAME, SESSION_ID, datasets_dir, uploads_dir
 from core.errors import DataError
@@ -85,10 +89,13 @@ def stage_upload(session_id: str, filename: str, data: bytes) -> Path:
     folder = uploads_dir() / session_id
     if folder.exists():
         shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    make_private_dir(uploads_dir())
+    make_private_dir(folder)  # 0700: other accounts on the machine must not read a student's upload
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).name[: -len(suffix)])[:80].strip("._") or "upload"
     path = folder / f"{stem}{suffix}"  # the user's own file name, so messages name the file they know
-    path.write_bytes(data)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
     return path
 
 
@@ -119,7 +126,8 @@ def clear_stage(session_id: str) -> None:
 
 
 def save_dataset(name: str, source: str | Path, original_name: str | None = None,
-                 text_column: str | None = None, label_column: str | None = None) -> SavedDataset:
+                 text_column: str | None = None, label_column: str | None = None,
+                 owner: str = LOCAL_OWNER) -> SavedDataset:
     """Validate `source` (a staged upload or any local file) and keep a copy under `name`.
 
     The name is reserved first, atomically, so of two saves of one name exactly one goes ahead and
@@ -133,7 +141,7 @@ def save_dataset(name: str, source: str | Path, original_name: str | None = None
         final = _reserve(name)
     except DataError:
         same = already_saved(name, source, text_column, label_column)
-        if same is None:
+        if same is None or read_access(datasets_dir() / name).owner != owner:
             raise
         return same
     try:
@@ -149,6 +157,7 @@ def save_dataset(name: str, source: str | Path, original_name: str | None = None
         record = meta.to_dict()
         record["columns"] = {"text": text_column, "label": label_column}
         _copy_durably(source, final / f"data{suffix}")
+        write_access(final, Access(owner=owner))
         # The record goes last: until it exists the folder is only a reservation, which nobody lists.
         atomic_write_bytes(final / META, json.dumps(record, indent=1).encode())
     except BaseException:
@@ -181,7 +190,7 @@ def _reserve(name: str) -> Path:
     final = root / name
     for _ in range(2):
         try:
-            final.mkdir()  # atomic create-exclusive, also between processes
+            final.mkdir(mode=0o700)  # private to the server account; atomic create-exclusive, also between processes
             return final
         except FileExistsError:
             if not _reclaim_abandoned(final):

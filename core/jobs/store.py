@@ -391,6 +391,14 @@ class SQLiteJobStore(JobStore):
             raise self._damaged(str(exc)) from exc
         raise exc
 
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A write transaction on this database, for other tables kept in the same file (accounts)."""
+        return self._tx()
+
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """A read on this database, with the same damage handling as the job table's."""
+        return self._select(sql, params)
+
     def _select(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
             return self._conn.execute(sql, params).fetchall()

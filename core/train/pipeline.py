@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from core import models
+from core.access import LOCAL_OWNER, Access, write_access
 from core.config import RunConfig
 from core.data import load_for_config, open_image
 from core.data.dataset import LabeledData
@@ -92,8 +93,10 @@ def _say_where_it_resumes(latest: Path | None, rejected: list[tuple[str, str]]) 
 
 
 def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequence[Callback] = (),
-          run_id: str | None = None, resume: bool = False) -> Path:
+          run_id: str | None = None, resume: bool = False, owner: str = LOCAL_OWNER) -> Path:
     """Fine-tune, evaluate on the test split, save the run; return its directory.
+
+    `owner` (a user name) is recorded in the new run folder's owner record (see core.access).
 
     With `resume=True` and an existing `run_id` directory, training continues from that run's newest
     intact checkpoint (or restarts it from scratch when it has none)."""
@@ -124,6 +127,7 @@ def train(cfg: RunConfig, runs_dir: str | Path | None = None, callbacks: Sequenc
         run = RunWriter(existing)
     else:
         run = RunWriter.create(runs_root, run_id or new_run_id(data.name, Path(model_name).name, cfg.train.method))
+        write_access(run.path, Access(owner=owner))  # before anything lists it as someone's
     checkpointer = Checkpointer(run.path / "checkpoints")
     latest, rejected = checkpointer.scan()
     if resume and existing is not None and run.path == existing:

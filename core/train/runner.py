@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.access import LOCAL_OWNER
 from core.config import RunConfig
 from core.jobs.context import EXIT_LOST, JobContext, JobFailed, LogLines
 from core.runs import atomic_write_json
@@ -72,7 +73,8 @@ def run_train(ctx: JobContext, train: Callable[..., Path] | None = None,
               f"grad_accum {cfg.train.grad_accum})", flush=True)
         oom: BaseException | None = None
         try:
-            path = train(cfg, runs_dir=runs_dir, callbacks=callbacks, run_id=run_id, resume=resume)
+            path = train(cfg, runs_dir=runs_dir, callbacks=callbacks, run_id=run_id, resume=resume,
+                         owner=job.owner or LOCAL_OWNER)
             ctx.finishing = True
             break
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled here

@@ -13,7 +13,7 @@ import streamlit as st
 from core import compare, compare_labels
 from core.errors import RunError
 from core.markup import escape_markdown as md
-from core.runs import RUN_ID, Run, list_runs
+from core.runs import RUN_ID, Run
 from dashboard.charts import curve_overlay, diff_bars
 from dashboard.ui import (
     PAGES,
@@ -25,11 +25,12 @@ from dashboard.ui import (
     report_fields,
     report_pdf_download,
     runs_dir,
+    visible_runs,
 )
 
 
 def finished_runs() -> list[dict[str, Any]]:
-    return [r for r in list_runs(runs_dir()) if r["state"] == "succeeded" and r["accuracy"] is not None]
+    return [r for r in visible_runs() if r["state"] == "succeeded" and r["accuracy"] is not None]
 
 
 def _seeds_text(e: compare.Experiment) -> str:

@@ -9,24 +9,16 @@ from typing import Any
 
 import streamlit as st
 
+from core import workspace as ws
 from core.data import inspect_columns, load_dataset, open_image
 from core.data.dataset import ByteBoundedCache, LabeledData
 from core.data.demos import list_demos
-from core.data.store import (
-    columns_of,
-    delete_dataset,
-    get_dataset,
-    list_datasets,
-    save_dataset,
-    slug,
-    stage_upload,
-    suffix_of,
-)
-from core.errors import DataError
+from core.data.store import columns_of, slug, stage_upload, suffix_of
+from core.errors import DataError, TunescopeError
 from core.markup import escape_markdown as md
 from dashboard import data_view as dv
 from dashboard.charts import class_balance, length_histogram
-from dashboard.ui import PAGES, fmt_age, guard, session_id
+from dashboard.ui import PAGES, actor, client_address, fmt_age, guard, login_mode, session_id
 
 UPLOAD_TYPES = ["csv", "tsv", "txt", "jsonl", "json", "parquet", "zip", "gz", "bz2", "xz"]
 AUTO = "auto"
@@ -70,7 +62,7 @@ def staged_upload(up: Any) -> Path:
     held = st.session_state.get("_data_staged")
     if held and held[0] == up.file_id and Path(held[1]).is_file():
         return Path(held[1])
-    path = stage_upload(session_id(), up.name, up.getvalue())
+    path = stage_upload(ws.upload_folder(actor(), session_id()), up.name, up.getvalue())
     st.session_state["_data_staged"] = (up.file_id, str(path))
     return path
 
@@ -130,14 +122,17 @@ def save_form(staged: Path, up: Any, text_col: str | None, label_col: str | None
         st.session_state["_data_name_for"] = up.file_id
         st.session_state["data_name"] = slug(stem)
     name = st.text_input("Dataset name", key="data_name", max_chars=48,
-                         help="Lower-case letters, digits, '-' and '_'. Saved datasets are visible to every user.")
+                         help="Lower-case letters, digits, '-' and '_'. " + _who_sees_it())
+    if not actor().can_write:
+        st.info("Your account can look at shared work but not save datasets.")
+        return
     if st.button("Save dataset", type="primary", key="data_save"):
         try:
             # Saving the same file under the same name again returns the first save, so a second
             # click (or a click during a slow save) reports that success instead of "name taken".
-            saved = save_dataset(name.strip(), staged, original_name=original, text_column=text_col,
-                                 label_column=label_col)
-        except DataError as exc:
+            saved = ws.save_dataset(actor(), name.strip(), staged, original_name=original, text_column=text_col,
+                                    label_column=label_col)
+        except TunescopeError as exc:
             st.error(md(exc))
         else:
             st.session_state["_data_saved"] = (up.file_id, saved.name, saved.rows, len(saved.labels))
@@ -145,34 +140,61 @@ def save_form(staged: Path, up: Any, text_col: str | None, label_col: str | None
     if done and done[0] == up.file_id:
         _, saved_name, rows, classes = done
         st.success(f"Saved as **{md(saved_name)}** ({rows:,} examples, {classes} classes).")
-        st.markdown("**Where you can use it:** in the Train page's dataset list, for everyone on this server, "
-                    "and on this page under *Or a saved dataset*.")
+        st.markdown("**Where you can use it:** in the Train page's dataset list and on this page under *Or a saved "
+                    f"dataset*. {_who_sees_it()}")
         st.page_link(PAGES["train"], label=f"Train on {md(saved_name)}",
                      query_params={"dataset": f"saved:{saved_name}"})
 
 
 def saved_section() -> None:
-    saved = list_datasets()
+    me = actor()
+    saved = ws.list_datasets(me)
     st.subheader("Saved datasets")
     if not saved:
         st.caption("None yet. Upload a file above and save it; it then appears on the Train page.")
         return
+    access = {d.name: ws.dataset_access(me, d.name) for d in saved}
     st.dataframe([{"name": d.name, "task": d.task, "classes": len(d.labels), "examples": d.rows,
-                   "from file": d.original_name, "saved": fmt_age(d.saved), "warnings": len(d.warnings)}
+                   "from file": d.original_name, "saved": fmt_age(d.saved), "warnings": len(d.warnings),
+                   "owner": access[d.name].owner, "shared with the class": access[d.name].shared}
                   for d in saved], hide_index=True, width="stretch")
+    mine = [d.name for d in saved if me.is_instructor or access[d.name].owner == me.name]
+    if login_mode() == "login" and mine and me.can_write:
+        share_box(mine, access)
+    if not mine or not me.can_write:
+        return
     with st.expander("Delete a saved dataset"):
-        name = st.selectbox("Dataset to delete", [d.name for d in saved], index=None, key="data_delete_name")
+        name = st.selectbox("Dataset to delete", mine, index=None, key="data_delete_name")
         sure = st.checkbox("Yes, delete it (runs trained on it keep their results)", key="data_delete_sure")
         if st.button("Delete", key="data_delete", disabled=not (name and sure)):
             try:
-                delete_dataset(name)
-            except DataError as exc:  # already gone (deleted from another browser)
+                ws.delete_dataset(me, name, client=client_address())
+            except TunescopeError as exc:  # already gone (deleted from another browser)
                 st.session_state["_data_flash"] = ("warning", str(exc))
             else:
                 st.session_state["_data_flash"] = ("success", f"Deleted {name}.")
             # start over so the table, the pickers and the preview no longer show it
             st.session_state["_data_reset_delete"] = True
             st.rerun()
+
+
+def _who_sees_it() -> str:
+    if login_mode() != "login":
+        return "Saved datasets are visible to everyone who uses this dashboard."
+    return "Only you (and the instructors) see it until you share it with the class below."
+
+
+def share_box(names: list[str], access: dict[str, Any]) -> None:
+    with st.expander("Share a dataset with the class"):
+        name = st.selectbox("Dataset", names, key="data_share_name")
+        on = st.toggle("Shared with the class", value=access[name].shared, key=f"data_share_on_{name}")
+        if on != access[name].shared:
+            try:
+                ws.share_dataset(actor(), name, on, client=client_address())
+            except TunescopeError as exc:
+                st.error(md(exc))
+            else:
+                st.rerun()
 
 
 def flash() -> None:
@@ -196,7 +218,7 @@ def resolve_source() -> tuple[str, str, str | None, str | None, Any]:
         text_col, label_col = column_overrides(staged)
         return str(staged), up.name, text_col, label_col, up
     demos = {d.name: d for d in list_demos()}
-    saved_names = [d.name for d in list_datasets()]
+    saved_names = [d.name for d in ws.list_datasets(actor())]
     a, b = st.columns(2)
     demo = a.selectbox("Or pick a built-in demo", list(demos), key="data_demo",
                        format_func=lambda n: f"{demos[n].title} ({demos[n].task})")
@@ -205,7 +227,7 @@ def resolve_source() -> tuple[str, str, str | None, str | None, Any]:
                        help="A saved dataset replaces the demo above while it is chosen.")
     if pick:
         cols = columns_of(pick)
-        return get_dataset(pick).path, pick, cols["text"], cols["label"], None
+        return ws.get_dataset(actor(), pick).path, pick, cols["text"], cols["label"], None
     spec = demos[demo]
     st.caption(md(f"{spec.description} Source: {spec.source}. Licence: {spec.licence}."))
     return f"demo:{demo}", spec.title, None, None, None

@@ -8,7 +8,7 @@ import traceback
 import streamlit as st
 
 from core.markup import escape_markdown as md
-from dashboard.ui import PAGES, device_summary, guard, owner, worker_state
+from dashboard.ui import PAGES, actor, device_summary, guard, owner, visible_runs, worker_state
 
 log = logging.getLogger("tunescope.dashboard")
 
@@ -41,13 +41,13 @@ def submit_demo() -> str | None:
     """Queue the demo job; on failure say why and that nothing was queued, and return None."""
     from core.config import DataConfig, RunConfig, TrainConfig
     from core.errors import TunescopeError
-    from core.train import submit
+    from core.workspace import submit_training
 
     cfg = RunConfig(data=DataConfig(source=DEMO["source"], max_samples=DEMO["max_samples"]),
                     train=TrainConfig(method=DEMO["method"]))
     try:
         with st.spinner("Checking the demo data and queuing the job..."):
-            return submit.submit_training(cfg, check_device=False, owner=owner())[0]
+            return submit_training(actor(), cfg, check_device=False)[0]
     except TunescopeError as exc:
         st.error(f"The demo job could not be queued: {md(exc)}")
     except Exception as exc:  # noqa: BLE001 - e.g. the job table is locked or the disk is full
@@ -91,14 +91,13 @@ with guard("loading the home page"):
         if dev["gpus"]:
             for g in dev["gpus"]:
                 st.caption(f"{g['name']}: {g['used_gib']:.1f} of {g['memory_gib']:.1f} GiB in use")
-        from core.data.store import list_datasets
         from core.jobs.listing import running_and_queued
-        from core.runs import list_runs
+        from core.workspace import list_datasets
 
         counts = state["counts"]
         a, b, c = st.columns(3)
-        a.metric("Runs", len(list_runs()))
-        b.metric("Saved datasets", len(list_datasets()))
+        a.metric("Runs", len(visible_runs()))
+        b.metric("Saved datasets", len(list_datasets(actor())))
         c.metric("Jobs running / queued", "{} / {}".format(*running_and_queued(counts)))  # as the sidebar counts
 
     st.subheader("A short tour")

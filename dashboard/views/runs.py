@@ -11,11 +11,24 @@ import streamlit as st
 
 from core.errors import RunError
 from core.markup import escape_markdown as md
-from core.runs import Run, list_runs
+from core.runs import Run
 from dashboard import train_form as tf
 from dashboard.charts import per_class_bars, training_curves
 from dashboard.error_view import error_analysis
-from dashboard.ui import PAGES, find_run, fmt_count, fmt_metric, fmt_seconds, guard, report_download, runs_dir
+from dashboard.ui import (
+    PAGES,
+    actor,
+    client_address,
+    find_run,
+    fmt_count,
+    fmt_metric,
+    fmt_seconds,
+    guard,
+    login_mode,
+    report_download,
+    runs_dir,
+    visible_runs,
+)
 
 _FILTERS = (("dataset", "Dataset"), ("model", "Model"), ("method", "Method"), ("state", "State"))
 
@@ -33,7 +46,7 @@ def _on_pick() -> None:
 
 
 def run_table() -> None:
-    rows = list_runs(runs_dir())
+    rows = visible_runs()
     if not rows:
         st.info("No runs yet. Start one on the Train page; it appears here when it finishes.")
         st.page_link(PAGES["train"], label="Go to Train")
@@ -78,6 +91,31 @@ def _read(label: str, read: Any, default: Any) -> Any:
         return default
 
 
+def share_toggle(run_id: str) -> None:
+    """Owner and class: who sees this run, and (for its owner or an instructor) a switch to share it."""
+    from core import workspace as ws
+    from core.errors import TunescopeError
+
+    if login_mode() != "login":
+        return
+    me = actor()
+    access = ws.run_access(me, run_id, runs_dir())
+    if not ws.can_change_run(me, run_id, runs_dir()):
+        st.caption(f"Owner: {md(access.owner)} · shared with the class")
+        return
+    on = st.toggle("Shared with the class", value=access.shared, key=f"runs_share_{run_id}",
+                   help="Shared runs are visible to every student and viewer (Runs, Compare, Predict, Explain, "
+                        "reports). Switch off to make it private again.")
+    if on != access.shared:
+        try:
+            ws.share_run(me, run_id, on, runs_dir=runs_dir(), client=client_address())
+        except TunescopeError as exc:
+            st.error(md(exc))
+        else:
+            st.rerun()
+    st.caption(f"Owner: {md(access.owner)}")
+
+
 def run_detail(run_id: str) -> None:
     _back_button()
     run = find_run(run_id)
@@ -96,6 +134,7 @@ def run_detail(run_id: str) -> None:
     st.header(md(run.id))
     st.caption(f"**{md(state)}** · dataset {md(dataset)} · model {md(model)} · method {md(method)}"
                + (f" · seed {summary.get('seed', (config.get('train') or {}).get('seed'))}"))
+    share_toggle(run.id)
     message = status.get("message") or ""
     if state == "failed":
         st.error(f"This run failed. {md(message)}".strip())

@@ -4,7 +4,7 @@ The form's choices, the "only my jobs" toggle and the live-curve choice live in 
 to query parameters, the dataset as `?dataset=`), so a reload or a shared link opens the same form;
 `?job=<id>` marks a job just started elsewhere (Home's "Train the demo").
 
-Submitting only validates and queues (`core.train.submit.submit_training`, check_device=False): the training itself
+Submitting only validates and queues (`core.workspace.submit_training`, check_device=False): the training itself
 runs in a `tunescope worker` process, so this page never imports torch and a closed tab loses nothing.
 """
 
@@ -16,15 +16,15 @@ from typing import Any
 
 import streamlit as st
 
+from core import workspace as ws
 from core.config import DataConfig, ModelConfig, TrainConfig, field_help
 from core.data.demos import list_demos
-from core.data.store import columns_of, list_datasets
+from core.data.store import columns_of
 from core.errors import TunescopeError
 from core.markup import escape_markdown as md
-from core.train.submit import submit_training
 from dashboard import train_form as tf
 from dashboard.jobs_view import job_list
-from dashboard.ui import device_summary, fmt_count, guard, owner, worker_state
+from dashboard.ui import actor, device_summary, fmt_count, guard, owner, worker_state
 
 DATA_HELP, MODEL_HELP, TRAIN_HELP = field_help(DataConfig), field_help(ModelConfig), field_help(TrainConfig)
 DEFAULT_METHOD = "head"  # fastest first result for a class; see the caption under the method choice
@@ -54,7 +54,7 @@ def dataset_choices() -> dict[str, dict[str, Any]]:
         out[f"demo:{d.name}"] = {"label": f"{d.title} · {d.task} demo", "source": f"demo:{d.name}",
                                  "text_column": None, "label_column": None, "mtime": 0.0,
                                  "about": f"{d.description} Source: {d.source}. Licence: {d.licence}."}
-    for s in list_datasets():
+    for s in ws.list_datasets(actor()):
         cols = columns_of(s.name)
         try:
             mtime = os.path.getmtime(s.path)
@@ -216,7 +216,7 @@ def submit(choice: dict[str, Any], task: str, option: str, other: str | None, me
             if last and last[0] == fingerprint and time.time() - last[1] < 5:
                 st.info(f"This exact run was just queued ({', '.join(last[2])}); it is in the list below.")
                 return
-            ids = submit_training(cfg, seeds=seeds, check_device=False, owner=owner())
+            ids = ws.submit_training(actor(), cfg, seeds=seeds, check_device=False)
         except TunescopeError as exc:
             st.error(md(exc))
             return
@@ -236,7 +236,13 @@ with guard("preparing the training form"):
 st.subheader("Jobs")
 with guard("showing the jobs"):
     mine_col, curves_col = st.columns(2)
-    only_mine = mine_col.toggle("Only jobs started in this browser", key="train_only_mine", bind="query-params")
+    me = actor()
+    if me.is_instructor:
+        only_mine = mine_col.toggle("Only jobs started in this browser" if me.local else "Only my jobs",
+                                    key="train_only_mine", bind="query-params")
+    else:  # everyone else's jobs are not theirs to see: the queue places still count them
+        only_mine = True
+        mine_col.caption("Your jobs (your place in the queue counts everyone's).")
     # Plain option values: a bound widget writes what it shows into the URL.
     curves = curves_col.segmented_control(
         "Live curves of running jobs", ["mine", "all"], default="mine", key="train_curves", required=True,
