@@ -230,3 +230,19 @@ def test_a_real_worker_stops_a_job_at_its_owners_time_limit(home, tmp_path):
     assert 2 <= stopped.finished - stopped.started < 15
     assert stopped.crashes == 0 and stopped.strikes == 0  # a planned stop, not a crash
     assert done.state == "succeeded" and done.finished - done.started >= 3
+
+
+def test_a_time_limit_stop_replaces_the_runs_generic_cancel_message(tmp_path):
+    import json
+
+    from core.jobs.reaper import mark_run
+
+    run_dir = tmp_path / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "status.json").write_text(json.dumps({"state": "cancelled", "message": "Cancelled by request."}))
+    job = jobs.Job(id="j-t00001", runs_dir=str(run_dir.parent), run_id="r1")
+    mark_run(job, "cancelled", "Other words.")  # without `replace` the run's own message stays
+    assert json.loads((run_dir / "status.json").read_text())["message"] == "Cancelled by request."
+    reason = "Stopped: it ran longer than the 2 h limit per job; its last checkpoint is kept."
+    mark_run(job, "cancelled", reason, replace=True)
+    assert json.loads((run_dir / "status.json").read_text())["message"] == reason
