@@ -142,8 +142,8 @@ def test_no_owner_is_one_pseudo_owner() -> None:
 
 def test_the_limits_table_resolves_owner_rows_over_the_default() -> None:
     table = LimitTable((("*", "max_running", 1.0), ("*", "max_queued", 10.0), ("prof", "max_queued", None),
-                        ("prof", "share_weight", 2.0), ("*", "no_such_key", 3.0)))
-    assert table.for_owner("student") == Limits(max_running=1, max_queued=10)
+                        ("prof", "share_weight", 2.0), ("*", "no_such_key", 3.0), ("*", "share_weight", 0.0)))
+    assert table.for_owner("student") == Limits(max_running=1, max_queued=10)  # bad rows are ignored
     assert table.for_owner("prof") == Limits(max_running=1, max_queued=None, share_weight=2.0)
     assert LimitTable().for_owner("x") == UNLIMITED
     assert isinstance(table.for_owner("s").max_running, int)
