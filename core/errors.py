@@ -106,6 +106,10 @@ class ModelIntegrityError(RunError):
     """A run's saved model files differ from the SHA-256 hashes recorded when they were written."""
 
 
+class QuotaError(JobError):
+    """A submission would go over its owner's limits (waiting jobs, GPU hours a day); nothing was queued."""
+
+
 class JobStoreDamagedError(JobError):
     """The job database fails its integrity check; `tunescope db rebuild` recovers the history."""
 

@@ -3,18 +3,26 @@ with their place in the queue, then finished newest first; a seed group is one c
 sidebar shows (taken from the same snapshot, so the two never disagree) and the ETA rule of a
 running job's progress. What an explain job explains is said by core.explain.jobs.explain_title.
 
-Pure functions over `Job` records, plus `snapshot` (the one read the dashboard makes per refresh).
-May import: core.jobs.store, the standard library; no feature.
+Queue places follow the order the workers will claim in (`core.jobs.fairshare.fair_order`: priority,
+then fair share between owners, FIFO among equals), not plain submission order; `queue_places` gives
+one owner their places and expected starts, from the durations of finished or running jobs of the
+same seed group or, failing that, of the owner's recent jobs of the same kind.
+
+Pure functions over `Job` records, plus `snapshot` and `queue_places` (reads of the store).
+May import: core.jobs.store, core.jobs.fairshare, the standard library; no feature.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.jobs.store import CLAIMABLE, FINAL_STATES, Job, JobStore
+from core.jobs.fairshare import USAGE_WINDOW_S, LimitTable, Place, Span, Waiting, fair_order
+from core.jobs.store import CLAIMABLE, FINAL_STATES, STALE_AFTER_S, Job, JobStore
 
 SECTIONS = ("running", "queued", "finished")
 MIN_ETA_S = 1.0  # work remains: the ETA says at least this, never "0 s"
@@ -27,6 +35,8 @@ class Card:
     section: str  # one of SECTIONS
     jobs: tuple[Job, ...]  # a group's jobs by seed (then by submission)
     positions: tuple[int | None, ...]  # 1-based place in the worker queue of each job (None: not waiting)
+    # seconds from the snapshot until each job is expected to start (None: not waiting, or not known)
+    starts: tuple[float | None, ...] = ()
 
     @property
     def group_id(self) -> str | None:
@@ -55,12 +65,68 @@ def section_of(state: str) -> str:
     return "finished"
 
 
-def queue_positions(active: Sequence[Job]) -> dict[str, int]:
-    """job id -> 1-based place in the order a worker claims waiting jobs (priority, then submission).
-    `active` comes newest first (as the store lists it), so its reverse is the submission order."""
-    waiting = [j for j in reversed(list(active)) if j.state in CLAIMABLE]
-    waiting.sort(key=lambda j: -j.priority)  # stable: submission order within a priority
-    return {j.id: i for i, j in enumerate(waiting, start=1)}
+@dataclasses.dataclass(frozen=True)
+class QueueState:
+    """What the fair order needs besides the active jobs (all of it from one read of the store)."""
+
+    history: tuple[Span, ...] = ()   # finished attempts of the usage window (running ones come from `active`)
+    limits: LimitTable = LimitTable()
+    now: float | None = None         # None: the newest time among the active jobs
+    slots: int = 1                   # worker slots serving the queue
+    done: tuple[Job, ...] = ()       # recent succeeded jobs: how long a job of a kind takes
+
+
+def _ran_for(job: Job) -> float | None:
+    if job.state == "succeeded" and job.started and job.finished and job.finished >= job.started:
+        return job.finished - job.started
+    return None
+
+
+def expected_durations(active: Sequence[Job], done: Sequence[Job], now: float) -> dict[str, float]:
+    """job id -> expected run time of each waiting job: what its seed group's jobs took (a running one:
+    elapsed plus its ETA), else the median of its owner's recent succeeded jobs of the same kind."""
+    by_group: dict[str, list[float]] = {}
+    by_kind: dict[tuple[str, str], list[float]] = {}
+    for j in [*done, *active]:
+        took = _ran_for(j)
+        if took is None and j.state == "running" and j.started:
+            eta = eta_seconds(j.progress)
+            took = None if eta is None else max(0.0, now - j.started) + eta
+        if took is None:
+            continue
+        if j.group_id:
+            by_group.setdefault(j.group_id, []).append(took)
+        if j.state == "succeeded":
+            by_kind.setdefault((j.owner, j.kind), []).append(took)
+    out = {}
+    for j in active:
+        if j.state not in CLAIMABLE:
+            continue
+        seen = by_group.get(j.group_id or "") or by_kind.get((j.owner, j.kind))
+        if seen:
+            out[j.id] = statistics.median(seen)
+    return out
+
+
+def fair_places(active: Sequence[Job], state: QueueState | None = None) -> list[Place]:
+    """The waiting jobs of `active` (newest first, as the store lists them) in the order the workers
+    will claim them, with expected starts (see `core.jobs.fairshare.fair_order`)."""
+    state = state or QueueState()
+    jobs = list(active)
+    now = state.now if state.now is not None else max(
+        [float(j.started or j.created or 0.0) for j in jobs] or [0.0])
+    durations = expected_durations(jobs, state.done, now)
+    waiting = [Waiting(j.id, j.owner, j.priority, float(i), durations.get(j.id))
+               for i, j in enumerate(reversed(jobs)) if j.state in CLAIMABLE]
+    running = [Span(j.owner, float(j.started or now), None, left_s=eta_seconds(j.progress))
+               for j in jobs if j.state == "running"]
+    return fair_order(waiting, [*state.history, *running], now, state.limits, slots=state.slots)
+
+
+def queue_positions(active: Sequence[Job], state: QueueState | None = None) -> dict[str, int]:
+    """job id -> 1-based place in the order a worker claims waiting jobs (priority, then fair share
+    between owners, then submission). `active` comes newest first (as the store lists it)."""
+    return {p.job_id: p.place for p in fair_places(active, state)}
 
 
 def ordinal(n: int) -> str:
@@ -81,7 +147,8 @@ def _finished_at(job: Job) -> float:
     return float(job.finished or job.updated or job.created or 0.0)
 
 
-def build_listing(active: Sequence[Job], finished: Sequence[Job], *, owner: str | None = None) -> Listing:
+def build_listing(active: Sequence[Job], finished: Sequence[Job], *, owner: str | None = None,
+                  queue: QueueState | None = None) -> Listing:
     """Cards of `active` (queued, interrupted, running; every owner, newest first) and `finished` jobs.
 
     Queue places are counted over every owner's waiting jobs (that is the queue the worker takes
@@ -91,7 +158,8 @@ def build_listing(active: Sequence[Job], finished: Sequence[Job], *, owner: str 
     counts: dict[str, int] = {}
     for j in active:
         counts[j.state] = counts.get(j.state, 0) + 1
-    positions = queue_positions(active)
+    places = {p.job_id: p for p in fair_places(active, queue)}
+    positions = {k: p.place for k, p in places.items()}
     shown = [j for j in [*active, *finished] if owner is None or j.owner == owner]
     seen: set[str] = set()
     groups: dict[str, list[Job]] = {}
@@ -109,7 +177,8 @@ def build_listing(active: Sequence[Job], finished: Sequence[Job], *, owner: str 
     for key in order:
         members = sorted(groups[key], key=lambda j: (_seed(j), j.created))
         section = min((section_of(j.state) for j in members), key=SECTIONS.index)
-        cards.append(Card(section, tuple(members), tuple(positions.get(j.id) for j in members)))
+        cards.append(Card(section, tuple(members), tuple(positions.get(j.id) for j in members),
+                          tuple(places[j.id].expected_start_s if j.id in places else None for j in members)))
 
     def sort_key(card: Card) -> tuple[float, ...]:
         rank = SECTIONS.index(card.section)
@@ -124,12 +193,30 @@ def build_listing(active: Sequence[Job], finished: Sequence[Job], *, owner: str 
     return Listing(tuple(cards), counts)
 
 
+def queue_state(store: JobStore, now: float | None = None) -> QueueState:
+    """The usage, limits, slots and recent run times the fair order needs, read from `store`."""
+    now = time.time() if now is None else now
+    history = tuple(s for s in store.usage_spans(now - USAGE_WINDOW_S) if s.ended is not None)
+    live = [w for w in store.workers() if now - (w.get("heartbeat") or 0) <= STALE_AFTER_S]
+    slots = sum(len(w.get("slots") or [None]) for w in live) or 1
+    done = tuple(store.list(state="succeeded", limit=200))
+    return QueueState(history, store.get_limits(), now, slots, done)
+
+
 def snapshot(store: JobStore, *, owner: str | None = None, limit: int = 20) -> Listing:
     """The listing the job list and the sidebar show: every active job (all owners, for the queue
     places and the counts) and the newest `limit` finished ones (only `owner`'s when given)."""
     active = store.list(state=("queued", "interrupted", "running"), limit=None)
     finished = store.list(state=FINAL_STATES, owner=owner, limit=limit)
-    return build_listing(active, finished, owner=owner)
+    return build_listing(active, finished, owner=owner, queue=queue_state(store))
+
+
+def queue_places(store: JobStore, owner: str | None = None) -> list[tuple[str, int, float | None]]:
+    """(job id, 1-based place in the whole queue, expected start in seconds from now or None) of each
+    waiting job of `owner` (every owner's when None), in the order the workers will claim them."""
+    active = store.list(state=("queued", "interrupted", "running"), limit=None)
+    return [(p.job_id, p.place, p.expected_start_s) for p in fair_places(active, queue_state(store))
+            if owner is None or p.owner == (owner or "")]
 
 
 def running_and_queued(counts: Mapping[str, int]) -> tuple[int, int]:

@@ -5,8 +5,12 @@ The queue stores configs as it is given them: it never imports a feature (data, 
 explain, report), so it does not validate them. A training job is validated, expanded over seeds and
 grids and given its run directory by `core.train.submit.submit_training`, which then calls `enqueue`.
 
-May import: core.jobs.store, core.jobs.reaper (a cancel settles a job whose worker is gone),
-core.jobs.kinds (names only), core.runs, core.errors, the standard library.
+Per-owner limits live in the job store (`JobStore.get_limits`/`set_limit`); `enqueue` enforces the
+waiting-jobs and daily limits, a claim the running limit, the worker the time limit per job.
+`use_classroom_limits` makes `core.jobs.fairshare.CLASSROOM_LIMITS` everyone's limits.
+
+May import: core.jobs.store, core.jobs.fairshare, core.jobs.reaper (a cancel settles a job whose
+worker is gone), core.jobs.kinds (names only), core.runs, core.errors, the standard library.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, JobError
+from core.jobs.fairshare import CLASSROOM_LIMITS, EVERYONE, LIMIT_KEYS, Limits, LimitTable
 from core.jobs.kinds import KINDS
 from core.jobs.reaper import mark_run, reap
 from core.jobs.store import (
@@ -82,7 +87,11 @@ def enqueue(specs: Sequence[JobSpec], *, kind: str, owner: str | None = None, pr
     """Queue all of `specs` at once (one group when more than one) or none; return the ids.
 
     Any kind with a well-formed name is accepted: a worker may run kinds beyond the built-in table
-    (`$TUNESCOPE_JOB_RUNNERS`), and one that no worker knows fails there with a message."""
+    (`$TUNESCOPE_JOB_RUNNERS`), and one that no worker knows fails there with a message.
+
+    A submission that would take its owner over their waiting-jobs limit, or whose owner has used
+    their GPU hours of the last 24 h, is refused with a `QuotaError` that says the limit, the count and
+    what to do; nothing is stored (the check and the insert are one transaction)."""
     check_request(kind, max_attempts)
     store = store or open_store()
     now = time.time()
@@ -92,7 +101,7 @@ def enqueue(specs: Sequence[JobSpec], *, kind: str, owner: str | None = None, pr
                 max_attempts=max_attempts) for s in specs]
     for attempt in range(5):
         try:
-            store.add(jobs)
+            store.add(jobs, enforce_limits=True)  # over a waiting or daily limit: QuotaError, nothing stored
             break
         except IdCollision:  # 16M ids: rare, but a long-lived table makes it happen now and then
             if attempt == 4:
@@ -113,6 +122,20 @@ def submit(config: Any, *, kind: str, owner: str | None = None, priority: int = 
                           "data first; nothing was queued.")
     return enqueue([JobSpec(config.to_dict() if hasattr(config, "to_dict") else dict(config))], kind=kind,
                    owner=owner, priority=priority, max_attempts=max_attempts, store=store)
+
+
+def limits_for(owner: str | None = None, store: JobStore | None = None) -> Limits:
+    """The limits that apply to `owner` (the current user when None): their own rows over everyone's."""
+    return (store or open_store()).get_limits().for_owner(_owner(owner))
+
+
+def use_classroom_limits(store: JobStore | None = None, limits: Limits = CLASSROOM_LIMITS) -> LimitTable:
+    """Make `limits` everyone's ("*" rows; an owner's own rows still win) and return the table. Until
+    some limit is set, nobody is limited (a single user's own machine)."""
+    store = store or open_store()
+    for key in LIMIT_KEYS:
+        store.set_limit(EVERYONE, key, getattr(limits, key))
+    return store.get_limits()
 
 
 def get(job_id: str, store: JobStore | None = None) -> Job:

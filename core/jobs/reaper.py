@@ -27,8 +27,9 @@ from core.jobs.store import STALE_AFTER_S, Job, JobStore, crash_ceiling
 from core.runs import RunWriter
 
 
-def mark_run(job: Job, state: str, message: str) -> None:
-    """Make the run directory's status.json agree with the job when the job's process cannot."""
+def mark_run(job: Job, state: str, message: str, replace: bool = False) -> None:
+    """Make the run directory's status.json agree with the job when the job's process cannot. With
+    `replace`, a status already in `state` gets `message` too (a more specific reason)."""
     run_dir = job.run_dir
     if run_dir is None or not (run_dir / "status.json").is_file():
         return
@@ -36,7 +37,7 @@ def mark_run(job: Job, state: str, message: str) -> None:
         current = json.loads((run_dir / "status.json").read_text()).get("state")
     except (OSError, ValueError):
         current = None
-    if current in ("succeeded", state):
+    if current == "succeeded" or (current == state and not replace):
         return
     RunWriter(run_dir).set_status(state, message, job_id=job.id)
 

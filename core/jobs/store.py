@@ -11,6 +11,16 @@ Job life cycle::
        │                 │
        └──cancel──► cancelled   └──worker lost / job killed──► interrupted ──claim (resume)──► running
 
+A claim takes the waiting job that `core.jobs.fairshare.pick_next` picks (priority first, then the owner
+who used the slots least lately, FIFO among equals; owners at their running limit are skipped), reading
+the candidates, the recent usage and the limits in the same write transaction, so two workers never
+take the same job or both take an owner past their limit. A running job's `error` holds the reason it
+was asked to stop (its per-job time limit); a plain cancel leaves it empty.
+
+The `limits` table holds per-owner limits (owner or "*" for everyone, key, value; see
+`core.jobs.fairshare.LimitTable`). `add(..., enforce_limits=True)` refuses a submission over its owner's
+waiting-jobs or daily limit in the transaction that would insert it.
+
 An `interrupted` job is claimable like a queued one: the next worker resumes it from its newest intact
 checkpoint. Each claim counts as an attempt. An unplanned interruption (`crashes`) counts against
 `max_attempts` (`strikes`) only when the job itself failed (its process died while its worker lived)
@@ -19,8 +29,8 @@ got further, does not. Once strikes reach `max_attempts`, or crashes of any kind
 `crash_ceiling(max_attempts)` (a job that keeps crashing its worker), the job fails instead (the rules
 live in `core.jobs.reaper`).
 
-May import: core.errors, core.runs (paths), the standard library. Nothing above it in core.jobs, and
-no feature package.
+May import: core.errors, core.runs (paths), core.jobs.fairshare (pure rules), the standard library.
+Nothing else in core.jobs, and no feature package.
 
 Why this module is long: most of it is `SQLiteJobStore`, one class whose methods share the
 transaction and damage rules; splitting it would scatter them.
@@ -40,7 +50,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, JobError, JobStoreDamagedError
+from core.errors import ConfigError, JobError, JobStoreDamagedError, QuotaError
+from core.jobs.fairshare import (
+    USAGE_WINDOW_S,
+    LimitTable,
+    Span,
+    Waiting,
+    check_limit,
+    owner_key,
+    pick_from_spans,
+    quota_problem,
+    window_usage,
+)
 from core.runs import default_runs_dir, tunescope_home
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
@@ -161,8 +182,10 @@ class JobStore(abc.ABC):
     """
 
     @abc.abstractmethod
-    def add(self, jobs: Sequence[Job]) -> None:
-        """Insert jobs atomically (all or none). Raises JobError if an id or run directory is taken."""
+    def add(self, jobs: Sequence[Job], *, enforce_limits: bool = False) -> None:
+        """Insert jobs atomically (all or none). Raises JobError if an id or run directory is taken, and
+        with `enforce_limits` a QuotaError if an owner would go over their waiting-jobs limit or has used
+        their GPU hours of the last 24 h (checked in the same transaction as the insert)."""
 
     @abc.abstractmethod
     def get(self, job_id: str) -> Job | None: ...
@@ -181,7 +204,27 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def claim(self, worker_id: str, host: str, worker_pid: int, device: str,
               kinds: Sequence[str] | None = None) -> Job | None:
-        """Atomically take the best claimable job (priority, then FIFO) and mark it running."""
+        """Atomically take the claimable job that fair share picks (priority, then the owner with the
+        least weighted decayed usage, FIFO among equals; owners at their running limit skipped) and mark
+        it running. None when nothing is claimable for `kinds`."""
+
+    @abc.abstractmethod
+    def usage_spans(self, since: float) -> list[Span]:
+        """Each job attempt that held a slot after `since` (running ones without an end), for fair share
+        and the daily limit."""
+
+    @abc.abstractmethod
+    def get_limits(self) -> LimitTable:
+        """Every row of the limits table."""
+
+    @abc.abstractmethod
+    def set_limit(self, owner: str, key: str, value: float | None) -> None:
+        """Set one limit of `owner` (or of everyone, "*"); None means no limit (for an owner, this
+        overrides everyone's). Raises ConfigError for an unknown key or a bad value."""
+
+    @abc.abstractmethod
+    def clear_limit(self, owner: str, key: str) -> None:
+        """Remove one limit row: the owner falls back to everyone's limit, everyone to no limit."""
 
     @abc.abstractmethod
     def update(self, job_id: str, *, expect_state: str | Sequence[str] | None = None,
@@ -254,6 +297,12 @@ CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, priority DESC, seq);
 CREATE INDEX IF NOT EXISTS jobs_group ON jobs (group_id, seq);
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, seq);
 CREATE INDEX IF NOT EXISTS jobs_run ON jobs (runs_dir, run_id);
+CREATE TABLE IF NOT EXISTS limits (
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (owner, key)
+);
 CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY,
     host TEXT,
@@ -408,7 +457,7 @@ class SQLiteJobStore(JobStore):
 
     # -- jobs ------------------------------------------------------------------------------------
 
-    def add(self, jobs: Sequence[Job]) -> None:
+    def add(self, jobs: Sequence[Job], *, enforce_limits: bool = False) -> None:
         rows = [_to_row({k: v for k, v in dataclasses.asdict(j).items()}) for j in jobs]
         if not rows:
             return
@@ -426,6 +475,8 @@ class SQLiteJobStore(JobStore):
             for g in {j.group_id for j in jobs if j.group_id}:
                 if c.execute("SELECT 1 FROM jobs WHERE group_id = ? LIMIT 1", (g,)).fetchone():
                     raise IdCollision(f"Group id {g} is taken.")
+            if enforce_limits:
+                self._check_quota(c, jobs)
             try:
                 c.executemany(sql, [[r[k] for k in cols] for r in rows])
             except sqlite3.IntegrityError as exc:
@@ -462,18 +513,77 @@ class SQLiteJobStore(JobStore):
             params += list(kinds)
         now = time.time()
         with self._tx() as c:
-            row = c.execute(
-                f"SELECT id FROM jobs WHERE state IN (?, ?){kind_sql} ORDER BY priority DESC, seq LIMIT 1",
-                params).fetchone()
-            if row is None:
+            # Only the columns the rule reads: a claim holds the write lock while it decides.
+            waiting = [Waiting(r["id"], owner_key(r["owner"]), int(r["priority"] or 0), float(r["seq"]))
+                       for r in c.execute(f"SELECT id, owner, priority, seq FROM jobs WHERE state IN (?, ?)"
+                                          f"{kind_sql}", params)]
+            if not waiting:
+                return None
+            pick = pick_from_spans(waiting, self._spans(c, now - USAGE_WINDOW_S), now, self._limits(c))
+            if pick is None:  # every owner who waits is at their running limit
                 return None
             c.execute(
                 "UPDATE jobs SET state = 'running', worker_id = ?, host = ?, worker_pid = ?, device = ?, "
                 "started = ?, heartbeat = ?, updated = ?, attempts = attempts + 1, pid = NULL, error = NULL, "
                 "finished = NULL WHERE id = ?",
-                (worker_id, host, worker_pid, device, now, now, now, row["id"]))
-            job = _from_row(c.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone())
+                (worker_id, host, worker_pid, device, now, now, now, pick.id))
+            job = _from_row(c.execute("SELECT * FROM jobs WHERE id = ?", (pick.id,)).fetchone())
         return job
+
+    # -- fair share and limits ---------------------------------------------------------------------
+
+    @staticmethod
+    def _spans(c: sqlite3.Connection, since: float) -> list[Span]:
+        rows = c.execute(
+            "SELECT owner, state, started, finished, heartbeat, updated FROM jobs WHERE started IS NOT NULL "
+            "AND (state = 'running' OR COALESCE(finished, heartbeat, updated, started) >= ?)", (since,))
+        return [_span(r) for r in rows]
+
+    @staticmethod
+    def _limits(c: sqlite3.Connection) -> LimitTable:
+        return LimitTable(tuple((r["owner"], r["key"], r["value"])
+                                for r in c.execute("SELECT owner, key, value FROM limits ORDER BY owner, key")))
+
+    def _check_quota(self, c: sqlite3.Connection, jobs: Sequence[Job]) -> None:
+        now = time.time()
+        limits = self._limits(c)
+        adding: dict[str, int] = {}
+        for j in jobs:
+            adding[owner_key(j.owner)] = adding.get(owner_key(j.owner), 0) + 1
+        used = window_usage(self._spans(c, now - USAGE_WINDOW_S), now)
+        for owner, n in adding.items():
+            lim = limits.for_owner(owner)
+            if lim.max_queued is None and lim.gpu_hours_per_day is None:
+                continue
+            waiting = c.execute("SELECT COUNT(*) FROM jobs WHERE owner = ? AND state IN (?, ?)",
+                                (owner, *CLAIMABLE)).fetchone()[0]
+            problem = quota_problem(owner, adding=n, waiting=waiting, used_today_s=used.get(owner, 0.0), limits=lim)
+            if problem:
+                raise QuotaError(problem)
+
+    def usage_spans(self, since: float) -> list[Span]:
+        try:
+            return self._spans(self._conn, since)
+        except sqlite3.DatabaseError as exc:
+            self._reraise(exc)
+            raise  # not reached
+
+    def get_limits(self) -> LimitTable:
+        try:
+            return self._limits(self._conn)
+        except sqlite3.DatabaseError as exc:
+            self._reraise(exc)
+            raise  # not reached
+
+    def set_limit(self, owner: str, key: str, value: float | None) -> None:
+        value = check_limit(key, value)
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO limits (owner, key, value) VALUES (?, ?, ?)",
+                      (owner_key(owner), key, value))
+
+    def clear_limit(self, owner: str, key: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM limits WHERE owner = ? AND key = ?", (owner_key(owner), key))
 
     def update(self, job_id: str, *, expect_state: str | Sequence[str] | None = None,
                expect_attempt: int | None = None, expect_stale_before: float | None = None, **fields: Any) -> bool:
@@ -555,6 +665,18 @@ class SQLiteJobStore(JobStore):
         return [{**json.loads(r["info"] or "{}"), "id": r["id"], "host": r["host"], "pid": r["pid"],
                  "started": r["started"], "heartbeat": r["heartbeat"]}
                 for r in self._select("SELECT * FROM workers ORDER BY started")]
+
+
+def _span(row: sqlite3.Row) -> Span:
+    """The slot time of a job's latest attempt, from its row."""
+    if row["state"] == "running":
+        return Span(row["owner"], row["started"])
+    end = row["finished"] or row["heartbeat"] or row["updated"] or row["started"]
+    if row["finished"] and row["heartbeat"] and row["finished"] - row["heartbeat"] > STALE_AFTER_S:
+        # No heartbeat for a long while before it ended: it waited to resume (interrupted, then
+        # cancelled), and that wait held no slot.
+        end = row["heartbeat"]
+    return Span(row["owner"], row["started"], max(end, row["started"]))
 
 
 def _is_damage(exc: sqlite3.DatabaseError) -> bool:

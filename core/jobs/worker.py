@@ -13,7 +13,10 @@ Child (`python -m core.jobs.worker run-job ID --attempt N --parent PID`)
     into the job row from a thread (at most every 0.5 s, at least every 2 s), polls the cancel flag on
     the same write, and records the final state itself.
 
-May import: core.jobs.store, context, kinds, reaper; core.runs, core.errors. Runners (named in the
+A job whose current attempt runs longer than its owner's `job_wall_clock_s` limit is stopped like a
+cancel, with that reason as its error (`Worker._enforce_wall_clock`).
+
+May import: core.jobs.store, fairshare, context, kinds, reaper; core.runs, core.errors. Runners (named in the
 kinds table) never import this module.
 """
 
@@ -42,6 +45,7 @@ from core.errors import ConfigError
 from core.jobs import kinds
 from core.jobs.context import EXIT_LOST, JobContext, JobFailed, is_stop
 from core.jobs.context import log as _log
+from core.jobs.fairshare import wall_clock_message
 from core.jobs.kinds import Runner
 from core.jobs.reaper import judge_interruption, kill_group, mark_run, reap
 from core.jobs.store import STALE_AFTER_S, Job, JobStore, jobs_dir, log_path, open_store, store_url
@@ -100,9 +104,11 @@ def execute(store: JobStore, job: Job, runners: Mapping[str, Runner] | None = No
     except BaseException as exc:  # noqa: BLE001 - every ending is recorded, then the process exits
         ctx.finishing = True
         if is_stop(exc) or isinstance(exc, KeyboardInterrupt):
-            cancelled = ctx.cancel_requested or (store.get(job.id) or job).cancel_requested is not None
+            row = store.get(job.id) or job
+            cancelled = ctx.cancel_requested or row.cancel_requested is not None
             state = "cancelled" if cancelled else "interrupted"
-            error = ("Cancelled by request." if cancelled
+            # A running job's error is the reason its stop was asked for (its time limit), if any.
+            error = ((row.error or "Cancelled by request.") if cancelled
                      else "Stopped by its worker; it resumes from its last checkpoint.")
         elif isinstance(exc, JobFailed):
             error = str(exc)
@@ -123,7 +129,8 @@ def execute(store: JobStore, job: Job, runners: Mapping[str, Runner] | None = No
     if not store.update(job.id, expect_state="running", expect_attempt=job.attempts, **fields):
         return "lost"
     if state in ("cancelled", "interrupted"):
-        mark_run(fresh, state, error or "")
+        # The pipeline wrote its own "Cancelled by request."; a stop at a time limit says why instead.
+        mark_run(fresh, state, error or "", replace=bool(fresh.error))
     write_job_file(fresh, state, error)
     if state == "succeeded":
         print(f"job {job.id} succeeded: {json.dumps(result.get('test', result))}", flush=True)
@@ -349,11 +356,13 @@ class Worker:
         _log(f"job {job.id} ({job.kind}) started{resumed} on {slot.name}, pid {proc.pid}, attempt {job.attempts}")
 
     def _police(self) -> None:
-        """Escalate cancels that the job did not honour, and kill jobs this worker no longer owns."""
+        """Stop jobs past their owner's time limit per job, escalate cancels that the job did not honour,
+        and kill jobs this worker no longer owns."""
         running = [s for s in self.slots if s.proc is not None and s.job is not None]
         if not running:
             return
         rows = {j.id: j for j in self.store.get_many([s.job.id for s in running])}  # type: ignore[union-attr]
+        limits = self.store.get_limits()
         now = time.time()
         for slot in running:
             job = rows.get(slot.job.id)  # type: ignore[union-attr]
@@ -374,6 +383,7 @@ class Worker:
                     slot.kill_sent = now
                 continue
             if job.cancel_requested is None:  # type: ignore[union-attr]
+                self._enforce_wall_clock(job, limits.for_owner(job.owner).job_wall_clock_s, now)  # type: ignore[union-attr,arg-type]
                 continue
             waited = now - job.cancel_requested  # type: ignore[union-attr,operator]
             if waited >= self.opts.cancel_kill_s and slot.kill_sent is None:
@@ -384,6 +394,20 @@ class Worker:
                 _log(f"job {job.id} still running {waited:.0f} s after cancel; sending SIGTERM")  # type: ignore[union-attr]
                 kill_group(slot.proc.pid, signal.SIGTERM)  # type: ignore[union-attr]
                 slot.term_sent = now
+
+    def _enforce_wall_clock(self, job: Job, limit_s: float | None, now: float) -> None:
+        """Ask a job whose current attempt ran past `limit_s` to stop, the way a cancel does: it stops at
+        its next stopping point and keeps its checkpoints, and the escalation to SIGTERM and SIGKILL
+        follows as for any cancel. It ends `cancelled` rather than `failed` because nothing went wrong
+        with it and its checkpoint stays usable (a failed run's checkpoints are deleted), and not
+        `interrupted`, which a worker would resume at once for another full attempt. The reason goes
+        into the row's error, where the job process reads it when it records its ending."""
+        if limit_s is None or job.started is None or now - job.started <= limit_s:
+            return
+        message = wall_clock_message(limit_s)
+        if self.store.update(job.id, expect_state="running", expect_attempt=job.attempts, cancel_requested=now,
+                             error=message):
+            _log(f"job {job.id} ran {now - job.started:.0f} s, over its owner's limit of {limit_s:g} s; stopping it")
 
     def _stop_all(self, busy: list[_Slot]) -> None:
         now = time.time()
@@ -442,7 +466,8 @@ class Worker:
         sig_name = signal.Signals(sig).name if sig else None
         if job.cancel_requested is not None:
             forced = " (killed: it did not stop in time)" if slot.kill_sent else ""
-            state, msg = "cancelled", f"Cancelled by request{forced}."
+            reason = (job.error or "Cancelled by request").rstrip(".")  # a time limit's stop says so
+            state, msg = "cancelled", f"{reason}{forced}."
         elif self.stopping and slot.term_sent is not None:
             state, msg = "interrupted", "Stopped by its worker; it resumes from its last checkpoint."
         elif sig in _FATAL_SIGNALS or rc == EXIT_LOST:
