@@ -82,6 +82,14 @@ def check_login_setup(opts: UiOptions) -> str:
             "can reach it could see and change all work. Create one with: tunescope users add NAME --role "
             "instructor (then import the class with: tunescope users import roster.csv). To run without "
             "login anyway, add --no-auth.")
+    if mode == "login":
+        from core import jobs
+
+        store = jobs.open_store()
+        if not store.get_limits().rows:  # a class server starts fair; the instructor can change it
+            jobs.use_classroom_limits(store)
+            print("tunescope ui: classroom limits are on (1 running and 10 waiting jobs per user, 2 GPU-hours a "
+                  "day, 2 h per job); see `tunescope limits`.", file=sys.stderr, flush=True)
     if mode == "open":
         print(f"tunescope ui: WARNING: --no-auth on {opts.host}: anyone who can reach this address can see, "
               "change and delete all work. Use it only on a network you trust.", file=sys.stderr, flush=True)

@@ -157,3 +157,38 @@ def trained_image_runs(tiny_vit_dir: Path, shapes_zip: Path, tmp_path_factory: p
                         train=TrainConfig(method="full", epochs=3, batch_size=8, lr=5e-3, device="cpu"))
         out[key] = api.train(cfg, runs_dir=root, run_id=f"tiny-{key}")
     return out
+
+
+PASSWORD = "correct horse 42"  # every test account's password (classroom fixture)
+
+
+@pytest.fixture
+def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with tiny costs: the tests check the flow, not the hardness (which is argon2-cffi's)."""
+    from argon2 import PasswordHasher
+
+    from core.accounts import passwords
+
+    monkeypatch.setattr(passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    monkeypatch.setattr(passwords, "_DUMMY", [])
+
+
+@pytest.fixture
+def classroom(home: Path, fast_hashing: None) -> dict[str, Path]:
+    """Accounts teach (instructor), ann and bob (students), vic (viewer), all with PASSWORD, and one
+    finished fake run each for ann and bob (private) and one shared run of ann's."""
+    from run_factory import write_fake_run
+
+    from core import accounts
+    from core.access import Access, write_access
+
+    for name, role in (("teach", "instructor"), ("ann", "student"), ("bob", "student"), ("vic", "viewer")):
+        accounts.add_user(name, role, PASSWORD)
+    runs = home / "runs"
+    made = {}
+    for run_id, owner, shared in (("20260101-000001-ann-private", "ann", False),
+                                  ("20260101-000002-ann-shared", "ann", True),
+                                  ("20260101-000003-bob-private", "bob", False)):
+        made[run_id] = write_fake_run(runs, run_id, seed=len(made))
+        write_access(made[run_id], Access(owner=owner, shared=shared))
+    return made

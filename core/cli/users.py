@@ -49,6 +49,16 @@ def add_commands(sub: Any) -> None:
     au.add_argument("--action", help="Only one kind, e.g. login-failed, cancel, share.")
     au.add_argument("--json", action="store_true")
 
+    lim = add_command(sub, "limits", cmd_limits,
+                      help="Show or set the fair queue's limits (everyone's, or one user's with --user).")
+    lim.add_argument("--user", help="One user's limits (they win over everyone's).")
+    lim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="max_running, max_queued, gpu_hours_per_day, job_wall_clock_s or share_weight; "
+                          "VALUE 'none' for no limit (repeatable).")
+    lim.add_argument("--classroom", action="store_true",
+                     help="Everyone gets the classroom defaults (1 running, 10 waiting, 2 GPU-hours a day, 2 h a job).")
+    lim.add_argument("--json", action="store_true")
+
     for name, on in (("share", True), ("unshare", False)):
         s = add_command(sub, name, cmd_share if on else cmd_unshare,
                         help=("Make a run or saved dataset visible to the class." if on else
@@ -167,6 +177,39 @@ def cmd_audit(a: argparse.Namespace) -> int:
     print(table([{"when": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.at)), "who": r.actor,
                   "action": r.action, "target": r.target, "detail": r.detail, "client": r.client} for r in rows],
                 ["when", "who", "action", "target", "detail", "client"]) if rows else "The audit log is empty.")
+    return 0
+
+
+def cmd_limits(a: argparse.Namespace) -> int:
+    import dataclasses
+
+    from core import jobs
+    from core.access import check_user_name
+    from core.errors import ConfigError
+    from core.jobs.fairshare import EVERYONE, check_limit
+
+    store = jobs.open_store()
+    if a.set or a.classroom:
+        _need_instructor()
+    if a.classroom:
+        jobs.use_classroom_limits(store)
+    who = check_user_name(a.user) if a.user else EVERYONE
+    for item in a.set:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{item!r} is not KEY=VALUE, e.g. max_running=2.")
+        value = None if raw.strip().lower() in ("none", "") else raw.strip()
+        store.set_limit(who, key.strip(), check_limit(key.strip(), value))
+        from core.accounts import open_accounts
+
+        open_accounts().audit(_actor_name(), "limit", who, f"{key.strip()}={raw.strip()}")
+    limits = dataclasses.asdict(store.get_limits().for_owner(None if who == EVERYONE else who))
+    if a.json:
+        print(json.dumps(limits, indent=2))
+    else:
+        print(f"limits for {'everyone' if who == EVERYONE else who}:")
+        for k, v in limits.items():
+            print(f"  {k} = {'no limit' if v is None else v}")
     return 0
 
 
