@@ -194,6 +194,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        # Other top-level keys are the extras a run's config.json records (task, fingerprint ...); these
+        # would be read as a claim on who owns the work, which only the server decides.
+        forged = sorted({"owner", "shared", "access", "user"} & set(d))
+        _require(not forged, f"A configuration cannot say who owns the work ({', '.join(forged)}); remove it. "
+                 "Jobs and runs belong to whoever submits them.")
         return cls(
             data=_build(DataConfig, d.get("data", {})),
             model=_build(ModelConfig, d.get("model", {})),

@@ -231,7 +231,11 @@ def submit(choice: dict[str, Any], task: str, option: str, other: str | None, me
 st.title("Train")
 with guard("preparing the training form"):
     worker_notice()
-    training_form()
+    if actor().can_write:
+        training_form()
+    else:
+        st.info("Your account (viewer) can look at shared work but not start training; the jobs below are "
+                "the ones you may see.")
 
 st.subheader("Jobs")
 with guard("showing the jobs"):
