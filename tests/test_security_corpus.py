@@ -68,7 +68,7 @@ TOKEN_CASES = {
     "session id flipped": lambda t: _flip(t, 0),
     "expiry pushed out, same mac": lambda t: t.split(".")[0] + ".9999999999." + t.split(".")[2],
     "no mac": lambda t: ".".join(t.split(".")[:2]),
-    "signed with another key": lambda t: "{0}.{1}.".format(*t.split(".")[:2]) + hmac.new(
+    "signed with another key": lambda t: "{}.{}.".format(*t.split(".")[:2]) + hmac.new(
         b"k" * 32, ".".join(t.split(".")[:2]).encode(), hashlib.sha256).hexdigest(),
     "empty": lambda t: "",
     "huge": lambda t: t * 200,
