@@ -254,3 +254,88 @@ def submit_training(actor: Actor, cfg: Any, **kw: Any) -> list[str]:
     _check_source(actor, str(cfg.data.source))
     kw.pop("owner", None)
     return submit(cfg, owner=actor.name, **kw)
+
+
+# -- the class (instructors only) --------------------------------------------------------------------
+
+
+def require_instructor(actor: Actor, what: str = "manage the class") -> None:
+    if not actor.is_instructor:
+        raise AccessDenied(f"Only an instructor can {what}.")
+
+
+def list_users(actor: Actor) -> list[Any]:
+    from core.accounts import list_users as users
+
+    require_instructor(actor, "see the accounts")
+    return users()
+
+
+def add_user(actor: Actor, name: str, role: str, password: str | None = None, *, client: str = "") -> Any:
+    from core.accounts import add_user as add
+
+    require_instructor(actor, "create accounts")
+    return add(name, role, password, by=actor.name)
+
+
+def import_roster(actor: Actor, source: Any, *, role: str = "student") -> list[Any]:
+    from core.accounts import import_roster as roster
+
+    require_instructor(actor, "import a roster")
+    return roster(source, role=role, by=actor.name)
+
+
+def reset_user(actor: Actor, name: str, password: str | None = None) -> Any:
+    from core.accounts import reset_password
+
+    require_instructor(actor, "reset passwords")
+    return reset_password(name, password, by=actor.name)
+
+
+def disable_user(actor: Actor, name: str, disabled: bool = True) -> Any:
+    from core.accounts import set_disabled
+
+    require_instructor(actor, "disable accounts")
+    if disabled and name == actor.name:
+        raise AccessDenied("You cannot disable your own account; ask another instructor.")
+    return set_disabled(name, disabled, by=actor.name)
+
+
+def audit_log(actor: Actor, limit: int | None = 200, action: str | None = None) -> list[Any]:
+    require_instructor(actor, "read the audit log")
+    return open_accounts().audit_log(limit=limit, action=action)
+
+
+def set_limit(actor: Actor, owner: str, key: str, value: float | None, *, client: str = "") -> None:
+    """Set one fair-queue limit for `owner` (or "*" for everyone)."""
+    from core.jobs.fairshare import check_limit
+
+    require_instructor(actor, "change the queue's limits")
+    open_store().set_limit(owner, key, check_limit(key, value))
+    _audit(actor, "limit", owner, f"{key}={'none' if value is None else value}", client)
+
+
+def limits_for(actor: Actor, owner: str | None = None) -> Any:
+    """The limits that apply to `owner` (default: the actor); anyone may read their own."""
+    if owner not in (None, actor.name):
+        require_instructor(actor, "see other people's limits")
+    return open_store().get_limits().for_owner(owner or actor.name)
+
+
+def usage_by_user(actor: Actor, hours: float = 24.0, now: float | None = None) -> dict[str, float]:
+    """GPU-slot seconds each user's jobs held in the last `hours` (running ones up to now)."""
+    import time as _time
+
+    from core.jobs.fairshare import window_usage
+
+    require_instructor(actor, "see everyone's usage")
+    now = _time.time() if now is None else now
+    window = hours * 3600.0
+    return window_usage(open_store().usage_spans(now - window), now, window_s=window)
+
+
+def class_overview(actor: Actor, runs_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Every run with its owner, for the instructor page: one row per run, newest first."""
+    require_instructor(actor, "see the class overview")
+    keep = ("owner", "run_id", "state", "dataset", "method", "seed", "accuracy", "shared")
+    return [{k: r.get(k) for k in keep} for r in list_runs(actor, runs_dir)]

@@ -26,7 +26,10 @@ pages = [
     st.Page(PAGES["predict"], title="Predict"),
     st.Page(PAGES["explain"], title="Explain"),
 ]
-from dashboard.signin import gate, needs_login  # noqa: E402
+from dashboard.signin import gate, is_instructor, needs_login  # noqa: E402
+
+if is_instructor():  # the class page is in an instructor's menu only (and checks again itself)
+    pages.append(st.Page(PAGES["instructor"], title="Class", url_path="class"))
 
 # Before anyone signs in, the page list stays hidden: the login form is all there is.
 page = st.navigation(pages, position="hidden" if needs_login() else "sidebar")

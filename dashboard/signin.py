@@ -20,6 +20,14 @@ OPEN_BANNER = ("This server runs **without login** (it was started with the no-a
                "it can see, change and delete all work here.")
 
 
+def is_instructor() -> bool:
+    """A signed-in instructor on a server with accounts (who gets the Class page)."""
+    if login_mode() != "login":
+        return False
+    user = signed_in_user()
+    return user is not None and user.role == "instructor"
+
+
 def needs_login() -> bool:
     return login_mode() == "login" and signed_in_user() is None
 
@@ -102,4 +110,5 @@ def password_change(name: str, first: bool = False) -> None:
         st.error(md(exc))
         return
     st.success("Password changed.")
+    st.session_state.pop("_signed_in", None)  # the account changed: read it again
     st.rerun()

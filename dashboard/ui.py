@@ -31,6 +31,7 @@ log = logging.getLogger("tunescope.dashboard")
 PAGES = {
     "home": "views/home.py", "data": "views/data.py", "train": "views/train.py", "runs": "views/runs.py",
     "compare": "views/compare.py", "predict": "views/predict.py", "explain": "views/explain.py",
+    "instructor": "views/instructor.py",
 }
 
 
@@ -101,6 +102,7 @@ def remember_browser() -> None:
         st.sidebar.html(cookie_script(sid), unsafe_allow_javascript=True)
 
 
+SIGNED_IN_RECHECK_S = 3.0
 TOKEN_KEY = "_tunescope_token"  # session_state: a session token (tests; the cookie otherwise)
 
 
@@ -127,11 +129,19 @@ def session_token() -> str | None:
 
 
 def signed_in_user() -> Any:
-    """The account this browser is signed in to (checked on every run: a logout, reset or disabled
-    account ends it at once), or None."""
+    """The account this browser is signed in to, or None; checked against the database at most every
+    SIGNED_IN_RECHECK_S, so a logout, reset or disabled account ends it within seconds."""
     from core.accounts import user_for
 
-    return user_for(session_token())
+    token = session_token()
+    held = st.session_state.get("_signed_in")
+    now = time.monotonic()
+    # One check per run is enough (pages ask many times); a logout or reset still counts within seconds.
+    if held and held[0] == token and now - held[1] < SIGNED_IN_RECHECK_S:
+        return held[2]
+    user = user_for(token)
+    st.session_state["_signed_in"] = (token, now, user)
+    return user
 
 
 def actor() -> Actor:

@@ -38,6 +38,7 @@ def sign_in(name: str, password: str = PASSWORD, page: str | None = None, **quer
     at.button[0].click().run()
     token, _ = accounts.redeem(_ticket(at))
     at.session_state[TOKEN_KEY] = token
+    at.run()  # the menu depends on who signed in
     for k, v in query.items():
         at.query_params[k] = v
     if page:
@@ -182,3 +183,21 @@ def test_a_no_auth_server_shows_its_banner(home: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(signin, "login_mode", lambda: "open")
     at = open_app_page(None)
     assert any("without login" in w.value for w in at.warning)
+
+
+def test_the_class_page_is_for_instructors(classroom: dict, login_on: None) -> None:
+    from core.jobs import JobSpec, enqueue
+
+    enqueue([JobSpec(config={"steps": 1})], kind="noop", owner="ann")
+    at = sign_in("teach", page="instructor")
+    assert [t.label for t in at.tabs] == ["Overview", "Jobs", "Users", "Limits", "Audit log"]
+    frames = " ".join(str(df.value.to_dict()) for df in at.dataframe)
+    assert "ann-private" in frames and "bob-private" in frames  # the class overview
+    assert "login" in frames  # the audit log holds the sign-in
+    name_box = next(t for t in at.text_input if t.label == "New user name")
+    name_box.input("dora")
+    next(b for b in at.button if b.label == "Add user").click().run()
+    assert any("dora's one-time password" in plain(s.value) for s in at.success)
+    assert accounts.open_accounts().get_user("dora").must_change
+    with pytest.raises(ValueError, match="Could not find a navigation page"):  # not in a student's menu
+        sign_in("ann", page="instructor")

@@ -87,10 +87,9 @@ def _actor_name() -> str:
 
 def _need_instructor() -> None:
     from core.accounts import cli_actor
-    from core.workspace import AccessDenied
+    from core.workspace import require_instructor
 
-    if not cli_actor().is_instructor:
-        raise AccessDenied("Only an instructor (or the server's own account) can manage users.")
+    require_instructor(cli_actor(), "manage users, limits or the audit log (or the server's own account)")
 
 
 def _print_new(accounts: list[Any], as_json: bool) -> None:
