@@ -46,7 +46,9 @@ def gate() -> None:
         st.stop()
     with st.sidebar:
         st.caption(f"Signed in as **{md(user.name)}** ({md(user.role)})")
-        st.link_button("Log out", "/auth/logout", width="content")
+        # Not a link button: those open a new tab, and the session must end in this one.
+        if st.button("Log out", key="signin_logout"):
+            st.html("<script>window.location.replace('/auth/logout');</script>", unsafe_allow_javascript=True)
     if user.must_change:
         password_change(user.name, first=True)
         st.stop()

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,16 +53,19 @@ class LiveApp:
 
 
 @contextlib.contextmanager
-def live_app(home: Path, worker: bool = True, timeout: float = 120) -> Iterator[LiveApp]:
-    """`tunescope ui` on a free port with TUNESCOPE_HOME=`home`; stopped (with its worker) afterwards."""
+def live_app(home: Path, worker: bool = True, timeout: float = 120, args: Sequence[str] = (),
+             env: dict[str, str] | None = None) -> Iterator[LiveApp]:
+    """`tunescope ui` (plus `args`) on a free port with TUNESCOPE_HOME=`home` and `env`; stopped (with its
+    worker) afterwards."""
     port = free_port()
-    env = {**os.environ, "TUNESCOPE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "TUNESCOPE_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
     env.pop("TUNESCOPE_JOBS_DB", None)
     home.mkdir(parents=True, exist_ok=True)
     log = home / "ui.log"
     cmd = [sys.executable, "-m", "core.cli", "ui", "--port", str(port), "--gpus", "cpu"]
     if not worker:
         cmd.append("--no-worker")
+    cmd += list(args)
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
