@@ -21,7 +21,7 @@ from core.markup import escape_markdown as md
 from core.train.callbacks import merge_metric_rows
 from dashboard.charts import has_curve, training_curves
 from dashboard.train_form import bar_html, finished_bar, job_title, progress_view
-from dashboard.ui import PAGES, actor, client_address, fmt_age, fmt_metric, guard, show_counts
+from dashboard.ui import PAGES, actor, client_address, fmt_age, fmt_metric, fmt_seconds, guard, show_counts
 
 _METRICS_KEY = "_jobs_view_metrics"  # session_state: job id -> {"offset", "attempt", "rows"}
 _CONFIRM_KEY = "_jobs_view_confirm"  # session_state: job id awaiting "really cancel someone else's job?"
@@ -79,7 +79,7 @@ def _render(*, limit: int, owner: str | None, mine: str | None, highlight: tuple
             if card.group_id:
                 _group_card(card, mine=mine, highlight=highlight, key=key, cache=cache, all_curves=all_curves)
             else:
-                _job_card(card.jobs[0], card.positions[0], mine=mine, new=card.jobs[0].id in highlight,
+                _job_card(card.jobs[0], card.positions[0], _start(card, 0), mine=mine, new=card.jobs[0].id in highlight,
                           key=key, cache=cache, all_curves=all_curves)
         # forget the curves of jobs that left the list
         listed = {j.id for j in listing.jobs}
@@ -92,18 +92,26 @@ def _badge(state: str) -> str:
     return f":{_COLOURS.get(state, 'gray')}[**{state}**]"
 
 
-def _place(position: int | None) -> str:
-    return f" · **{ordinal(position)} in queue**" if position else ""
+def _place(position: int | None, start_s: float | None = None) -> str:
+    """" · 3rd in queue · starts in about 4 min" (the start from recent jobs' durations, when known)."""
+    if not position:
+        return ""
+    when = "" if start_s is None else " · starts now" if start_s < 30 else f" · starts in about {fmt_seconds(start_s)}"
+    return f" · **{ordinal(position)} in queue**{when}"
 
 
-def _job_card(job: Any, position: int | None, *, mine: str | None, new: bool, key: str,
+def _start(card: Any, i: int) -> float | None:
+    return card.starts[i] if i < len(card.starts) else None
+
+
+def _job_card(job: Any, position: int | None, start_s: float | None, *, mine: str | None, new: bool, key: str,
               cache: dict[str, Any], all_curves: bool) -> None:
     with st.container(border=True):
         head, actions = st.columns([5, 1], vertical_alignment="center")
         with head:
             flag = " · **new**" if new else ""
             title = md(job_title(job.config, kind=job.kind))
-            st.markdown(f"{_badge(job.state)}{_place(position)} · `{job.id}` · {title}{flag}")
+            st.markdown(f"{_badge(job.state)}{_place(position, start_s)} · `{job.id}` · {title}{flag}")
             st.caption(f"submitted {fmt_age(job.created)}"
                        + (f" · run `{job.run_id}`" if job.run_id else ""))
         with actions:
@@ -124,11 +132,12 @@ def _group_card(card: Any, *, mine: str | None, highlight: tuple[str, ...], key:
         title = md(job_title(members[0].config, kind=members[0].kind, seed=False))
         st.markdown(f"**{len(members)} seeds** · {title}{flag}")
         st.caption(f"group `{card.group_id}` · {summary} · submitted {fmt_age(min(j.created for j in members))}")
-        for job, position in zip(members, card.positions, strict=True):
+        for i, (job, position) in enumerate(zip(members, card.positions, strict=True)):
             seed = ((job.config or {}).get("train") or {}).get("seed")
             label, actions = st.columns([5, 1], vertical_alignment="center")
             with label:
-                st.markdown(f"seed {seed if seed is not None else '?'} · {_badge(job.state)}{_place(position)}"
+                st.markdown(f"seed {seed if seed is not None else '?'} · {_badge(job.state)}"
+                            f"{_place(position, _start(card, i))}"
                             f" · `{job.id}`" + (f" · run `{job.run_id}`" if job.run_id else ""))
             with actions:
                 _actions(job, mine=mine, key=key)

@@ -202,3 +202,16 @@ def test_the_class_page_is_for_instructors(classroom: dict, login_on: None) -> N
     assert accounts.open_accounts().get_user("dora").must_change
     with pytest.raises(ValueError, match="Could not find a navigation page"):  # not in a student's menu
         sign_in("ann", page="instructor")
+
+
+def test_a_student_sees_their_place_in_the_fair_queue_but_not_other_jobs(classroom: dict, login_on: None) -> None:
+    from core.jobs import JobSpec, enqueue
+
+    heavy = enqueue([JobSpec(config={"steps": 1}) for _ in range(3)], kind="noop", owner="bob")
+    (light,) = enqueue([JobSpec(config={"steps": 1})], kind="noop", owner="ann")
+    at = sign_in("ann", page="train")
+    text = " ".join(m.value for m in at.markdown)
+    # Fair share: ann has used nothing and bob has nothing running either, so FIFO puts bob's first job
+    # first; ann's comes second, before bob's other two.
+    assert "**2nd in queue**" in text and light in text
+    assert not any(j in text for j in heavy)
