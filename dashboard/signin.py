@@ -14,7 +14,7 @@ from urllib.parse import quote, urlparse
 import streamlit as st
 
 from core.markup import escape_markdown as md
-from dashboard.ui import client_address, login_mode, signed_in_user
+from dashboard.ui import client_address, login_mode, session_token, signed_in_user, sso_configured
 
 OPEN_BANNER = ("This server runs **without login** (it was started with the no-auth option): anyone who can reach "
                "it can see, change and delete all work here.")
@@ -48,6 +48,8 @@ def gate() -> None:
         st.caption(f"Signed in as **{md(user.name)}** ({md(user.role)})")
         # Not a link button: those open a new tab, and the session must end in this one.
         if st.button("Log out", key="signin_logout"):
+            if sso_configured() and session_token() is None:
+                st.logout()  # signed in by the identity provider: Streamlit's own cookie ends
             st.html("<script>window.location.replace('/auth/logout');</script>", unsafe_allow_javascript=True)
     if user.must_change:
         password_change(user.name, first=True)
@@ -74,6 +76,15 @@ def login_form() -> None:
         password = st.text_input("Password", type="password", key="login_password", max_chars=256)
         go = st.form_submit_button("Log in", type="primary")
     st.caption("No account? Your instructor creates them (and hands out a one-time password).")
+    if sso_configured():
+        if st.button("Log in with your institution's account", key="signin_sso"):
+            st.login()
+        try:
+            if st.user.get("is_logged_in"):  # the provider knows them, the roster does not
+                st.warning("Your institution signed you in, but there is no tunescope account with your user name "
+                           "(the part of your e-mail address before @); ask your instructor to add it.")
+        except Exception:  # noqa: BLE001 - no user information in this context
+            pass
     if not go:
         return
     try:

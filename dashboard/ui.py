@@ -140,7 +140,35 @@ def signed_in_user() -> Any:
     if held and held[0] == token and now - held[1] < SIGNED_IN_RECHECK_S:
         return held[2]
     user = user_for(token)
+    if user is None and sso_configured():
+        user = _sso_user()
     st.session_state["_signed_in"] = (token, now, user)
+    return user
+
+
+def sso_configured() -> bool:
+    """Whether Streamlit's own OIDC login is set up (an [auth] section in .streamlit/secrets.toml)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file at all
+        return False
+
+
+def _sso_user() -> Any:
+    """The account of the person the identity provider signed in (st.login), or None."""
+    from core.accounts import account_for_sso, open_accounts
+
+    try:
+        info = st.user
+        if not info.get("is_logged_in"):
+            return None
+        email = info.get("email")
+    except Exception:  # noqa: BLE001 - no user information in this context
+        return None
+    user = account_for_sso(email)
+    if user is not None and st.session_state.get("_sso_logged") != user.name:
+        st.session_state["_sso_logged"] = user.name
+        open_accounts().audit(user.name, "login", "", "single sign-on", client_address())
     return user
 
 

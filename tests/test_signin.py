@@ -215,3 +215,38 @@ def test_a_student_sees_their_place_in_the_fair_queue_but_not_other_jobs(classro
     # first; ann's comes second, before bob's other two.
     assert "**2nd in queue**" in text and light in text
     assert not any(j in text for j in heavy)
+
+
+def test_single_sign_on_maps_the_address_to_an_account(classroom: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNESCOPE_SSO_DOMAIN", "school.edu")
+    assert accounts.account_for_sso("Ann@School.edu").name == "ann"
+    for other in ("ann@elsewhere.org", "nobody@school.edu", "../ann@school.edu", "ann", None, "a@b@school.edu"):
+        assert accounts.account_for_sso(other) is None
+    accounts.set_disabled("ann", True, by="teach")
+    assert accounts.account_for_sso("ann@school.edu") is None
+
+
+def _sso_app(email: str | None):  # noqa: ANN202
+    from streamlit.testing.v1 import AppTest
+
+    from apptest_support import APP
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                          "client_id": "id", "client_secret": "s",
+                          "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+    if email:
+        at.user = {"is_logged_in": True, "email": email}
+    at.run()
+    return at
+
+
+def test_with_single_sign_on_set_up_the_login_page_offers_it(classroom: dict, login_on: None) -> None:
+    at = _sso_app(None)
+    assert any(b.label == "Log in with your institution's account" for b in at.button)
+    at = _sso_app("bob@school.edu")  # the provider signed bob in: his own pages, no form
+    assert "User name" not in [t.label for t in at.text_input]
+    assert "Signed in as **bob** (student)" in " ".join(c.value for c in at.sidebar.caption)
+    at = _sso_app("stranger@school.edu")
+    assert [t.label for t in at.text_input] == ["User name", "Password"]
+    assert any("no tunescope account with your user name" in w.value for w in at.warning)

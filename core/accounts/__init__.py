@@ -15,6 +15,7 @@ from core.accounts.store import AccountStore, AuditEntry, SQLiteAccountStore, Us
 from core.accounts.users import (
     AUTH_ENV,
     NewAccount,
+    account_for_sso,
     actor_for,
     add_user,
     auth_mode,
@@ -29,8 +30,8 @@ from core.accounts.users import (
 )
 
 __all__ = [
-    "AUTH_ENV", "SESSION_COOKIE", "AccountStore", "AuditEntry", "LoginRefused", "NewAccount", "SQLiteAccountStore",
-    "User", "actor_for", "add_user", "auth_mode", "change_password", "cli_actor", "has_instructor", "import_roster",
-    "is_loopback", "list_users", "login", "logout", "open_accounts", "redeem", "reset_password", "set_disabled",
-    "user_for", "wait_after",
+    "AUTH_ENV", "SESSION_COOKIE", "AccountStore", "AuditEntry", "LoginRefused", "NewAccount", "account_for_sso",
+    "SQLiteAccountStore", "User", "actor_for", "add_user", "auth_mode", "change_password", "cli_actor",
+    "has_instructor", "import_roster", "is_loopback", "list_users", "login", "logout", "open_accounts", "redeem",
+    "reset_password", "set_disabled", "user_for", "wait_after",
 ]

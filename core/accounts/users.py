@@ -193,3 +193,25 @@ def auth_mode(host: str | None, setting: str | None = None) -> str:
     if setting == "off":
         return "local" if is_loopback(host) else "open"
     return "local" if is_loopback(host) else "login"
+
+
+SSO_DOMAIN_ENV = "TUNESCOPE_SSO_DOMAIN"  # e.g. school.edu: only addresses of that domain may sign in
+
+
+def account_for_sso(email: object, *, store: AccountStore | None = None) -> User | None:
+    """The enabled account a single-sign-on identity maps to: the one named like the part of its e-mail
+    address before '@' (lower-cased), when that is a valid, existing user name and, if
+    `$TUNESCOPE_SSO_DOMAIN` is set, the address is of that domain. The identity provider proves the
+    address; the roster decides who has an account and which role."""
+    if not isinstance(email, str) or email.count("@") != 1 or len(email) > 254:
+        return None
+    local, domain = email.strip().lower().split("@")
+    wanted = os.environ.get(SSO_DOMAIN_ENV, "").strip().lower()
+    if wanted and domain != wanted:
+        return None
+    from core.access import USER_NAME
+
+    if not USER_NAME.fullmatch(local) or ".." in local:
+        return None
+    user = (store or open_accounts()).get_user(local)
+    return None if user is None or user.disabled else user
