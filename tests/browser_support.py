@@ -89,6 +89,17 @@ def launch_browser(playwright, chromium: Path):  # noqa: ANN001, ANN201 - Playwr
     return playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
 
 
+@contextlib.contextmanager
+def chromium_browser() -> Iterator:
+    """Debian's Chromium under Playwright, closed afterwards (a module's `browser` fixture)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_browser(p, require_chromium())
+        yield b
+        b.close()
+
+
 def wait_idle(page, timeout_ms: float = 60_000, settle_ms: int = 150) -> None:  # noqa: ANN001
     """Wait until the Streamlit script has finished its current run (after letting a rerun start)."""
     page.wait_for_timeout(settle_ms)

@@ -16,9 +16,9 @@ import pytest
 from browser_support import (
     choose,
     choose_radio,
+    chromium_browser,
     click,
     fill_number,
-    launch_browser,
     live_app,
     no_tracebacks,
     open_page,
@@ -85,12 +85,8 @@ def app(tmp_path_factory: pytest.TempPathFactory, trained_text_run: Path) -> Ite
 
 @pytest.fixture(scope="module")
 def browser(app) -> Iterator:  # noqa: ANN001
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_browser(p, require_chromium())
+    with chromium_browser() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

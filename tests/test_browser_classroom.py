@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from browser_support import ARTIFACTS, launch_browser, live_app, require_chromium, wait_idle, widget
+from browser_support import ARTIFACTS, chromium_browser, live_app, require_chromium, wait_idle, widget
 from run_factory import write_fake_run
 
 from core.access import Access, write_access
@@ -39,12 +39,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 @pytest.fixture(scope="module")
 def browser(app) -> Iterator:  # noqa: ANN001
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_browser(p, require_chromium())
+    with chromium_browser() as b:
         yield b
-        b.close()
 
 
 def new_page(browser):  # noqa: ANN001, ANN201 - a fresh browser context: no cookies, like another computer

@@ -191,3 +191,19 @@ def test_a_user_over_their_daily_gpu_hours_is_refused(world: dict) -> None:
     store.set_limit("bob", "gpu_hours_per_day", 0.0)
     refused(world, lambda: enqueue([JobSpec(config={"steps": 1})], kind="noop", owner="bob", store=store),
             "GPU")
+
+
+def test_uploads_runs_and_saved_datasets_are_private_to_the_server_account(home: Path, sentiment_csv: Path) -> None:
+    import stat
+
+    from core.data.store import save_dataset, stage_upload
+    from core.runs import RunWriter
+
+    def mode(p: Path) -> int:
+        return stat.S_IMODE(p.stat().st_mode)
+
+    staged = stage_upload("0123456789abcdef@ann", "a.csv", sentiment_csv.read_bytes())
+    assert mode(staged) == 0o600 and mode(staged.parent) == 0o700 and mode(staged.parent.parent) == 0o700
+    assert mode(RunWriter.create(home / "runs", "20260101-000000-x").path) == 0o700
+    saved = Path(save_dataset("mine", staged, owner="ann").path).parent
+    assert mode(saved) == 0o700 and mode(saved / "access.json") == 0o600

@@ -227,9 +227,8 @@ def test_single_sign_on_maps_the_address_to_an_account(classroom: dict, monkeypa
 
 
 def _sso_app(email: str | None):  # noqa: ANN202
-    from streamlit.testing.v1 import AppTest
-
     from apptest_support import APP
+    from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(APP, default_timeout=120)
     at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
