@@ -249,3 +249,17 @@ def test_with_single_sign_on_set_up_the_login_page_offers_it(classroom: dict, lo
     at = _sso_app("stranger@school.edu")
     assert [t.label for t in at.text_input] == ["User name", "Password"]
     assert any("no tunescope account with your user name" in w.value for w in at.warning)
+
+
+def test_the_class_page_sets_a_users_own_limits(classroom: dict, login_on: None) -> None:
+    at = sign_in("teach", page="instructor")
+    at.selectbox(key="class_limits_who").select("ann").run()
+    box = next(n for n in at.number_input if n.label.startswith("Running jobs per user"))
+    box.set_value(3.0)
+    next(b for b in at.button if b.label == "Save limits").click().run()
+    assert any("Saved the limits for ann" in s.value for s in at.success)
+    from core.jobs import open_store
+
+    table = open_store().get_limits()
+    assert table.for_owner("ann").max_running == 3 and table.for_owner("bob").max_running is None
+    assert [e.action for e in accounts.open_accounts().audit_log(limit=1)] == ["limit"]

@@ -87,9 +87,13 @@ def users() -> None:
 
 def limits() -> None:
     me = actor()
-    current = ws.limits_for(me, "*")  # everyone's
-    st.caption("Everyone's limits (0 = no limit). One user's own limits: `tunescope limits --user NAME --set …`.")
-    with st.form("class_limits"):
+    names = [u.name for u in ws.list_users(me)]
+    who = st.selectbox("Limits for", ["everyone", *names], key="class_limits_who",
+                       help="A user's own limits win over everyone's (e.g. a larger share for an instructor).")
+    owner_key = "*" if who == "everyone" else who
+    current = ws.limits_for(me, owner_key)
+    st.caption("0 = no limit. They apply to the next job that is queued or started.")
+    with st.form(f"class_limits_{owner_key}"):
         values = {}
         cols = st.columns(len(LIMIT_LABELS))
         for col, (key, (label, step, fmt)) in zip(cols, LIMIT_LABELS.items(), strict=True):
@@ -102,14 +106,14 @@ def limits() -> None:
             try:
                 for key, value in values.items():
                     if key == "share_weight":
-                        ws.set_limit(me, "*", key, value or 1.0, client=client_address())
+                        ws.set_limit(me, owner_key, key, value or 1.0, client=client_address())
                         continue
                     v = None if not value else value * 60 if key == "job_wall_clock_s" else value
-                    ws.set_limit(me, "*", key, v, client=client_address())
+                    ws.set_limit(me, owner_key, key, v, client=client_address())
             except TunescopeError as exc:
                 st.error(md(exc))
             else:
-                st.success("Saved; they apply to the next job that is queued or started.")
+                st.success(f"Saved the limits for {md(who)}.")
 
 
 def audit() -> None:
