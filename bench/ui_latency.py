@@ -118,7 +118,7 @@ async def interactions(browser, url: str, options: tuple[str, str], n: int, user
     await log_in(ctx, url.rsplit("/", 1)[0], user)
     page = await ctx.new_page()
     await page.goto(url)
-    buttons = [page.get_by_role("button", name=o, exact=True).first for o in options]
+    buttons = [page.get_by_role("radio", name=o, exact=True).first for o in options]  # a segmented control
     await buttons[1].wait_for(state="attached", timeout=180_000)  # many sessions opening at once share 2 cores
     await page.wait_for_function(IDLE_JS, timeout=180_000)
     await page.evaluate(OBSERVE_JS)

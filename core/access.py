@@ -39,7 +39,10 @@ LOCAL_OWNER = "local"
 ACCESS_FILE = "access.json"
 # A user name ends up in folder names, file names, cookies and HTML: letters, digits, '.', '_', '-'
 # only, starting with a letter or digit, so it is never a path, markup or a flag.
-USER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
+USER_NAME = re.compile(r"(?=.{1,32}$)[a-z0-9][a-z0-9_-]*(\.[a-z0-9_-]+)*")  # no "..", no trailing "."
+# Owner names the server gives itself: the local user and a browser without login. An account with
+# one of these names would inherit their work, so none may be created.
+RESERVED = re.compile(r"local|ui-[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,19 @@ class Access:
 
 def check_user_name(name: str) -> str:
     """`name` if it can be a user name, else a ConfigError that says what is allowed."""
-    if not isinstance(name, str) or not USER_NAME.fullmatch(name) or ".." in name:
+    if not isinstance(name, str) or not USER_NAME.fullmatch(name):
         shown = repr(name)[:40] if isinstance(name, str) else type(name).__name__
         raise ConfigError(f"User name {shown} is not allowed; use 1-32 lower-case letters, digits, '.', '_' or "
-                          "'-', starting with a letter or digit.")
+                          "'-', starting with a letter or digit (a '.' only between other characters).")
+    return name
+
+
+def check_account_name(name: str) -> str:
+    """`check_user_name`, and not a name the server uses for itself."""
+    check_user_name(name)
+    if RESERVED.fullmatch(name):
+        raise ConfigError(f"User name {name!r} is reserved (tunescope uses it for work made without login); pick "
+                          "another.")
     return name
 
 

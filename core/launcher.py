@@ -84,6 +84,10 @@ def check_login_setup(opts: UiOptions) -> str:
             "login anyway, add --no-auth.")
     if mode == "login":
         from core import jobs
+        from core.access import make_private_dir
+        from core.runs import tunescope_home
+
+        make_private_dir(tunescope_home())  # other accounts on the machine: no reading students' work
 
         store = jobs.open_store()
         if not store.get_limits().rows:  # a class server starts fair; the instructor can change it

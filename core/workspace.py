@@ -252,8 +252,43 @@ def submit_training(actor: Actor, cfg: Any, **kw: Any) -> list[str]:
 
     _need_write(actor, "start training")
     _check_source(actor, str(cfg.data.source))
+    _check_model(actor, str(cfg.model.name))
     kw.pop("owner", None)
+    if not actor.is_instructor:  # where runs go is the server's choice: never into someone else's folder
+        kw.pop("run_id", None)
+        kw.pop("runs_dir", None)
     return submit(cfg, owner=actor.name, **kw)
+
+
+def submit_job(actor: Actor, config: dict[str, Any], *, kind: str, **kw: Any) -> list[str]:
+    """Queue a job of another kind (an explanation) for the actor; viewers start nothing."""
+    _need_write(actor, "start jobs")
+    kw.pop("owner", None)
+    return queue.submit(config, kind=kind, owner=actor.name, **kw)
+
+
+def _check_model(actor: Actor, name: str) -> None:
+    """A model the actor may start from: a catalog name or a hub id, or (instructors, the local user)
+    any folder. A folder is allowed to others only inside a run they may read; anything else reads
+    "not found", whether it exists or not, so the check tells nobody what is on the server."""
+    if actor.is_instructor:
+        return
+    looks_local = name.startswith(("/", ".", "~")) or "\\" in name or Path(name).expanduser().exists()
+    if not looks_local:
+        return
+    try:
+        path = Path(name).expanduser().resolve()
+        root = Path(default_runs_dir()).resolve()
+    except (OSError, RuntimeError):
+        path, root = None, None
+    if path is not None and root is not None and path.is_relative_to(root):
+        parts = path.relative_to(root).parts
+        if parts and find_run(actor, parts[0]) is not None:
+            return
+    from core.errors import ModelError
+    from core.models.catalog import unknown_model_message
+
+    raise ModelError(unknown_model_message(name.strip()))
 
 
 # -- the class (instructors only) --------------------------------------------------------------------

@@ -19,6 +19,8 @@ from starlette.routing import Route
 
 from core.accounts import SESSION_COOKIE, logout, redeem
 
+BROWSER_COOKIE = "tunescope_browser"  # dashboard.ui's browser id (not imported: that module needs Streamlit)
+
 _NEXT = re.compile(r"/[A-Za-z0-9_/-]{0,64}")  # a page path of this site, never //host or a scheme
 
 
@@ -36,7 +38,10 @@ def _client(request: Request) -> str:
 
 
 async def session(request: Request) -> RedirectResponse:
-    got = await run_in_threadpool(redeem, request.query_params.get("ticket"), _client(request))
+    # The ticket only works in the browser that logged in (its browser-id cookie), so a ticket link sent
+    # to someone else cannot sign them in to the sender's account.
+    got = await run_in_threadpool(lambda: redeem(request.query_params.get("ticket"), _client(request),
+                                                 browser=request.cookies.get(BROWSER_COOKIE, "")))
     if got is None:  # used, expired or made up: back to the login form, which says nothing more
         return RedirectResponse("/?login=expired", status_code=303)
     token, max_age = got
@@ -44,6 +49,7 @@ async def session(request: Request) -> RedirectResponse:
     response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="strict",
                         secure=_https(request), path="/")
     response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 

@@ -62,6 +62,7 @@ def _active(counts: dict[str, int]) -> bool:
 def _render(*, limit: int, owner: str | None, mine: str | None, highlight: tuple[str, ...], all_curves: bool,
             key: str) -> None:
     with guard("showing the job list"):
+        actor()  # a refresh of this fragment skips app.py's gate: a signed-out browser stops here
         failed_cancel = st.session_state.pop("_jobs_view_cancel_error", None)
         if failed_cancel:
             st.error(md(failed_cancel))

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlparse
 import streamlit as st
 
 from core.markup import escape_markdown as md
-from dashboard.ui import client_address, login_mode, session_token, signed_in_user, sso_configured
+from dashboard.ui import client_address, login_mode, session_id, session_token, signed_in_user, sso_configured
 
 OPEN_BANNER = ("This server runs **without login** (it was started with the no-auth option): anyone who can reach "
                "it can see, change and delete all work here.")
@@ -88,7 +88,7 @@ def login_form() -> None:
     if not go:
         return
     try:
-        result = login(name, password, client_address())
+        result = login(name, password, client_address(), browser=session_id())
     except LoginRefused as exc:
         st.error(md(exc))
         return
@@ -118,7 +118,7 @@ def password_change(name: str, first: bool = False) -> None:
         st.error("The two new passwords differ; type the same one twice.")
         return
     try:
-        change_password(name, current, new)
+        change_password(name, current, new, keep_token=session_token())
     except TunescopeError as exc:
         st.error(md(exc))
         return

@@ -160,8 +160,8 @@ def _sso_user() -> Any:
 
     try:
         info = st.user
-        if not info.get("is_logged_in"):
-            return None
+        if not info.get("is_logged_in") or info.get("email_verified") is not True:
+            return None  # an address the provider did not verify proves nothing
         email = info.get("email")
     except Exception:  # noqa: BLE001 - no user information in this context
         return None

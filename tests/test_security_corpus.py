@@ -207,3 +207,57 @@ def test_uploads_runs_and_saved_datasets_are_private_to_the_server_account(home:
     assert mode(RunWriter.create(home / "runs", "20260101-000000-x").path) == 0o700
     saved = Path(save_dataset("mine", staged, owner="ann").path).parent
     assert mode(saved) == 0o700 and mode(saved / "access.json") == 0o600
+
+
+@pytest.mark.parametrize("name", ["local", "ui-0123456789abcdef", "bob.", ".bob", "a..b"])
+def test_reserved_and_badly_dotted_account_names_are_refused(world: dict, name: str) -> None:
+    refused(world, lambda: accounts.add_user(name, "student", PASSWORD), "reserved|not allowed")
+
+
+def test_a_password_change_ends_the_other_sessions_but_not_this_one(world: dict) -> None:
+    other, _ = accounts.redeem(accounts.login("ann", PASSWORD).ticket)
+    accounts.change_password("ann", PASSWORD, "a brand new one", keep_token=world["token"])
+    assert accounts.user_for(world["token"]).name == "ann" and accounts.user_for(other) is None
+
+
+def test_a_ticket_from_before_a_reset_opens_nothing(world: dict) -> None:
+    ticket = accounts.login("bob", PASSWORD).ticket
+    accounts.reset_password("bob", by="teach")
+    assert accounts.redeem(ticket) is None
+
+
+@pytest.mark.parametrize("model", ["{home}/runs/20260101-000003-bob-private", "/etc", "./somewhere", "~/x",
+                                   "{home}/runs/20260101-000009-none"])
+def test_a_student_cannot_start_from_a_folder_they_may_not_read(world: dict, model: str) -> None:
+    from core.config import ModelConfig
+
+    missing = "/nowhere/at/all"
+    with pytest.raises(TunescopeError) as gone:
+        ws.submit_training(ANN, RunConfig(model=ModelConfig(name=missing)), check_device=False)
+    name = model.format(home=world["home"])
+    refused(world, lambda: ws.submit_training(ANN, RunConfig(
+        data=DataConfig(source="demo:sentiment", max_samples=200), model=ModelConfig(name=name)),
+        check_device=False), "not an existing folder")
+    try:
+        ws.submit_training(ANN, RunConfig(model=ModelConfig(name=name)), check_device=False)
+    except TunescopeError as exc:  # exactly the words a folder that does not exist gets
+        assert str(exc).replace(repr(name[:100]), "X") == str(gone.value).replace(repr(missing), "X")
+
+
+def test_a_viewer_queues_no_explanations_and_students_choose_no_run_folder(world: dict) -> None:
+    refused(world, lambda: ws.submit_job(Actor("vic", "viewer"), {"run": BOB_RUN}, kind="explain"), "viewer")
+    cfg = RunConfig(data=DataConfig(source="demo:sentiment", max_samples=200))
+    (job_id,) = ws.submit_training(ANN, cfg, check_device=False, run_id=BOB_RUN)
+    assert open_store().get(job_id).run_id != BOB_RUN
+
+
+def test_throttled_logins_do_not_grow_the_audit_log(world: dict) -> None:
+    t0 = time.time()
+    for i in range(5):
+        with pytest.raises(accounts.LoginRefused):
+            accounts.login("bob", "nope", "", now=t0 + i)
+    before = len(accounts.open_accounts().audit_log(limit=None))
+    for _ in range(20):
+        with pytest.raises(accounts.LoginRefused, match="try again"):
+            accounts.login("bob", PASSWORD, "", now=t0 + 6)
+    assert len(accounts.open_accounts().audit_log(limit=None)) == before

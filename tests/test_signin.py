@@ -36,7 +36,7 @@ def sign_in(name: str, password: str = PASSWORD, page: str | None = None, **quer
     at.text_input(key="login_name").input(name)
     at.text_input(key="login_password").input(password)
     at.button[0].click().run()
-    token, _ = accounts.redeem(_ticket(at))
+    token, _ = accounts.redeem(_ticket(at), browser=at.session_state["_tunescope_sid"])
     at.session_state[TOKEN_KEY] = token
     at.run()  # the menu depends on who signed in
     for k, v in query.items():
@@ -152,6 +152,24 @@ def test_the_session_address_never_redirects_off_site(classroom: dict, target: s
     assert r.headers["location"] == "/"
 
 
+def test_a_ticket_works_only_in_the_browser_that_logged_in(classroom: dict) -> None:
+    ticket = accounts.login("ann", PASSWORD, browser="0123456789abcdef").ticket
+    elsewhere = _client()
+    elsewhere.cookies.set("tunescope_browser", "fedcba9876543210")  # the person a ticket link was sent to
+    r = elsewhere.get("/auth/session", params={"ticket": ticket}, follow_redirects=False)
+    assert r.headers["location"] == "/?login=expired" and "set-cookie" not in r.headers
+    home = _client()
+    home.cookies.set("tunescope_browser", "0123456789abcdef")
+    r = home.get("/auth/session", params={"ticket": ticket}, follow_redirects=False)
+    assert "set-cookie" not in r.headers  # the astray try used it up
+
+
+def test_the_browser_cookie_name_is_the_dashboards(classroom: dict) -> None:
+    from dashboard import auth_routes, ui
+
+    assert auth_routes.BROWSER_COOKIE == ui.BROWSER_COOKIE
+
+
 def test_over_https_the_cookie_is_secure(classroom: dict) -> None:
     client = TestClient(Starlette(routes=ROUTES), base_url="https://testserver")
     r = client.get("/auth/session", params={"ticket": accounts.login("ann", PASSWORD).ticket},
@@ -218,6 +236,8 @@ def test_a_student_sees_their_place_in_the_fair_queue_but_not_other_jobs(classro
 
 
 def test_single_sign_on_maps_the_address_to_an_account(classroom: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TUNESCOPE_SSO_DOMAIN", raising=False)
+    assert accounts.account_for_sso("ann@school.edu") is None  # no domain set: nobody signs in this way
     monkeypatch.setenv("TUNESCOPE_SSO_DOMAIN", "school.edu")
     assert accounts.account_for_sso("Ann@School.edu").name == "ann"
     for other in ("ann@elsewhere.org", "nobody@school.edu", "../ann@school.edu", "ann", None, "a@b@school.edu"):
@@ -235,12 +255,14 @@ def _sso_app(email: str | None):  # noqa: ANN202
                           "client_id": "id", "client_secret": "s",
                           "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
     if email:
-        at.user = {"is_logged_in": True, "email": email}
+        at.user = {"is_logged_in": True, "email": email, "email_verified": True}
     at.run()
     return at
 
 
-def test_with_single_sign_on_set_up_the_login_page_offers_it(classroom: dict, login_on: None) -> None:
+def test_with_single_sign_on_set_up_the_login_page_offers_it(classroom: dict, login_on: None,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNESCOPE_SSO_DOMAIN", "school.edu")
     at = _sso_app(None)
     assert any(b.label == "Log in with your institution's account" for b in at.button)
     at = _sso_app("bob@school.edu")  # the provider signed bob in: his own pages, no form

@@ -19,6 +19,7 @@ import hmac
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,11 @@ from core.runs import tunescope_home
 SESSION_COOKIE = "tunescope_session"
 SESSION_DAYS = 7
 TICKET_TTL_S = 60.0
-MAX_FAILURES = 5  # wrong passwords in WINDOW_S before logins pause
+MAX_FAILURES = 5  # wrong passwords for one account in WINDOW_S before its logins pause
+# From one address: higher, because a classroom NAT or a reverse proxy puts a whole class behind one.
+MAX_FAILURES_PER_CLIENT = 25
+# Argon2id takes 64 MiB per check: a burst of logins must not take the memory of a training job.
+_HASHING = threading.BoundedSemaphore(4)
 WINDOW_S = 15 * 60.0
 LOCK_MAX_S = 15 * 60.0
 _TOKEN = re.compile(r"([0-9a-f]{32})\.([0-9]{10})\.([0-9a-f]{64})")
@@ -79,7 +84,10 @@ def secret_key() -> bytes:
     """The server's signing key, made once (0600) and kept across restarts."""
     path = _secret_path()
     try:
-        return bytes.fromhex(path.read_text().strip())
+        key = bytes.fromhex(path.read_text().strip())
+        if len(key) != 32:
+            raise ValueError("not 32 bytes")
+        return key
     except FileNotFoundError:
         pass
     except ValueError as exc:
@@ -87,12 +95,19 @@ def secret_key() -> bytes:
                              "logged out).") from exc
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return bytes.fromhex(path.read_text().strip())
+    # Written whole under another name, then linked in place: a reader never sees a half-written key.
+    tmp = path.with_name(f".secret.key.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(key.hex())
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:  # another process made it first: use theirs
+        key = bytes.fromhex(path.read_text().strip())
+    finally:
+        tmp.unlink(missing_ok=True)
     return key
 
 
@@ -134,24 +149,27 @@ class LoginResult:
     user: User
 
 
-def login(name: str, password: str, client: str = "", *, store: AccountStore | None = None,
+def login(name: str, password: str, client: str = "", *, browser: str = "", store: AccountStore | None = None,
           now: float | None = None) -> LoginResult:
-    """Check a password; on success a one-time ticket for `redeem`. Raises LoginRefused with a
-    message for the person at the keyboard (the same one for an unknown user and a wrong password)."""
+    """Check a password; on success a one-time ticket for `redeem`, good only in the browser `browser`
+    (its browser-id cookie), so a ticket sent to someone else cannot sign them in to the sender's
+    account. Raises LoginRefused with a message for the person at the keyboard (the same one for an
+    unknown user and a wrong password)."""
     store = store or open_accounts()
     now = time.time() if now is None else now
     name = (name or "").strip().lower()
     client = (client or "")[:64]
     known = bool(USER_NAME.fullmatch(name))
-    waits = [wait_after(store.failures_since(now - WINDOW_S, client=client), now)] if client else []
+    waits = [wait_after(store.failures_since(now - WINDOW_S, client=client), now,
+                        max_failures=MAX_FAILURES_PER_CLIENT)] if client else []
     if known:
         waits.append(wait_after(store.failures_since(now - WINDOW_S, user=name), now))
     wait = max(waits, default=0.0)
-    if wait > 0:
-        store.audit(name if known else "?", "login-throttled", name if known else "", f"{wait:.0f} s", client)
+    if wait > 0:  # not logged: the failures that caused it were, and a loop here must not grow the log
         raise LoginRefused(f"Too many failed logins; try again in {max(1, round(wait))} s.", wait_s=wait)
     user = store.get_user(name) if known else None
-    ok = verify_password(store.password_hash(name) if user else None, password or "")
+    with _HASHING:
+        ok = verify_password(store.password_hash(name) if user else None, password or "")
     if not ok:
         store.add_failure(name if known else "?", client, now)
         store.audit(name if known else "?", "login-failed", "", "", client)
@@ -161,20 +179,20 @@ def login(name: str, password: str, client: str = "", *, store: AccountStore | N
         raise LoginRefused("This account is disabled; ask your instructor to enable it.")
     store.clear_failures(name)
     ticket = secrets.token_urlsafe(32)
-    store.add_ticket(_digest(ticket), name, now + TICKET_TTL_S)
+    store.add_ticket(_digest(ticket), name, now + TICKET_TTL_S, _digest(browser))
     store.audit(name, "login", "", "", client)
     return LoginResult(ticket=ticket, user=user)
 
 
-def redeem(ticket: object, client: str = "", *, store: AccountStore | None = None,
+def redeem(ticket: object, client: str = "", *, browser: object = "", store: AccountStore | None = None,
            now: float | None = None) -> tuple[str, int] | None:
     """Exchange a fresh login ticket for a session: (token for the cookie, its max-age in seconds),
-    or None when the ticket is unknown, used or expired."""
-    if not isinstance(ticket, str) or not 20 <= len(ticket) <= 100:
+    or None when the ticket is unknown, used, expired or made for another browser."""
+    if not isinstance(ticket, str) or not 20 <= len(ticket) <= 100 or not isinstance(browser, str):
         return None
     store = store or open_accounts()
     now = time.time() if now is None else now
-    name = store.take_ticket(_digest(ticket), now)
+    name = store.take_ticket(_digest(ticket), now, _digest(browser))
     user = store.get_user(name) if name else None
     if user is None or user.disabled:
         return None
@@ -196,6 +214,13 @@ def user_for(token: object, *, store: AccountStore | None = None, now: float | N
         return None
     user = store.get_user(row["user"])
     return None if user is None or user.disabled else user
+
+
+def end_other_sessions(user: str, keep_token: str | None = None, *, store: AccountStore | None = None) -> None:
+    """End every session (and unused ticket) of `user` except the one of `keep_token`."""
+    store = store or open_accounts()
+    keep = parse_token(keep_token) if keep_token else None
+    store.revoke_sessions(user=user, except_session=_digest(keep) if keep else None)
 
 
 def logout(token: object, client: str = "", *, store: AccountStore | None = None) -> str | None:

@@ -83,14 +83,16 @@ class AccountStore(abc.ABC):
     def session(self, session_id: str) -> dict[str, Any] | None: ...
 
     @abc.abstractmethod
-    def revoke_sessions(self, *, session_id: str | None = None, user: str | None = None) -> int: ...
+    def revoke_sessions(self, *, session_id: str | None = None, user: str | None = None,
+                        except_session: str | None = None) -> int:
+        """End one session, or all of a user's (but `except_session`) together with their unused tickets."""
 
     @abc.abstractmethod
-    def add_ticket(self, ticket_hash: str, user: str, expires: float) -> None: ...
+    def add_ticket(self, ticket_hash: str, user: str, expires: float, browser_hash: str) -> None: ...
 
     @abc.abstractmethod
-    def take_ticket(self, ticket_hash: str, now: float) -> str | None:
-        """The user of an unused, unexpired ticket, which is used up by this call; else None."""
+    def take_ticket(self, ticket_hash: str, now: float, browser_hash: str) -> str | None:
+        """The user of an unused, unexpired ticket made for this browser, used up by this call; else None."""
 
     # failed logins
     @abc.abstractmethod
@@ -134,7 +136,8 @@ CREATE TABLE IF NOT EXISTS login_tickets (
     id TEXT PRIMARY KEY,
     user TEXT NOT NULL,
     expires REAL NOT NULL,
-    used REAL
+    used REAL,
+    browser TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS login_failures (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -228,24 +231,32 @@ class SQLiteAccountStore(AccountStore):
         rows = self.db.select("SELECT * FROM login_sessions WHERE id = ?", (session_id,))
         return dict(rows[0]) if rows else None
 
-    def revoke_sessions(self, *, session_id: str | None = None, user: str | None = None) -> int:
+    def revoke_sessions(self, *, session_id: str | None = None, user: str | None = None,
+                        except_session: str | None = None) -> int:
         if session_id is None and user is None:
             raise ValueError("name a session or a user")
         where, params = ("id = ?", [session_id]) if session_id is not None else ("user = ?", [user])
+        if except_session is not None:
+            where += " AND id != ?"
+            params.append(except_session)
         with self.db.transaction() as c:
+            if user is not None:  # a ticket handed out before a reset must not open a new session after it
+                c.execute("DELETE FROM login_tickets WHERE user = ? AND used IS NULL", (user,))
             return c.execute(f"UPDATE login_sessions SET revoked = ? WHERE {where} AND revoked IS NULL",
                              (time.time(), *params)).rowcount
 
-    def add_ticket(self, ticket_hash: str, user: str, expires: float) -> None:
+    def add_ticket(self, ticket_hash: str, user: str, expires: float, browser_hash: str) -> None:
         with self.db.transaction() as c:
             c.execute("DELETE FROM login_tickets WHERE expires < ?", (time.time() - 3600,))
-            c.execute("INSERT INTO login_tickets (id, user, expires) VALUES (?, ?, ?)", (ticket_hash, user, expires))
+            c.execute("INSERT INTO login_tickets (id, user, expires, browser) VALUES (?, ?, ?, ?)",
+                      (ticket_hash, user, expires, browser_hash))
 
-    def take_ticket(self, ticket_hash: str, now: float) -> str | None:
+    def take_ticket(self, ticket_hash: str, now: float, browser_hash: str) -> str | None:
         with self.db.transaction() as c:
+            # Used up even when the browser is the wrong one: a ticket that went astray is spent.
             row = c.execute("UPDATE login_tickets SET used = ? WHERE id = ? AND used IS NULL AND expires >= ? "
-                            "RETURNING user", (now, ticket_hash, now)).fetchone()
-        return row[0] if row else None
+                            "RETURNING user, browser", (now, ticket_hash, now)).fetchone()
+        return row[0] if row and row[1] == browser_hash else None
 
     # -- failed logins ---------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.access import LOCAL, ROLES, Actor, check_user_name
+from core.access import LOCAL, ROLES, Actor, check_account_name
 from core.accounts.passwords import check_strength, hash_password, one_time_password, verify_password
 from core.accounts.store import AccountStore, User, open_accounts
 from core.errors import ConfigError
@@ -43,7 +43,7 @@ def add_user(name: str, role: str, password: str | None = None, *, by: str = LOC
     """Create an account. Without `password` it gets a one-time password that must be changed at
     the first login."""
     store = store or open_accounts()
-    name = check_user_name((name or "").strip().lower())
+    name = check_account_name((name or "").strip().lower())
     role = _role(role)
     if password is not None:
         check_strength(password, name)
@@ -80,7 +80,7 @@ def import_roster(source: str | Path | bytes, *, role: str = "student", by: str 
         if not name:
             continue
         try:
-            check_user_name(name)
+            check_account_name(name)
             r = _role(row.get("role") or role)
         except ConfigError as exc:
             raise ConfigError(f"Roster line {line}: {exc} Nothing was imported.") from None
@@ -131,8 +131,11 @@ def set_disabled(name: str, disabled: bool = True, *, by: str = LOCAL.name,
     return store.get_user(user.name) or user
 
 
-def change_password(name: str, current: str, new: str, *, store: AccountStore | None = None) -> User:
-    """The user's own change (first login, or any time): needs the current password."""
+def change_password(name: str, current: str, new: str, *, keep_token: str | None = None,
+                    store: AccountStore | None = None) -> User:
+    """The user's own change (first login, or any time): needs the current password. Every other
+    session of the user ends (a stolen password must not leave a thief signed in); the one of
+    `keep_token` (the browser that made the change) goes on."""
     store = store or open_accounts()
     user = _existing(store, name)
     if not verify_password(store.password_hash(user.name), current or ""):
@@ -141,6 +144,9 @@ def change_password(name: str, current: str, new: str, *, store: AccountStore | 
     if new == current:
         raise ConfigError("The new password must differ from the current one.")
     store.set_password(user.name, hash_password(new), must_change=False)
+    from core.accounts.sessions import end_other_sessions
+
+    end_other_sessions(user.name, keep_token, store=store)
     store.audit(user.name, "password-change", user.name)
     return store.get_user(user.name) or user
 
@@ -202,16 +208,20 @@ def account_for_sso(email: object, *, store: AccountStore | None = None) -> User
     """The enabled account a single-sign-on identity maps to: the one named like the part of its e-mail
     address before '@' (lower-cased), when that is a valid, existing user name and, if
     `$TUNESCOPE_SSO_DOMAIN` is set, the address is of that domain. The identity provider proves the
-    address; the roster decides who has an account and which role."""
+    address; the roster decides who has an account and which role.
+
+    Without `$TUNESCOPE_SSO_DOMAIN` nobody is let in this way: a provider that serves many
+    organisations would otherwise give anyone's "teacher@elsewhere" the roster's teacher account. The
+    caller must also have checked that the provider verified the address."""
     if not isinstance(email, str) or email.count("@") != 1 or len(email) > 254:
         return None
     local, domain = email.strip().lower().split("@")
     wanted = os.environ.get(SSO_DOMAIN_ENV, "").strip().lower()
-    if wanted and domain != wanted:
+    if not wanted or domain != wanted:
         return None
     from core.access import USER_NAME
 
-    if not USER_NAME.fullmatch(local) or ".." in local:
+    if not USER_NAME.fullmatch(local):
         return None
     user = (store or open_accounts()).get_user(local)
     return None if user is None or user.disabled else user

@@ -140,8 +140,10 @@ def save_dataset(name: str, source: str | Path, original_name: str | None = None
     try:
         final = _reserve(name)
     except DataError:
-        same = already_saved(name, source, text_column, label_column)
-        if same is None or read_access(datasets_dir() / name).owner != owner:
+        # The owner first: someone else's file is never compared with this one (its timing would tell).
+        same = (already_saved(name, source, text_column, label_column)
+                if read_access(datasets_dir() / name).owner == owner else None)
+        if same is None:
             raise
         return same
     try:

@@ -397,6 +397,8 @@ class SQLiteJobStore(JobStore):
             if not _is_damage(exc):
                 raise
             raise self._damaged(str(exc)) from exc
+        with contextlib.suppress(OSError):  # password hashes and the audit log live here too
+            os.chmod(self.path, 0o600)  # SQLite gives the -wal and -shm files the same mode
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         with self._tx() as c:

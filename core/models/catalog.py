@@ -147,11 +147,17 @@ def check_model_name(name: str) -> str:
         return text
     if text and Path(text).expanduser().is_dir():
         return text
+    raise ModelError(unknown_model_message(text))
+
+
+def unknown_model_message(text: str) -> str:
+    """What a model name that names nothing usable gets (also a folder someone may not use: the two
+    must read the same)."""
     looks_like_path = text.startswith((".", "/", "~")) or "\\" in text
-    raise ModelError(f"Model {text[:100]!r} is " + (
+    return f"Model {text[:100]!r} is " + (
         "not an existing folder; check the path." if looks_like_path else
         "neither a known model (minilm, efficientnet_lite0, resnet18, …), a Hugging Face id such as "
-        "'org/name', nor an existing folder; check the name."))
+        "'org/name', nor an existing folder; check the name.")
 
 
 def family_of(name: str, task: str) -> str:

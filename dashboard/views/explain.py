@@ -29,7 +29,7 @@ from core.explain.jobs import (
 from core.explain.timing import estimate_methods, first_load
 from core.markup import escape_markdown as md
 from dashboard import explain_charts as charts
-from dashboard.ui import PAGES, find_run, guard, owner, pick_finished_run, session_id
+from dashboard.ui import PAGES, actor, find_run, guard, owner, pick_finished_run, session_id
 
 _RESULTS = "_ex_results"
 _SANITY = "_ex_sanity"
@@ -294,9 +294,9 @@ def _job_status(job_id: str) -> None:
 
 
 def _submit(config: dict[str, Any]) -> str:
-    from core import jobs
+    from core.workspace import submit_job
 
-    (job_id,) = jobs.submit(config, kind="explain", owner=owner())
+    (job_id,) = submit_job(actor(), config, kind="explain")
     st.session_state[_JOB] = job_id
     return job_id
 
