@@ -90,7 +90,7 @@ async def log_in(ctx, base: str, user: str | None) -> None:  # noqa: ANN001
     if user is None:
         return
     page = await ctx.new_page()
-    await page.goto(base)
+    await page.goto(base, timeout=180_000)  # twenty browsers signing in at once share 2 cores
     await page.get_by_label("User name").first.fill(user, timeout=180_000)
     await page.get_by_label("Password").first.fill(PASSWORD)
     await page.get_by_role("button", name="Log in").click()
@@ -117,7 +117,7 @@ async def interactions(browser, url: str, options: tuple[str, str], n: int, user
     ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
     await log_in(ctx, url.rsplit("/", 1)[0], user)
     page = await ctx.new_page()
-    await page.goto(url)
+    await page.goto(url, timeout=180_000)
     buttons = [page.get_by_role("radio", name=o, exact=True).first for o in options]  # a segmented control
     await buttons[1].wait_for(state="attached", timeout=180_000)  # many sessions opening at once share 2 cores
     await page.wait_for_function(IDLE_JS, timeout=180_000)
