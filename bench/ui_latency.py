@@ -75,6 +75,7 @@ IDLE_JS = ("() => { const a = document.querySelector('[data-testid=stApp]');"
 
 
 LOST = [0]
+LOST_SESSIONS = [0]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -113,14 +114,21 @@ async def first_load(browser, url: str, ready: str, n: int, user: str | None = N
     return out
 
 
-async def interactions(browser, url: str, options: tuple[str, str], n: int, user: str | None = None) -> list[float]:
+async def interactions(browser, url: str, options: tuple[str, str], n: int, user: str | None = None,
+                       delay_s: float = 0.0) -> list[float]:
+    await asyncio.sleep(delay_s)  # a class does not open the page in the same millisecond
     ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    await log_in(ctx, url.rsplit("/", 1)[0], user)
-    page = await ctx.new_page()
-    await page.goto(url, timeout=180_000)
-    buttons = [page.get_by_role("radio", name=o, exact=True).first for o in options]  # a segmented control
-    await buttons[1].wait_for(state="attached", timeout=180_000)  # many sessions opening at once share 2 cores
-    await page.wait_for_function(IDLE_JS, timeout=180_000)
+    try:
+        await log_in(ctx, url.rsplit("/", 1)[0], user)
+        page = await ctx.new_page()
+        await page.goto(url, timeout=180_000)
+        buttons = [page.get_by_role("radio", name=o, exact=True).first for o in options]  # a segmented control
+        await buttons[1].wait_for(state="attached", timeout=180_000)  # many sessions opening at once share 2 cores
+        await page.wait_for_function(IDLE_JS, timeout=180_000)
+    except PlaywrightTimeout:  # a session that never got its page: counted, not timed
+        LOST_SESSIONS[0] += 1
+        await ctx.close()
+        return []
     await page.evaluate(OBSERVE_JS)
     out = []
     for i in range(n):
@@ -150,13 +158,14 @@ async def measure(url_first: str, ready: str, url_inter: str, options: tuple[str
             loads = await first_load(browser, url_first, ready, n_load, one)
             single = await interactions(browser, url_inter, options, n_inter, one)
             many = await asyncio.gather(*[interactions(browser, url_inter, options, max(3, n_inter // 3),
-                                                       users[i % len(users)] if users else None)
+                                                       users[i % len(users)] if users else None, delay_s=0.5 * i)
                                           for i in range(sessions)])
         finally:
             await browser.close()
     lost, LOST[0] = LOST[0], 0
+    lost_sessions, LOST_SESSIONS[0] = LOST_SESSIONS[0], 0
     return {"first_load": loads, "interaction": single, "concurrent": [x for xs in many for x in xs],
-            "lost_clicks": [lost]}
+            "lost_clicks": [lost], "lost_sessions": [lost_sessions]}
 
 
 def start_bare(folder: Path) -> tuple[subprocess.Popen, str]:
@@ -247,6 +256,9 @@ def main() -> None:
         o, b = ours[key], bare[key]
         print(f"{name:<28}{statistics.median(o):>15.3f} s{pct(o, 0.95):>7.3f} s{statistics.median(b):>11.3f} s"
               f"{pct(b, 0.95):>7.3f} s{pct(o, 0.95) / pct(b, 0.95):>10.2f}x{target:>9}")
+    gone = (ours["lost_sessions"][0], bare["lost_sessions"][0])
+    if any(gone):
+        print(f"note: sessions whose page never became usable within 3 min: tunescope {gone[0]}, bare {gone[1]}")
     lost = (ours["lost_clicks"][0], bare["lost_clicks"][0])
     if any(lost):
         print(f"note: clicks that produced no rerun within 15 s, left out: tunescope {lost[0]}, bare {lost[1]}")
