@@ -134,7 +134,12 @@ async def interactions(browser, url: str, options: tuple[str, str], n: int, user
     for i in range(n):
         await page.wait_for_function(IDLE_JS, timeout=180_000)
         target = buttons[(i + 1) % 2]  # "all", then "mine", …: every click changes the choice
-        t0 = await target.evaluate("(el) => { const t = performance.now(); el.click(); return t; }")
+        try:
+            t0 = await target.evaluate("(el) => { const t = performance.now(); el.click(); return t; }",
+                                       timeout=120_000)
+        except PlaywrightTimeout:  # the page could not even take the click in 2 min: lost, not timed
+            LOST[0] += 1
+            continue
         try:
             await page.wait_for_function(DONE_JS, arg=t0, timeout=15_000)
         except PlaywrightTimeout:  # the click was lost (element re-rendered under it); counted, not timed
