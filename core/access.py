@@ -108,10 +108,6 @@ def allowed(actor: Actor, action: str, access: Access) -> bool:
     return own and actor.can_write
 
 
-def visible(actor: Actor, access: Access) -> bool:
-    return allowed(actor, "read", access)
-
-
 def read_access(folder: Path) -> Access:
     """The owner record of the run or dataset in `folder`.
 

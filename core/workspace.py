@@ -306,7 +306,7 @@ def list_users(actor: Actor) -> list[Any]:
     return users()
 
 
-def add_user(actor: Actor, name: str, role: str, password: str | None = None, *, client: str = "") -> Any:
+def add_user(actor: Actor, name: str, role: str, password: str | None = None) -> Any:
     from core.accounts import add_user as add
 
     require_instructor(actor, "create accounts")

@@ -183,26 +183,25 @@ def cmd_limits(a: argparse.Namespace) -> int:
     import dataclasses
 
     from core import jobs
+    from core import workspace as ws
     from core.access import check_user_name
+    from core.accounts import cli_actor
     from core.errors import ConfigError
-    from core.jobs.fairshare import EVERYONE, check_limit
+    from core.jobs.fairshare import EVERYONE
 
-    store = jobs.open_store()
+    actor = cli_actor()
     if a.set or a.classroom:
         _need_instructor()
     if a.classroom:
-        jobs.use_classroom_limits(store)
+        jobs.use_classroom_limits()
     who = check_user_name(a.user) if a.user else EVERYONE
     for item in a.set:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"{item!r} is not KEY=VALUE, e.g. max_running=2.")
         value = None if raw.strip().lower() in ("none", "") else raw.strip()
-        store.set_limit(who, key.strip(), check_limit(key.strip(), value))
-        from core.accounts import open_accounts
-
-        open_accounts().audit(_actor_name(), "limit", who, f"{key.strip()}={raw.strip()}")
-    limits = dataclasses.asdict(store.get_limits().for_owner(None if who == EVERYONE else who))
+        ws.set_limit(actor, who, key.strip(), value)
+    limits = dataclasses.asdict(ws.limits_for(actor, who) if a.user else jobs.open_store().get_limits().for_owner(None))
     if a.json:
         print(json.dumps(limits, indent=2))
     else:

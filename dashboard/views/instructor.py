@@ -58,7 +58,7 @@ def users() -> None:
         role = b.selectbox("Role", ROLES, index=1)
         if st.form_submit_button("Add user"):
             try:
-                made = ws.add_user(me, name, role, client=client_address())
+                made = ws.add_user(me, name, role)
             except TunescopeError as exc:
                 st.error(md(exc))
             else:
