@@ -2,10 +2,13 @@
 (newest first); a seed group is one card with a line per seed. Each shows its state, a bar (green when
 done, grey when cancelled, red only when failed), a live training curve, Cancel and Open run.
 
-`job_list(...)` renders inside `st.fragment(run_every=...)`, so it refreshes itself every two seconds
-without rerunning the page. Each refresh reads one `core.jobs.listing.snapshot` (the sidebar's job
-counts are refilled from it too) plus a seek into the metrics.jsonl of each running job
-(`core.jobs.poll`); nothing loads a model or imports torch.
+`job_list(...)` renders inside `st.fragment(run_every=...)`, so it refreshes itself without rerunning
+the page, at the pace of what it shows: every 2 s while one of its jobs runs, every 5 s while one
+waits in the queue, every 10 s otherwise (`core.jobs.listing.liveliness`). Every refresh costs each
+open browser a re-render whatever changed, so twenty students whose own lists are idle must not redraw
+them every 2 s because somebody else is training. Each refresh reads one `core.jobs.listing.snapshot`
+(the sidebar's job counts are refilled from it too) plus a seek into the metrics.jsonl of each
+running job (`core.jobs.poll`); nothing loads a model or imports torch.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import streamlit as st
 
 from core import jobs
-from core.jobs.listing import ordinal, snapshot
+from core.jobs.listing import active_liveliness, liveliness, ordinal, snapshot
 from core.markup import escape_markdown as md
 from core.train.callbacks import merge_metric_rows
 from dashboard.charts import has_curve, training_curves
@@ -25,8 +28,10 @@ from dashboard.ui import PAGES, actor, client_address, fmt_age, fmt_metric, fmt_
 
 _METRICS_KEY = "_jobs_view_metrics"  # session_state: job id -> {"offset", "attempt", "rows"}
 _CONFIRM_KEY = "_jobs_view_confirm"  # session_state: job id awaiting "really cancel someone else's job?"
-IDLE_REFRESH_S = 5.0  # nothing queued or running: look for other sessions' new jobs now and then
-ACTIVE = ("queued", "running", "interrupted")
+# Seconds between refreshes of a list by liveliness; "running" is job_list's run_every.
+WAITING_REFRESH_S = 5.0  # a queue place moves only when some job starts or ends
+IDLE_REFRESH_S = 10.0  # nothing of this list active: look for jobs started elsewhere now and then
+_PACE_KEY = "_jobs_view_pace"  # session_state: list key -> the liveliness its refresh interval was set for
 # Colour, not emoji: an offline classroom machine may have no emoji font.
 _COLOURS = {"queued": "orange", "running": "blue", "succeeded": "green", "failed": "red", "cancelled": "gray",
             "interrupted": "violet"}
@@ -35,28 +40,22 @@ _COLOURS = {"queued": "orange", "running": "blue", "succeeded": "green", "failed
 def job_list(*, limit: int = 20, owner: str | None = None, mine: str | None = None,
              highlight: Sequence[str] = (), all_curves: bool = False, run_every: float | None = 2.0,
              key: str = "jobs") -> None:
-    """Render the newest `limit` jobs (only `owner`'s when given), refreshing every `run_every` s.
+    """Render the newest `limit` jobs (only `owner`'s when given), refreshing every `run_every` s
+    while one of them runs, less often otherwise (see the module's docstring).
 
     `mine` is the owner string of this browser: its jobs cancel with one click, anyone
     else's ask for a confirmation first. `highlight`: ids to mark as just submitted. A running job's
-    live curve shows when it is `mine`'s, or for every running job with `all_curves`.
-
-    With nothing queued or running the list refreshes only every IDLE_REFRESH_S: ten idle browser
-    sessions must not cost ten reruns a second on a server that is also training."""
+    live curve shows when it is `mine`'s, or for every running job with `all_curves`."""
     if run_every is not None:
-        busy = _busy()
-        run_every = run_every if busy else max(run_every, IDLE_REFRESH_S)
-        st.session_state["_jobs_view_busy"] = busy
+        pace = active_liveliness(jobs.open_store(), owner)
+        st.session_state.setdefault(_PACE_KEY, {})[key] = pace
+        run_every = _interval(pace, run_every)
     fragment = st.fragment(_render, run_every=run_every)
     fragment(limit=limit, owner=owner, mine=mine, highlight=tuple(highlight), all_curves=all_curves, key=key)
 
 
-def _busy() -> bool:
-    return _active(jobs.open_store().counts())
-
-
-def _active(counts: dict[str, int]) -> bool:
-    return any(counts.get(s) for s in ACTIVE)
+def _interval(pace: str, fastest: float) -> float:
+    return {"running": fastest, "waiting": max(fastest, WAITING_REFRESH_S)}.get(pace, max(fastest, IDLE_REFRESH_S))
 
 
 def _render(*, limit: int, owner: str | None, mine: str | None, highlight: tuple[str, ...], all_curves: bool,
@@ -68,13 +67,15 @@ def _render(*, limit: int, owner: str | None, mine: str | None, highlight: tuple
             st.error(md(failed_cancel))
         listing = snapshot(jobs.open_store(), owner=owner, limit=limit)
         show_counts(listing.counts)  # the sidebar's counts: this very snapshot, so they never disagree
+        # The same test as job_list's, on the same jobs, or the two could disagree forever.
+        paces = st.session_state.setdefault(_PACE_KEY, {})
+        pace = liveliness(listing.jobs)
+        if key in paces and pace != paces[key]:
+            paces[key] = pace
+            st.rerun(scope="app")  # a fragment's interval is set by the page run: change it there
         if not listing.cards:
             st.caption("No jobs yet. Jobs you start appear here with live progress.")
             return
-        busy = _active(listing.counts)  # the same global test as job_list's, or the two could disagree forever
-        if busy != st.session_state.get("_jobs_view_busy", busy):
-            st.session_state["_jobs_view_busy"] = busy
-            st.rerun(scope="app")  # switch between the fast and the idle refresh interval
         cache = st.session_state.setdefault(_METRICS_KEY, {})
         for card in listing.cards:
             if card.group_id:

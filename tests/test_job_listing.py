@@ -11,6 +11,7 @@ from core.jobs.listing import (
     build_listing,
     counts_text,
     eta_seconds,
+    liveliness,
     ordinal,
     queue_positions,
 )
@@ -39,6 +40,24 @@ def test_running_then_queued_by_queue_place_then_finished_newest_first() -> None
     assert listing.counts == {"queued": 2, "running": 2, "interrupted": 1}
     assert counts_text(listing.counts) == "Jobs: 2 running, 3 queued"
     assert counts_text({}) is None
+
+
+@pytest.mark.parametrize(("jobs", "owner", "pace"), [
+    ([], None, "idle"),
+    ([("a", "succeeded", "ann"), ("b", "failed", "ann"), ("c", "cancelled", "bob")], None, "idle"),
+    ([("a", "running", "bob"), ("b", "succeeded", "ann")], "ann", "idle"),  # someone else trains
+    ([("a", "running", "bob"), ("b", "queued", "ann")], "ann", "waiting"),
+    ([("a", "running", "bob"), ("b", "interrupted", "ann")], "ann", "waiting"),  # waits to be resumed
+    ([("a", "running", "ann"), ("b", "queued", "ann")], "ann", "running"),
+    ([("a", "running", "bob"), ("b", "queued", "ann")], None, "running"),  # everyone's list
+])
+def test_a_list_refreshes_at_the_pace_of_its_own_jobs(jobs, owner, pace) -> None:  # noqa: ANN001
+    listed = [job(i, state, n, owner=who) for n, (i, state, who) in enumerate(jobs)]
+    assert liveliness(listed, owner) == pace
+    # the listing the job list draws gives the same answer, or page run and refresh would disagree
+    active = [j for j in listed if j.state in ("queued", "interrupted", "running")]
+    shown = build_listing(active, [j for j in listed if j not in active], owner=owner)
+    assert liveliness(shown.jobs) == pace
 
 
 def test_queue_places_follow_priority_then_submission_and_count_other_owners() -> None:

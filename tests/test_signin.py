@@ -285,3 +285,28 @@ def test_the_class_page_sets_a_users_own_limits(classroom: dict, login_on: None)
     table = open_store().get_limits()
     assert table.for_owner("ann").max_running == 3 and table.for_owner("bob").max_running is None
     assert [e.action for e in accounts.open_accounts().audit_log(limit=1)] == ["limit"]
+
+
+def test_a_students_job_list_refreshes_at_the_pace_of_their_own_jobs(classroom: dict, login_on: None) -> None:
+    """Every refresh costs each open browser a re-render: a student whose own jobs are all finished
+    must not redraw every 2 s because somebody else is training."""
+    import os
+    import socket
+
+    from core import jobs
+    from core.jobs import JobSpec, enqueue
+    from dashboard.jobs_view import IDLE_REFRESH_S, WAITING_REFRESH_S, _interval
+
+    enqueue([JobSpec(config={"steps": 1})], kind="noop", owner="bob")
+    assert jobs.open_store().claim("w-test", socket.gethostname(), os.getpid(), "cpu").owner == "bob"
+    at = sign_in("ann", page="train")
+    assert at.session_state["_jobs_view_pace"]["train_jobs"] == "idle"
+    (mine,) = enqueue([JobSpec(config={"steps": 1})], kind="noop", owner="ann")
+    at.run()
+    assert at.session_state["_jobs_view_pace"]["train_jobs"] == "waiting"
+    assert mine in " ".join(m.value for m in at.markdown)
+    teach = sign_in("teach", page="instructor")  # the class's list: bob's running job sets its pace
+    assert teach.session_state["_jobs_view_pace"]["class_jobs"] == "running"
+    assert (_interval("running", 2.0), _interval("waiting", 2.0), _interval("idle", 2.0)) == (
+        2.0, WAITING_REFRESH_S, IDLE_REFRESH_S)
+    assert 2.0 < WAITING_REFRESH_S < IDLE_REFRESH_S

@@ -211,6 +211,23 @@ def snapshot(store: JobStore, *, owner: str | None = None, limit: int = 20) -> L
     return build_listing(active, finished, owner=owner, queue=queue_state(store))
 
 
+def liveliness(jobs: Sequence[Job], owner: str | None = None) -> str:
+    """How fast a view of `jobs` (only `owner`'s when given) changes: "running" when one of them runs
+    (its bar and curve move), "waiting" when one waits in the queue (its place and expected start
+    move only when another job starts or ends), "idle" otherwise. A job list refreshes at that pace."""
+    states = {j.state for j in jobs if owner is None or j.owner == owner}
+    if "running" in states:
+        return "running"
+    if states & set(CLAIMABLE):
+        return "waiting"
+    return "idle"
+
+
+def active_liveliness(store: JobStore, owner: str | None = None) -> str:
+    """`liveliness` of the active jobs in `store`: what a job list of `owner`'s jobs would show."""
+    return liveliness(store.list(state=("queued", "interrupted", "running"), limit=None), owner)
+
+
 def queue_places(store: JobStore, owner: str | None = None) -> list[tuple[str, int, float | None]]:
     """(job id, 1-based place in the whole queue, expected start in seconds from now or None) of each
     waiting job of `owner` (every owner's when None), in the order the workers will claim them."""
