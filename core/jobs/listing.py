@@ -25,6 +25,7 @@ from core.jobs.fairshare import USAGE_WINDOW_S, LimitTable, Place, Span, Waiting
 from core.jobs.store import CLAIMABLE, FINAL_STATES, STALE_AFTER_S, Job, JobStore
 
 SECTIONS = ("running", "queued", "finished")
+ACTIVE_STATES = ("queued", "interrupted", "running")  # what the list shows of every owner
 MIN_ETA_S = 1.0  # work remains: the ETA says at least this, never "0 s"
 
 
@@ -206,7 +207,7 @@ def queue_state(store: JobStore, now: float | None = None) -> QueueState:
 def snapshot(store: JobStore, *, owner: str | None = None, limit: int = 20) -> Listing:
     """The listing the job list and the sidebar show: every active job (all owners, for the queue
     places and the counts) and the newest `limit` finished ones (only `owner`'s when given)."""
-    active = store.list(state=("queued", "interrupted", "running"), limit=None)
+    active = store.list(state=ACTIVE_STATES, limit=None)
     finished = store.list(state=FINAL_STATES, owner=owner, limit=limit)
     return build_listing(active, finished, owner=owner, queue=queue_state(store))
 
@@ -225,13 +226,13 @@ def liveliness(jobs: Sequence[Job], owner: str | None = None) -> str:
 
 def active_liveliness(store: JobStore, owner: str | None = None) -> str:
     """`liveliness` of the active jobs in `store`: what a job list of `owner`'s jobs would show."""
-    return liveliness(store.list(state=("queued", "interrupted", "running"), limit=None), owner)
+    return liveliness(store.list(state=ACTIVE_STATES, limit=None), owner)
 
 
 def queue_places(store: JobStore, owner: str | None = None) -> list[tuple[str, int, float | None]]:
     """(job id, 1-based place in the whole queue, expected start in seconds from now or None) of each
     waiting job of `owner` (every owner's when None), in the order the workers will claim them."""
-    active = store.list(state=("queued", "interrupted", "running"), limit=None)
+    active = store.list(state=ACTIVE_STATES, limit=None)
     return [(p.job_id, p.place, p.expected_start_s) for p in fair_places(active, queue_state(store))
             if owner is None or p.owner == (owner or "")]
 
